@@ -45,11 +45,11 @@ lint: deps typecheck ## ESLint (type-aware) and Prettier; fails on any violation
 
 .PHONY: test
 test: deps tools lint ## Run every test (unit and integration) against the real services and control plane
-	npx mocha
+	npx mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
 
 .PHONY: test-unit
 test-unit: deps ## Run the unit tests only
-	npx mocha --spec 'test/unit/**/*.test.ts'
+	npx mocha 'test/unit/**/*.test.ts'
 
 .PHONY: bench
 bench: deps tools ## Run the benchmarks in bench/ (JSON lines)

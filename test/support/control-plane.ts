@@ -286,6 +286,8 @@ class RunningControlPlane implements ControlPlane {
         '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
         `--server-address=127.0.0.1:${p.kwok}`,
         '--node-ip=127.0.0.1',
+        '--node-lease-duration-seconds=40',
+        `--config=${join(import.meta.dirname, 'kwok-stages.yaml')}`,
       ]);
       await this.kubectl(['apply', '-f', '-'], fakeNode);
       this.hasKwok = true;

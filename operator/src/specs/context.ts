@@ -1,0 +1,16 @@
+// Operator configuration the builders need; the composition root fills it from
+// validated config, so nothing here reads the environment.
+
+export interface BuildContext {
+  /** Namespace the operator, API and platform copies of tenant Secrets live in. */
+  platformNamespace: string;
+  workerImage: string;
+  /** Where tenant workers reach PostgreSQL; cidrs narrow the egress NetworkPolicy. */
+  postgres: { host: string; port: number; cidrs?: string[] };
+  /** Where tenant workers reach RabbitMQ; cidrs narrow the egress NetworkPolicy. */
+  rabbitmq: { host: string; port: number; cidrs?: string[] };
+  /** Namespace of the cluster DNS; defaults to kube-system. */
+  dnsNamespace?: string;
+}
+
+export const defaultDnsNamespace = 'kube-system';
