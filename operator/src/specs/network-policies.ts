@@ -1,7 +1,11 @@
 // NetworkPolicies of a tenant namespace: deny everything, then open only what the
 // worker needs (DNS, PostgreSQL, RabbitMQ) and what the platform needs (ingress).
 
-import type { V1NetworkPolicy, V1NetworkPolicyEgressRule, V1NetworkPolicySpec } from '@kubernetes/client-node';
+import type {
+  V1NetworkPolicy,
+  V1NetworkPolicyEgressRule,
+  V1NetworkPolicySpec,
+} from '@kubernetes/client-node';
 import { tenantNames, type Tenant } from '../api/tenant.js';
 import { defaultDnsNamespace, type BuildContext } from './context.js';
 import { ownedMetadata, type Desired } from './metadata.js';
@@ -59,8 +63,16 @@ function policySpecs(ctx: BuildContext): Record<NetworkPolicyName, V1NetworkPoli
         },
       ],
     },
-    'allow-postgres': { podSelector: allPods, policyTypes: ['Egress'], egress: [egressToService(ctx.postgres)] },
-    'allow-rabbitmq': { podSelector: allPods, policyTypes: ['Egress'], egress: [egressToService(ctx.rabbitmq)] },
+    'allow-postgres': {
+      podSelector: allPods,
+      policyTypes: ['Egress'],
+      egress: [egressToService(ctx.postgres)],
+    },
+    'allow-rabbitmq': {
+      podSelector: allPods,
+      policyTypes: ['Egress'],
+      egress: [egressToService(ctx.rabbitmq)],
+    },
   };
 }
 

@@ -58,7 +58,11 @@ function workerContainer(tenant: Tenant, ctx: BuildContext): V1Container {
     name,
     valueFrom: { secretKeyRef: { name: secret, key } },
   });
-  const probe = (path: string) => ({ httpGet: { path, port: 'health' }, periodSeconds: 10, timeoutSeconds: 2 });
+  const probe = (path: string) => ({
+    httpGet: { path, port: 'health' },
+    periodSeconds: 10,
+    timeoutSeconds: 2,
+  });
   return {
     name: 'worker',
     image: ctx.workerImage,
