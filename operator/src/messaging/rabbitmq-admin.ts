@@ -264,7 +264,12 @@ export class RabbitMqAdmin {
     }
     if (!expected.includes(response.status)) {
       const text = await response.text().catch(() => '');
-      throw new MessagingError(method, path, response.status, redact(text, [...this.secrets, ...extraSecrets]));
+      throw new MessagingError(
+        method,
+        path,
+        response.status,
+        redact(text, [...this.secrets, ...extraSecrets]),
+      );
     }
     return response;
   }
