@@ -1,0 +1,47 @@
+// One pino logger per process, with the service name and version on every line
+// and secrets redacted wherever they might appear.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+const packageJson = JSON.parse(readFileSync(resolve(import.meta.dirname, '../package.json'), 'utf8')) as {
+  version: string;
+};
+export const platformVersion = packageJson.version;
+
+const secretKeys = [
+  'password',
+  'secret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'client_secret',
+  'authorization',
+  'cookie',
+  'uri',
+  'pgpass',
+];
+
+export const redactPaths = [
+  ...secretKeys,
+  ...secretKeys.map((k) => `*.${k}`),
+  ...secretKeys.map((k) => `*.*.${k}`),
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  'data',
+  '*.data',
+  'stringData',
+  '*.stringData',
+];
+
+export function createLogger(service: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
+  return pino({
+    level,
+    base: { service, version: platformVersion },
+    redact: { paths: redactPaths, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
+}

@@ -1,0 +1,65 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { env, parseConfig } from '../../lib/config.js';
+import { defaultServiceUrls } from '../../lib/services.js';
+
+const schema = z.object({
+  OPERATOR_NAMESPACE: env.string('tenantry-system'),
+  POSTGRES_URL: env.url(defaultServiceUrls.postgres, ['postgres', 'postgresql']),
+  TENANT_DB_HOST: z.string().optional(),
+  TENANT_DB_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  POSTGRES_CIDRS: env.list(),
+  RABBITMQ_URL: env.url(defaultServiceUrls.rabbitmq, ['amqp', 'amqps']),
+  RABBITMQ_MANAGEMENT_URL: env.url(defaultServiceUrls.rabbitmqManagement, ['http', 'https']),
+  RABBITMQ_VHOST: env.string('/'),
+  TENANT_AMQP_HOST: z.string().optional(),
+  TENANT_AMQP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  RABBITMQ_CIDRS: env.list(),
+  WORKER_IMAGE: env.string('tenantry/tenantry:0.1.0'),
+  RESYNC_SECONDS: env.int(300, 1, 86_400),
+  RECONCILE_CONCURRENCY: env.int(4, 1, 64),
+  MIGRATION_CONCURRENCY: env.int(4, 1, 64),
+  HTTP_HOST: env.string('0.0.0.0'),
+  HTTP_PORT: env.int(9090, 0, 65535),
+  LEADER_ELECTION: env.bool(true),
+  LEASE_NAME: env.string('tenantry-operator'),
+  LEASE_DURATION_SECONDS: env.int(15, 2, 300),
+  POD_NAME: env.string(`${hostname()}-${process.pid}`),
+});
+
+export type OperatorConfig = ReturnType<typeof loadOperatorConfig>;
+
+export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env) {
+  const raw = parseConfig(schema, environment);
+  const pg = new URL(raw.POSTGRES_URL);
+  const amqp = new URL(raw.RABBITMQ_URL);
+  return {
+    namespace: raw.OPERATOR_NAMESPACE,
+    postgresAdminUrl: raw.POSTGRES_URL,
+    /** How tenant workloads and the API reach PostgreSQL (may differ from the operator's own route). */
+    tenantDb: {
+      host: raw.TENANT_DB_HOST ?? pg.hostname,
+      port: raw.TENANT_DB_PORT ?? Number(pg.port || 5432),
+      cidrs: raw.POSTGRES_CIDRS,
+    },
+    rabbitmq: {
+      managementUrl: raw.RABBITMQ_MANAGEMENT_URL,
+      vhost: raw.RABBITMQ_VHOST,
+      host: raw.TENANT_AMQP_HOST ?? amqp.hostname,
+      port: raw.TENANT_AMQP_PORT ?? Number(amqp.port || (amqp.protocol === 'amqps:' ? 5671 : 5672)),
+      tls: amqp.protocol === 'amqps:',
+      cidrs: raw.RABBITMQ_CIDRS,
+    },
+    workerImage: raw.WORKER_IMAGE,
+    resyncMs: raw.RESYNC_SECONDS * 1000,
+    reconcileConcurrency: raw.RECONCILE_CONCURRENCY,
+    migrationConcurrency: raw.MIGRATION_CONCURRENCY,
+    http: { host: raw.HTTP_HOST, port: raw.HTTP_PORT },
+    leaderElection: {
+      enabled: raw.LEADER_ELECTION,
+      leaseName: raw.LEASE_NAME,
+      leaseDurationSeconds: raw.LEASE_DURATION_SECONDS,
+      identity: raw.POD_NAME,
+    },
+  };
+}

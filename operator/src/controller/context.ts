@@ -1,0 +1,69 @@
+// What every reconcile step sees: the Tenant, its derived names, the
+// dependencies behind small interfaces, and the status draft the steps fill in.
+import { randomBytes } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Logger } from '../../../lib/logger.js';
+import type { StepCondition, Tenant, TenantNames, TenantStatus } from '../api/tenant.js';
+import type { Cluster } from '../kube/cluster.js';
+import type { RabbitMqAdmin } from '../messaging/rabbitmq-admin.js';
+import type { BuildContext } from '../specs/index.js';
+import type { TenantDatabaseAdmin } from '../sql/tenant-database.js';
+import type { EventSink } from './events.js';
+
+export interface ControllerDeps {
+  cluster: Cluster;
+  db: TenantDatabaseAdmin;
+  mq: RabbitMqAdmin;
+  /** Runs pending tenant schema migrations with bounded concurrency; returns the schema version. */
+  migrate(names: TenantNames): Promise<number>;
+  events: EventSink;
+  log: Logger;
+  build: BuildContext;
+  /** How workloads reach PostgreSQL and RabbitMQ; goes into the connection Secrets. */
+  endpoints: {
+    postgres: { host: string; port: number };
+    rabbitmq: { host: string; port: number; vhost: string; tls: boolean };
+  };
+  now(): Date;
+  newPassword(): string;
+}
+
+export function randomPassword(): string {
+  // 192 bits, URL-safe so it needs no escaping in URIs or .pgpass.
+  return randomBytes(24).toString('base64url');
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** State passed from one step to the next within a single reconcile. */
+export interface ReconcileContext {
+  tenant: Tenant;
+  names: TenantNames;
+  deps: ControllerDeps;
+  /** The status being built; written back once at the end. */
+  status: TenantStatus;
+  databaseCreated?: boolean;
+  dbCredentials?: Credentials;
+  dbSecretData?: Record<string, string>;
+  amqpSecretData?: Record<string, string>;
+}
+
+/** What a step reports; `pending` means "not done yet, look again later", not an error. */
+export interface StepOutcome {
+  reason: string;
+  message: string;
+  pending?: { requeueAfterMs: number };
+}
+
+export interface Step {
+  condition: StepCondition;
+  run(ctx: ReconcileContext): Promise<StepOutcome>;
+}
+
+export function secretString(secret: V1Secret | undefined, key: string): string | undefined {
+  const value = secret?.data?.[key];
+  return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
+}

@@ -1,0 +1,174 @@
+// The outer reconcile: fetch the Tenant, handle deletion, make sure the
+// finalizer is there, then run the ordered, idempotent steps and write the
+// status once. A failing step marks its condition False (the steps after it
+// Unknown), records a Warning event and rethrows so the work queue retries
+// with backoff. A pending step asks for a requeue without counting as failure.
+import { finalizerName, tenantNames, type Tenant } from '../api/tenant.js';
+import { describeKubeError } from '../kube/cluster.js';
+import { MessagingUnavailableError } from '../messaging/rabbitmq-admin.js';
+import { DatabaseUnavailableError } from '../sql/tenant-database.js';
+import type { ControllerDeps, ReconcileContext, Step } from './context.js';
+import { databaseStep } from './database.js';
+import { finalizeTenant } from './finalizer.js';
+import { messagingStep } from './messaging.js';
+import { namespaceStep } from './namespace.js';
+import { networkPolicyStep } from './network-policy.js';
+import { quotaStep } from './quota.js';
+import { schemaStep } from './schema.js';
+import { secretsStep } from './secrets.js';
+import { allStepsTrue, phaseFor, setCondition, statusChanged } from './status.js';
+import { workloadStep } from './workload.js';
+
+export const steps: readonly Step[] = [
+  namespaceStep,
+  databaseStep,
+  schemaStep,
+  secretsStep,
+  networkPolicyStep,
+  quotaStep,
+  messagingStep,
+  workloadStep,
+];
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+  phase?: string;
+}
+
+/** Sorts a step failure into a condition reason. */
+export function failureReason(error: unknown): string {
+  if (error instanceof DatabaseUnavailableError) return 'DatabaseUnreachable';
+  if (error instanceof MessagingUnavailableError) return 'MessagingUnreachable';
+  if (error instanceof Error && error.name === 'ApiException') return 'KubernetesApiError';
+  return 'Failed';
+}
+
+function errorMessage(error: unknown): string {
+  return describeKubeError(error);
+}
+
+export class TenantReconciler {
+  /** The last phase of each known Tenant, for the tenants-by-phase metric. */
+  readonly phases = new Map<string, string>();
+
+  constructor(private readonly deps: ControllerDeps) {}
+
+  async reconcile(name: string): Promise<ReconcileResult> {
+    const { cluster } = this.deps;
+    let tenant = await cluster.getTenant(name);
+    if (!tenant) {
+      this.phases.delete(name);
+      return {};
+    }
+    if (tenant.metadata.deletionTimestamp) {
+      this.phases.set(name, 'Deleting');
+      if (tenant.metadata.finalizers?.includes(finalizerName)) await this.finalize(tenant);
+      return { phase: 'Deleting' };
+    }
+    if (!tenant.metadata.finalizers?.includes(finalizerName)) {
+      tenant = await cluster.setFinalizers(tenant, [...(tenant.metadata.finalizers ?? []), finalizerName]);
+    }
+    return this.provision(tenant);
+  }
+
+  private async finalize(tenant: Tenant): Promise<void> {
+    try {
+      await finalizeTenant(tenant, this.deps);
+    } catch (error) {
+      this.deps.events.record(
+        tenant,
+        'Warning',
+        'DeletionFailed',
+        `${failureReason(error)}: ${errorMessage(error)}`,
+      );
+      throw error;
+    }
+  }
+
+  private async provision(tenant: Tenant): Promise<ReconcileResult> {
+    const generation = tenant.metadata.generation;
+    const now = this.deps.now();
+    const ctx: ReconcileContext = {
+      tenant,
+      names: tenantNames(tenant.metadata.name),
+      deps: this.deps,
+      status: structuredClone(tenant.status ?? {}),
+    };
+    let conditions = ctx.status.conditions ?? [];
+    let failure: unknown;
+    let pending: number | undefined;
+    let blockedBy: string | undefined;
+
+    for (const step of steps) {
+      if (blockedBy) {
+        conditions = setCondition(
+          conditions,
+          step.condition,
+          { status: 'Unknown', reason: 'Blocked', message: `waiting for ${blockedBy}` },
+          generation,
+          now,
+        );
+        continue;
+      }
+      try {
+        const outcome = await step.run(ctx);
+        const status = outcome.pending ? 'False' : 'True';
+        conditions = setCondition(
+          conditions,
+          step.condition,
+          { status, reason: outcome.reason, message: outcome.message },
+          generation,
+          now,
+        );
+        if (outcome.pending) {
+          pending = outcome.pending.requeueAfterMs;
+          blockedBy = step.condition;
+        }
+      } catch (error) {
+        failure = error;
+        blockedBy = step.condition;
+        const reason = failureReason(error);
+        const message = errorMessage(error);
+        conditions = setCondition(
+          conditions,
+          step.condition,
+          { status: 'False', reason, message },
+          generation,
+          now,
+        );
+        this.deps.events.record(tenant, 'Warning', reason, `${step.condition}: ${message}`);
+      }
+    }
+
+    const ready = allStepsTrue(conditions, generation);
+    const firstBad = conditions.find((c) => c.type !== 'Ready' && c.status !== 'True');
+    conditions = setCondition(
+      conditions,
+      'Ready',
+      ready
+        ? {
+            status: 'True',
+            reason: 'Provisioned',
+            message: 'every step succeeded for the current generation',
+          }
+        : {
+            status: 'False',
+            reason: firstBad?.reason ?? 'Reconciling',
+            message: `${firstBad?.type ?? 'a step'}: ${firstBad?.message ?? 'in progress'}`,
+          },
+      generation,
+      now,
+    );
+    const wasReady = tenant.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    ctx.status.conditions = conditions;
+    ctx.status.phase = phaseFor(tenant, ready);
+    this.phases.set(tenant.metadata.name, ctx.status.phase);
+    if (generation !== undefined) ctx.status.observedGeneration = generation;
+    if (statusChanged(tenant.status, ctx.status))
+      await this.deps.cluster.patchTenantStatus(tenant.metadata.name, ctx.status);
+    if (ready && !wasReady)
+      this.deps.events.record(tenant, 'Normal', 'Ready', `tenant ${tenant.metadata.name} is ready`);
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
+    return { phase: ctx.status.phase, ...(pending === undefined ? {} : { requeueAfterMs: pending }) };
+  }
+}

@@ -1,0 +1,149 @@
+// The operator's only door to the Kubernetes API: server-side apply with our
+// field manager, Tenant reads, status and finalizer patches, Secrets and
+// watches. Controllers depend on this interface, not on the generated client.
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { fieldManager, group, plural, version, type Tenant, type TenantStatus } from '../api/tenant.js';
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof ApiException && error.code === 404;
+}
+
+export function isConflict(error: unknown): boolean {
+  return error instanceof ApiException && error.code === 409;
+}
+
+/** A short description of a Kubernetes API error without echoing request bodies. */
+export function describeKubeError(error: unknown): string {
+  if (error instanceof ApiException) {
+    const body = error.body as unknown;
+    let message = '';
+    if (typeof body === 'string') {
+      try {
+        message = (JSON.parse(body) as { message?: string }).message ?? '';
+      } catch {
+        message = '';
+      }
+    } else if (body && typeof body === 'object' && 'message' in body) {
+      message = String(body.message);
+    }
+    return `Kubernetes API answered ${error.code}${message ? `: ${message}` : ''}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export type WatchEvent = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export class Cluster {
+  private readonly objects: KubernetesObjectApi;
+  private readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  private readonly watcher: Watch;
+
+  constructor(readonly kubeConfig: KubeConfig) {
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.watcher = new Watch(kubeConfig);
+  }
+
+  /** Server-side apply, forcing ownership of the fields we set. Returns the live object. */
+  apply<T extends KubernetesObject>(desired: T): Promise<T> {
+    return this.objects.patch(
+      desired,
+      undefined,
+      undefined,
+      fieldManager,
+      true,
+      PatchStrategy.ServerSideApply,
+    );
+  }
+
+  async delete(object: KubernetesObject): Promise<void> {
+    try {
+      await this.objects.delete(object);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  async getTenant(name: string): Promise<Tenant | undefined> {
+    try {
+      return (await this.custom.getClusterCustomObject({ group, version, plural, name })) as Tenant;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async listTenants(): Promise<{ items: Tenant[]; resourceVersion: string }> {
+    const list = (await this.custom.listClusterCustomObject({ group, version, plural })) as {
+      items: Tenant[];
+      metadata: { resourceVersion: string };
+    };
+    return { items: list.items, resourceVersion: list.metadata.resourceVersion };
+  }
+
+  async patchTenantStatus(name: string, status: TenantStatus): Promise<void> {
+    await this.custom.patchClusterCustomObjectStatus(
+      { group, version, plural, name, body: { status }, fieldManager },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Replaces the finalizer list, guarded by resourceVersion so a concurrent change is not lost. */
+  async setFinalizers(tenant: Tenant, finalizers: string[]): Promise<Tenant> {
+    return (await this.custom.patchClusterCustomObject(
+      {
+        group,
+        version,
+        plural,
+        name: tenant.metadata.name,
+        body: { metadata: { finalizers, resourceVersion: tenant.metadata.resourceVersion } },
+        fieldManager,
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )) as Tenant;
+  }
+
+  async readSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    try {
+      return await this.core.readNamespacedSecret({ namespace, name });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async deleteSecret(namespace: string, name: string): Promise<void> {
+    try {
+      await this.core.deleteNamespacedSecret({ namespace, name });
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  /** Starts a watch on Tenants; `done` is called exactly once when it ends for any reason. */
+  watchTenants(
+    resourceVersion: string,
+    onEvent: (type: WatchEvent, tenant: Tenant) => void,
+    done: (error: unknown) => void,
+  ): Promise<AbortController> {
+    return this.watcher.watch(
+      `/apis/${group}/${version}/${plural}`,
+      { resourceVersion, allowWatchBookmarks: true },
+      (type, object) => onEvent(type as WatchEvent, object as Tenant),
+      done,
+    );
+  }
+}

@@ -1,0 +1,158 @@
+// Composition root of the Tenant operator: configuration, clients, the
+// reconciler behind a work queue fed by a self-healing Tenant watch, leader
+// election, metrics and health endpoints, and graceful shutdown.
+import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ConfigError } from '../../lib/config.js';
+import { createLogger } from '../../lib/logger.js';
+import { loadOperatorConfig } from './config.js';
+import { randomPassword, type ControllerDeps } from './controller/context.js';
+import { EventRecorder } from './controller/events.js';
+import { TenantReconciler } from './controller/reconciler.js';
+import { TenantWatch } from './controller/tenant-watch.js';
+import { Cluster, describeKubeError, isNotFound } from './kube/cluster.js';
+import { RabbitMqAdmin } from './messaging/rabbitmq-admin.js';
+import { startHealthServer } from './runtime/health-server.js';
+import { LeaderElector } from './runtime/leader-election.js';
+import { createOperatorMetrics, setTenantPhaseCounts, workQueueMetricsHooks } from './runtime/metrics.js';
+import { WorkQueue } from './runtime/work-queue.js';
+import { runTenantMigrations, Semaphore } from './sql/schema-runner.js';
+import { TenantDatabaseAdmin } from './sql/tenant-database.js';
+
+async function main(): Promise<void> {
+  const config = loadOperatorConfig();
+  const log = createLogger('operator');
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const cluster = new Cluster(kubeConfig);
+  const db = new TenantDatabaseAdmin(config.postgresAdminUrl, {
+    maxConnections: config.reconcileConcurrency + 2,
+  });
+  const mq = new RabbitMqAdmin(config.rabbitmq.managementUrl, config.rabbitmq.vhost);
+  const metrics = createOperatorMetrics();
+  const migrationSlots = new Semaphore(config.migrationConcurrency);
+
+  const deps: ControllerDeps = {
+    cluster,
+    db,
+    mq,
+    migrate: async (names) => (await runTenantMigrations(db, names, { slots: migrationSlots })).to,
+    events: new EventRecorder(cluster.core, config.leaderElection.identity, log),
+    log,
+    build: {
+      platformNamespace: config.namespace,
+      workerImage: config.workerImage,
+      postgres: { host: config.tenantDb.host, port: config.tenantDb.port, cidrs: config.tenantDb.cidrs },
+      rabbitmq: { host: config.rabbitmq.host, port: config.rabbitmq.port, cidrs: config.rabbitmq.cidrs },
+    },
+    endpoints: {
+      postgres: { host: config.tenantDb.host, port: config.tenantDb.port },
+      rabbitmq: {
+        host: config.rabbitmq.host,
+        port: config.rabbitmq.port,
+        vhost: config.rabbitmq.vhost,
+        tls: config.rabbitmq.tls,
+      },
+    },
+    now: () => new Date(),
+    newPassword: randomPassword,
+  };
+  const reconciler = new TenantReconciler(deps);
+  const countPhases = () => {
+    const counts: Record<string, number> = {};
+    for (const phase of reconciler.phases.values()) counts[phase] = (counts[phase] ?? 0) + 1;
+    setTenantPhaseCounts(metrics, counts);
+  };
+  const queue = new WorkQueue({
+    concurrency: config.reconcileConcurrency,
+    baseDelayMs: 500,
+    maxDelayMs: 60_000,
+    handler: async (name) => {
+      const result = await reconciler.reconcile(name).finally(countPhases);
+      return result.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
+    },
+    hooks: {
+      ...workQueueMetricsHooks(metrics),
+      onFailed: ({ key, error, failures, retryInMs }) => {
+        metrics.reconcileErrors.inc();
+        log.warn({ tenant: key, err: describeKubeError(error), failures, retryInMs }, 'reconcile failed');
+      },
+    },
+  });
+  const watch = new TenantWatch(cluster, queue, log, { resyncMs: config.resyncMs });
+
+  await ensurePlatformNamespace(cluster, config.namespace, log);
+  await mq
+    .ensureVhost()
+    .catch((error: unknown) => log.warn({ err: String(error) }, 'could not ensure the RabbitMQ vhost'));
+
+  let elector: LeaderElector | undefined;
+  let shuttingDown = false;
+  const health = await startHealthServer({
+    registry: metrics.registry,
+    host: config.http.host,
+    port: config.http.port,
+    // A standby replica is ready to take over; the leader once it has listed the Tenants.
+    isReady: () => (elector && !elector.isLeader ? true : watch.synced),
+  });
+  log.info({ port: health.port, namespace: config.namespace }, 'operator started');
+
+  const shutdown = async (code: number): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info('shutting down');
+    await watch.stop();
+    const { drained } = await queue.shutDown({ drainTimeoutMs: 20_000 });
+    if (!drained) log.warn('some reconciles were still running at shutdown');
+    await elector?.stop();
+    await db.close();
+    await health.close();
+    process.exit(code);
+  };
+  process.once('SIGTERM', () => void shutdown(0));
+  process.once('SIGINT', () => void shutdown(0));
+
+  if (config.leaderElection.enabled) {
+    elector = new LeaderElector({
+      api: kubeConfig.makeApiClient(CoordinationV1Api),
+      namespace: config.namespace,
+      leaseName: config.leaderElection.leaseName,
+      identity: config.leaderElection.identity,
+      leaseDurationSeconds: config.leaderElection.leaseDurationSeconds,
+      renewDeadlineMs: Math.floor(config.leaderElection.leaseDurationSeconds * 1000 * 0.66),
+      retryPeriodMs: Math.max(200, Math.floor(config.leaderElection.leaseDurationSeconds * 1000 * 0.13)),
+      onStartedLeading: () => {
+        log.info({ identity: config.leaderElection.identity }, 'became leader');
+        watch.start();
+      },
+      onStoppedLeading: () => {
+        if (shuttingDown) return;
+        // Another replica may already be reconciling: stop at once rather than risk two writers.
+        log.error('lost leadership; exiting');
+        void shutdown(1);
+      },
+      onError: (error, phase) => log.warn({ err: describeKubeError(error), phase }, 'leader election error'),
+    });
+    elector.start();
+  } else {
+    watch.start();
+  }
+}
+
+async function ensurePlatformNamespace(cluster: Cluster, name: string, log: ReturnType<typeof createLogger>) {
+  try {
+    await cluster.core.readNamespace({ name });
+  } catch (error) {
+    if (!isNotFound(error)) {
+      log.warn({ err: describeKubeError(error) }, 'could not check the platform namespace');
+      return;
+    }
+    await cluster.core.createNamespace({ body: { metadata: { name } } });
+    log.info({ namespace: name }, 'created the platform namespace');
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(error.message);
+  else console.error('operator failed to start:', error);
+  process.exit(1);
+});
