@@ -67,6 +67,7 @@ async function main(): Promise<void> {
     baseDelayMs: 500,
     maxDelayMs: 60_000,
     handler: async (name) => {
+      if (!leading) return undefined;
       const result = await reconciler.reconcile(name).finally(countPhases);
       return result.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
     },
@@ -78,7 +79,21 @@ async function main(): Promise<void> {
       },
     },
   });
-  const watch = new TenantWatch(cluster, queue, log, { resyncMs: config.resyncMs });
+  // Only the leader watches and reconciles. Losing the lease stops the watch and
+  // drops queued work; the elector keeps campaigning and a new term relists.
+  let leading = false;
+  let watch: TenantWatch | undefined;
+  const startLeading = () => {
+    leading = true;
+    watch = new TenantWatch(cluster, queue, log, { resyncMs: config.resyncMs });
+    watch.start();
+  };
+  const stopLeading = async () => {
+    leading = false;
+    const stopping = watch;
+    watch = undefined;
+    await stopping?.stop();
+  };
 
   await ensurePlatformNamespace(cluster, config.namespace, log);
   await mq
@@ -92,7 +107,7 @@ async function main(): Promise<void> {
     host: config.http.host,
     port: config.http.port,
     // A standby replica is ready to take over; the leader once it has listed the Tenants.
-    isReady: () => (elector && !elector.isLeader ? true : watch.synced),
+    isReady: () => !leading || (watch?.synced ?? false),
   });
   log.info({ port: health.port, namespace: config.namespace }, 'operator started');
 
@@ -100,7 +115,7 @@ async function main(): Promise<void> {
     if (shuttingDown) return;
     shuttingDown = true;
     log.info('shutting down');
-    await watch.stop();
+    await stopLeading();
     const { drained } = await queue.shutDown({ drainTimeoutMs: 20_000 });
     if (!drained) log.warn('some reconciles were still running at shutdown');
     await elector?.stop();
@@ -122,19 +137,17 @@ async function main(): Promise<void> {
       retryPeriodMs: Math.max(200, Math.floor(config.leaderElection.leaseDurationSeconds * 1000 * 0.13)),
       onStartedLeading: () => {
         log.info({ identity: config.leaderElection.identity }, 'became leader');
-        watch.start();
+        startLeading();
       },
-      onStoppedLeading: () => {
-        if (shuttingDown) return;
-        // Another replica may already be reconciling: stop at once rather than risk two writers.
-        log.error('lost leadership; exiting');
-        void shutdown(1);
+      onStoppedLeading: async () => {
+        if (!shuttingDown) log.warn('lost leadership; standing by');
+        await stopLeading();
       },
       onError: (error, phase) => log.warn({ err: describeKubeError(error), phase }, 'leader election error'),
     });
     elector.start();
   } else {
-    watch.start();
+    startLeading();
   }
 }
 

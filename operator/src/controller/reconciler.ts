@@ -16,7 +16,7 @@ import { networkPolicyStep } from './network-policy.js';
 import { quotaStep } from './quota.js';
 import { schemaStep } from './schema.js';
 import { secretsStep } from './secrets.js';
-import { allStepsTrue, phaseFor, setCondition, statusChanged } from './status.js';
+import { allStepsTrue, mergePatch, phaseFor, setCondition } from './status.js';
 import { workloadStep } from './workload.js';
 
 export const steps: readonly Step[] = [
@@ -164,8 +164,8 @@ export class TenantReconciler {
     ctx.status.phase = phaseFor(tenant, ready);
     this.phases.set(tenant.metadata.name, ctx.status.phase);
     if (generation !== undefined) ctx.status.observedGeneration = generation;
-    if (statusChanged(tenant.status, ctx.status))
-      await this.deps.cluster.patchTenantStatus(tenant.metadata.name, ctx.status);
+    const patch = mergePatch(tenant.status ?? {}, ctx.status);
+    if (patch !== undefined) await this.deps.cluster.patchTenantStatus(tenant.metadata.name, patch);
     if (ready && !wasReady)
       this.deps.events.record(tenant, 'Normal', 'Ready', `tenant ${tenant.metadata.name} is ready`);
     if (failure !== undefined) throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));

@@ -7,7 +7,6 @@ import {
   type Phase,
   type StepCondition,
   type Tenant,
-  type TenantStatus,
 } from '../api/tenant.js';
 
 export interface ConditionUpdate {
@@ -56,7 +55,26 @@ export function phaseFor(tenant: Tenant, ready: boolean): Phase {
   return before === 'Ready' || before === 'Degraded' || before === 'Suspended' ? 'Degraded' : 'Provisioning';
 }
 
-/** Whether two statuses differ in anything but condition timestamps we would keep anyway. */
-export function statusChanged(before: TenantStatus | undefined, after: TenantStatus): boolean {
-  return JSON.stringify(before ?? {}) !== JSON.stringify(after);
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/**
+ * An RFC 7386 merge patch turning `before` into `after`: removed keys become
+ * null (a plain copy of `after` would leave them in place), arrays are replaced.
+ */
+export function mergePatch(before: unknown, after: unknown): Json | undefined {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(before) || !isObject(after)) {
+    return JSON.stringify(before) === JSON.stringify(after) ? undefined : (after as Json);
+  }
+  const patch: Record<string, Json> = {};
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (after[key] === undefined) {
+      if (before[key] !== undefined) patch[key] = null;
+      continue;
+    }
+    const sub = mergePatch(before[key], after[key]);
+    if (sub !== undefined) patch[key] = sub;
+  }
+  return Object.keys(patch).length === 0 ? undefined : patch;
 }

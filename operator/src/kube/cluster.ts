@@ -13,7 +13,7 @@ import {
   type KubernetesObject,
   type V1Secret,
 } from '@kubernetes/client-node';
-import { fieldManager, group, plural, version, type Tenant, type TenantStatus } from '../api/tenant.js';
+import { fieldManager, group, plural, version, type Tenant } from '../api/tenant.js';
 
 export function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;
@@ -94,7 +94,8 @@ export class Cluster {
     return { items: list.items, resourceVersion: list.metadata.resourceVersion };
   }
 
-  async patchTenantStatus(name: string, status: TenantStatus): Promise<void> {
+  /** Applies a JSON merge patch to the status subresource. */
+  async patchTenantStatus(name: string, status: unknown): Promise<void> {
     await this.custom.patchClusterCustomObjectStatus(
       { group, version, plural, name, body: { status }, fieldManager },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

@@ -84,6 +84,8 @@ export function networkPolicies(tenant: Tenant, ctx: BuildContext): Desired<V1Ne
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
     metadata: ownedMetadata(tenant, name, ns),
-    spec: specs[name],
+    // Both rule lists are always set, empty where unused, so server-side apply owns them and
+    // removes rules someone else added.
+    spec: { ingress: [], egress: [], ...specs[name] },
   }));
 }
