@@ -1,0 +1,59 @@
+import { expect } from 'chai';
+import { ConfigError } from '../../lib/config.js';
+import { loadOperatorConfig } from '../../operator/src/config.js';
+
+function problems(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadOperatorConfig(env);
+    return [];
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+}
+
+describe('operator configuration', () => {
+  it('defaults to the local services', () => {
+    const config = loadOperatorConfig({});
+    expect(config.namespace).to.equal('tenantry-system');
+    expect(config.tenantDb).to.deep.equal({ host: '127.0.0.1', port: 5432, cidrs: [] });
+    expect(config.rabbitmq).to.include({ host: '127.0.0.1', port: 5672, vhost: '/', tls: false });
+    expect(config.resyncMs).to.equal(300_000);
+  });
+
+  it('derives tenant endpoints from the URLs unless overridden', () => {
+    const config = loadOperatorConfig({
+      POSTGRES_URL: 'postgres://admin@db.internal:6432/postgres',
+      RABBITMQ_URL: 'amqps://u:p@mq.internal',
+      TENANT_DB_HOST: 'pg.tenants.svc',
+      POSTGRES_CIDRS: '10.1.0.0/16, 10.2.0.0/16',
+    });
+    expect(config.tenantDb).to.deep.equal({
+      host: 'pg.tenants.svc',
+      port: 6432,
+      cidrs: ['10.1.0.0/16', '10.2.0.0/16'],
+    });
+    expect(config.rabbitmq).to.include({ host: 'mq.internal', port: 5671, tls: true });
+  });
+
+  it('names every bad variable', () => {
+    const found = problems({
+      POSTGRES_URL: 'mysql://x',
+      HTTP_PORT: 'eighty',
+      RESYNC_SECONDS: '0',
+      LEADER_ELECTION: 'maybe',
+    });
+    expect(found.map((p) => p.split(':')[0]).sort()).to.deep.equal([
+      'HTTP_PORT',
+      'LEADER_ELECTION',
+      'POSTGRES_URL',
+      'RESYNC_SECONDS',
+    ]);
+    expect(found.join('\n')).to.contain('must be a URL with scheme postgres or postgresql');
+  });
+
+  it('never echoes a secret from a bad URL', () => {
+    const found = problems({ RABBITMQ_MANAGEMENT_URL: 'ftp://guest:s3cret@host' });
+    expect(found.join('\n')).not.to.contain('s3cret');
+  });
+});
