@@ -410,16 +410,18 @@ ${extra}`,
       expect(after.password).not.to.equal(before.password);
       const fresh = await connectAs(after.uri!);
       await fresh.end();
-      const checksumAfter = await cp.kubectl([
-        'get',
-        'deploy',
-        '-n',
-        ns,
-        'tenantry-worker',
-        '-o',
-        "jsonpath={.spec.template.metadata.annotations['tenantry\\.io/credentials-checksum']}",
-      ]);
-      expect(checksumAfter).not.to.equal(checksumBefore);
+      await eventually('the worker template to change', async () => {
+        const checksumAfter = await cp.kubectl([
+          'get',
+          'deploy',
+          '-n',
+          ns,
+          'tenantry-worker',
+          '-o',
+          "jsonpath={.spec.template.metadata.annotations['tenantry\\.io/credentials-checksum']}",
+        ]);
+        return checksumAfter !== checksumBefore ? true : undefined;
+      });
       // Once the worker has rolled, the old login role is retired.
       await eventually('the old login to be retired', async () => {
         const t = await getTenant(name);

@@ -248,7 +248,13 @@ describe('specs', () => {
 
     it('deny all ingress and egress by default', () => {
       const deny = policy(networkPolicies(minimal, ctx), 'default-deny');
-      expect(deny.spec).to.deep.equal({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+      // Empty rule lists are explicit so server-side apply owns them and removes rules others add.
+      expect(deny.spec).to.deep.equal({
+        podSelector: {},
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [],
+        egress: [],
+      });
     });
 
     it('admit ingress from the platform namespace only', () => {
@@ -262,7 +268,7 @@ describe('specs', () => {
           ],
         },
       ]);
-      expect(allow.spec).not.to.have.property('egress');
+      expect(allow.spec?.egress).to.deep.equal([]);
     });
 
     it('allow DNS over UDP and TCP 53 to kube-system, or the configured DNS namespace', () => {
