@@ -13,6 +13,7 @@ import {
   type KubernetesObject,
   type V1Secret,
 } from '@kubernetes/client-node';
+import type { WatchEventType } from '../../../lib/kube/list-watch.js';
 import { fieldManager, group, plural, version, type Tenant } from '../api/tenant.js';
 
 export function isNotFound(error: unknown): boolean {
@@ -41,8 +42,6 @@ export function describeKubeError(error: unknown): string {
   }
   return error instanceof Error ? error.message : String(error);
 }
-
-export type WatchEvent = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
 export class Cluster {
   private readonly objects: KubernetesObjectApi;
@@ -137,13 +136,13 @@ export class Cluster {
   /** Starts a watch on Tenants; `done` is called exactly once when it ends for any reason. */
   watchTenants(
     resourceVersion: string,
-    onEvent: (type: WatchEvent, tenant: Tenant) => void,
+    onEvent: (type: WatchEventType, tenant: Tenant) => void,
     done: (error: unknown) => void,
   ): Promise<AbortController> {
     return this.watcher.watch(
       `/apis/${group}/${version}/${plural}`,
       { resourceVersion, allowWatchBookmarks: true },
-      (type, object) => onEvent(type as WatchEvent, object as Tenant),
+      (type, object) => onEvent(type as WatchEventType, object as Tenant),
       done,
     );
   }

@@ -1,0 +1,125 @@
+// A list-then-watch loop that heals itself. The client's watch stops on most
+// errors and can stall silently, so this loop owns restarts: any end of the
+// watch leads to a relist after a jittered backoff, and the watch is cut every
+// resync period so a relist doubles as a periodic full sync and as a watchdog
+// against a watch that went quiet.
+import type { Logger } from '../logger.js';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export interface ListWatchSource<T> {
+  list(): Promise<{ items: T[]; resourceVersion: string }>;
+  /** Starts a watch; `done` is called exactly once when it ends for any reason. */
+  watch(
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: T) => void,
+    done: (error: unknown) => void,
+  ): Promise<AbortController>;
+}
+
+export interface ListWatchHandlers<T> {
+  /** The full current list, after every (re)list. */
+  onList(items: T[]): void;
+  /** A change seen by the watch (never BOOKMARK or ERROR). */
+  onEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: T): void;
+}
+
+export interface ListWatchOptions {
+  resyncMs: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  describeError?: (error: unknown) => string;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((ok) => {
+    const timer = setTimeout(ok, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      ok();
+    });
+  });
+
+function isAbort(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'AbortError' || error.message.includes('aborted'));
+}
+
+export class ListWatch<T> {
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | undefined;
+  private current: AbortController | undefined;
+  private syncedOnce = false;
+  /** How many times the watch ended and was restarted; useful to tests and metrics. */
+  restarts = 0;
+
+  constructor(
+    private readonly name: string,
+    private readonly source: ListWatchSource<T>,
+    private readonly handlers: ListWatchHandlers<T>,
+    private readonly log: Logger,
+    private readonly options: ListWatchOptions,
+  ) {}
+
+  /** True once the first list has been delivered. */
+  get synced(): boolean {
+    return this.syncedOnce;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.current?.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const initial = this.options.backoffInitialMs ?? 500;
+    const max = this.options.backoffMaxMs ?? 30_000;
+    const describe =
+      this.options.describeError ?? ((e: unknown) => (e instanceof Error ? e.message : 'unknown error'));
+    let failures = 0;
+    while (!this.stopping.signal.aborted) {
+      try {
+        const { items, resourceVersion } = await this.source.list();
+        this.handlers.onList(items);
+        this.syncedOnce = true;
+        failures = 0;
+        await this.watchUntilEnd(resourceVersion);
+      } catch (error) {
+        failures += 1;
+        this.log.warn({ watch: this.name, err: describe(error), failures }, 'list/watch failed; retrying');
+      }
+      if (this.stopping.signal.aborted) break;
+      this.restarts += 1;
+      if (failures > 0) {
+        const delay = Math.min(max, initial * 2 ** (failures - 1));
+        await sleep(delay / 2 + Math.random() * (delay / 2), this.stopping.signal);
+      }
+    }
+  }
+
+  /** Resolves when the watch ends: an error, a server-side close, or the resync period. */
+  private async watchUntilEnd(resourceVersion: string): Promise<void> {
+    let finish: (error: unknown) => void = () => undefined;
+    const ended = new Promise<unknown>((ok) => (finish = ok));
+    this.current = await this.source.watch(
+      resourceVersion,
+      (type, object) => {
+        if (type === 'BOOKMARK') return;
+        // Typically 410 Gone: abort so the loop relists.
+        if (type === 'ERROR') this.current?.abort();
+        else this.handlers.onEvent(type, object);
+      },
+      (error) => finish(error),
+    );
+    const resync = setTimeout(() => this.current?.abort(), this.options.resyncMs);
+    const error = await ended;
+    clearTimeout(resync);
+    if (error && !this.stopping.signal.aborted && !isAbort(error)) {
+      throw error instanceof Error ? error : new Error(JSON.stringify(error));
+    }
+  }
+}
