@@ -57,6 +57,33 @@ CREATE TABLE app.outbox (
 CREATE INDEX outbox_unsent_idx ON app.outbox (id) WHERE sent_at IS NULL;
 `,
   },
+  {
+    version: 2,
+    name: 'refresh tokens',
+    // Only a SHA-256 of each token is stored. A used or revoked row stays
+    // until it expires, so presenting it again can be recognised as reuse.
+    // The app gets its DML through the default privileges, like v1's tables.
+    sql: `
+CREATE TABLE app.refresh_tokens (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  user_id uuid NOT NULL REFERENCES app.users (id) ON DELETE CASCADE,
+  family_id uuid NOT NULL,
+  token_hash bytea NOT NULL UNIQUE CHECK (octet_length(token_hash) = 32),
+  parent_id uuid,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  used_at timestamptz,
+  revoked_at timestamptz,
+  revoked_reason text,
+  client text,
+  ip text,
+  CHECK (expires_at > created_at),
+  CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL))
+);
+CREATE INDEX refresh_tokens_family_id_idx ON app.refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user_id_idx ON app.refresh_tokens (user_id);
+`,
+  },
 ];
 
 /**

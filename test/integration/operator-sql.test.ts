@@ -305,23 +305,26 @@ describe('operator SQL layer (non-superuser admin)', function () {
     expect((await runTenantMigrations(admin, tenantB)).applied).to.deep.equal([]);
   });
 
-  // Later migrations for tenant B only, to exercise the runner.
+  // Later migrations for tenant B only, to exercise the runner; numbered after the shipped ones.
+  const shipped = latestSchemaVersion;
   const notes = {
-    version: 2,
+    version: shipped + 1,
     name: 'notes',
     sql: 'CREATE TABLE app.notes (id bigserial PRIMARY KEY, body text)',
   };
-  const fixed = [...migrations, notes, { version: 3, name: 'fixed', sql: 'SELECT 1' }];
+  const fixed = [...migrations, notes, { version: shipped + 2, name: 'fixed', sql: 'SELECT 1' }];
 
   it('applies each pending migration in its own transaction and keeps a failed one out', async () => {
     const extra = [
       ...migrations,
       notes,
-      { version: 3, name: 'broken', sql: 'CREATE TABLE app.half_done (id int); SELECT 1/0' },
+      { version: shipped + 2, name: 'broken', sql: 'CREATE TABLE app.half_done (id int); SELECT 1/0' },
     ];
     const error = await rejectionOf(runTenantMigrations(admin, tenantB, { migrations: extra }));
     expect(error).to.be.instanceOf(SchemaMigrationError);
-    expect((error as Error).message).to.match(/migration 3 \(broken\) failed: division by zero/);
+    expect((error as Error).message).to.match(
+      new RegExp(`migration ${shipped + 2} \\(broken\\) failed: division by zero`),
+    );
     const state = await superuser(async (c) => {
       const versions = await c.query<{ version: number }>(
         'SELECT version FROM app.schema_migrations ORDER BY 1',
@@ -331,16 +334,16 @@ describe('operator SQL layer (non-superuser admin)', function () {
       );
       return { versions: versions.rows.map((r) => r.version), tables: tables.rows[0] };
     }, tenantB.database);
-    expect(state.versions).to.deep.equal([1, 2]);
+    expect(state.versions).to.deep.equal([...migrations.map((m) => m.version), shipped + 1]);
     expect(state.tables).to.deep.equal({ t: 'app.notes', h: null });
     // New tables reach the app role through the default privileges.
     const c = await connectAs(tenantB.loginRoles[0], tenantB.database);
     await c.query(`INSERT INTO notes (body) VALUES ('hello')`);
     // The session lock and role are released after a failure: the fixed list applies.
     expect(await runTenantMigrations(admin, tenantB, { migrations: fixed })).to.deep.equal({
-      from: 2,
-      to: 3,
-      applied: [3],
+      from: shipped + 1,
+      to: shipped + 2,
+      applied: [shipped + 2],
     });
   });
 
@@ -349,12 +352,12 @@ describe('operator SQL layer (non-superuser admin)', function () {
       [1, 2, 3].map(() =>
         runTenantMigrations(admin, tenantB, {
           slots: new Semaphore(3),
-          migrations: [...fixed, { version: 4, name: 'slow', sql: 'SELECT pg_sleep(0.2)' }],
+          migrations: [...fixed, { version: shipped + 3, name: 'slow', sql: 'SELECT pg_sleep(0.2)' }],
         }),
       ),
     );
-    // Without the advisory lock all three would apply version 4 and two would fail on its key.
-    expect(results.map((r) => r.applied).flat()).to.deep.equal([4]);
+    // Without the advisory lock all three would apply the slow version and two would fail on its key.
+    expect(results.map((r) => r.applied).flat()).to.deep.equal([shipped + 3]);
   });
 
   it('revokes CONNECT when it was granted back to PUBLIC', async () => {

@@ -1,0 +1,318 @@
+// Opaque refresh tokens in the tenant database, rotated on every use. Each
+// login starts a family; every rotation adds the next token of the family
+// and marks the presented one used. A used or revoked token presented again
+// means two parties hold the family (one of them stole it), so the whole
+// family is revoked and both have to log in again.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+
+export interface IssuedRefreshToken {
+  /** `rt_` and 32 random bytes in base64url. Only its hash is stored. */
+  token: string;
+  id: string;
+  userId: string;
+  familyId: string;
+  expiresAt: Date;
+}
+
+export interface RefreshTokenContext {
+  /** The OAuth client or user agent, for the session list. */
+  client?: string;
+  ip?: string;
+}
+
+export type RefreshTokenFailure =
+  | 'malformed'
+  | 'unknown'
+  | 'expired'
+  | 'reused'
+  | 'user_inactive'
+  | 'family_revoked'
+  | 'family_of_other_user';
+
+export type RevokeReason = 'reuse' | 'logout' | 'logout_all' | 'password_change' | 'user_inactive' | 'admin';
+
+/** A refresh token that cannot be used. The message never carries the token. */
+export class RefreshTokenError extends Error {
+  readonly reason: RefreshTokenFailure;
+
+  constructor(reason: RefreshTokenFailure, message = `refresh token rejected: ${reason}`) {
+    super(message);
+    this.name = 'RefreshTokenError';
+    this.reason = reason;
+  }
+}
+
+/** The token was already used or revoked; its whole family is now revoked. */
+export class RefreshTokenReuseError extends RefreshTokenError {
+  readonly familyId: string;
+  readonly userId: string;
+
+  constructor(familyId: string, userId: string) {
+    super('reused', 'refresh token reused: its family has been revoked');
+    this.name = 'RefreshTokenReuseError';
+    this.familyId = familyId;
+    this.userId = userId;
+  }
+}
+
+export class RefreshTokenExpiredError extends RefreshTokenError {
+  constructor() {
+    super('expired', 'refresh token expired');
+    this.name = 'RefreshTokenExpiredError';
+  }
+}
+
+export interface RefreshTokenStoreOptions {
+  /** Lifetime of each token from its issue; default 30 days. Every rotation starts it anew. */
+  ttlMs?: number;
+  now?: () => Date;
+}
+
+/**
+ * A pool, or one client that is not inside a transaction: the store runs its
+ * own transactions on it.
+ */
+export type TenantDatabase = pg.Pool | pg.ClientBase;
+
+const tokenPattern = /^rt_[A-Za-z0-9_-]{43}$/;
+// First key of the two-key advisory locks that serialise one user's token
+// changes. Every writer takes the user's lock before any row lock, so two
+// revocations of overlapping rows cannot deadlock.
+const userLockNamespace = 0x7274;
+
+interface TokenRow {
+  id: string;
+  user_id: string;
+  family_id: string;
+  expires_at: Date;
+  used_at: Date | null;
+  revoked_at: Date | null;
+  user_active: boolean;
+}
+
+type RotationOutcome =
+  { kind: 'rotated'; issued: IssuedRefreshToken } | { kind: 'failed'; error: RefreshTokenError };
+
+export class RefreshTokenStore {
+  readonly #db: TenantDatabase;
+  readonly #ttlMs: number;
+  readonly #now: () => Date;
+
+  constructor(db: TenantDatabase, options: RefreshTokenStoreOptions = {}) {
+    this.#db = db;
+    this.#ttlMs = options.ttlMs ?? 30 * 24 * 60 * 60 * 1000;
+    this.#now = options.now ?? (() => new Date());
+    if (!Number.isFinite(this.#ttlMs) || this.#ttlMs <= 0) throw new RangeError('ttlMs must be positive');
+  }
+
+  /**
+   * Issues a token for `userId`: in a new family (a login), or in
+   * `familyId`, which must be the user's and not revoked.
+   */
+  async issue(
+    userId: string,
+    options: { familyId?: string } & RefreshTokenContext = {},
+  ): Promise<IssuedRefreshToken> {
+    const { familyId, ...context } = options;
+    if (familyId === undefined) {
+      return this.#insert(this.#db, { userId, familyId: randomUUID(), parentId: null }, context);
+    }
+    const outcome = await this.#transaction<RotationOutcome>(async (c) => {
+      await lockUser(c, userId);
+      const { rows } = await c.query<{ other_user: boolean; revoked: boolean }>(
+        `SELECT bool_or(user_id <> $2) AS other_user, bool_or(revoked_at IS NOT NULL) AS revoked
+           FROM app.refresh_tokens WHERE family_id = $1`,
+        [familyId, userId],
+      );
+      if (rows[0]?.other_user)
+        return { kind: 'failed', error: new RefreshTokenError('family_of_other_user') };
+      if (rows[0]?.revoked) return { kind: 'failed', error: new RefreshTokenError('family_revoked') };
+      return {
+        kind: 'rotated',
+        issued: await this.#insert(c, { userId, familyId, parentId: null }, context),
+      };
+    });
+    if (outcome.kind === 'failed') throw outcome.error;
+    return outcome.issued;
+  }
+
+  /**
+   * Exchanges a token for the next one in its family. Throws
+   * `RefreshTokenReuseError` (after revoking the family) for a used or
+   * revoked token, `RefreshTokenExpiredError` for an expired one, and
+   * `RefreshTokenError` otherwise.
+   */
+  async rotate(token: string, context: RefreshTokenContext = {}): Promise<IssuedRefreshToken> {
+    const hash = tokenHash(token);
+    const outcome = await this.#transaction<RotationOutcome>(async (c) => {
+      const owner = await c.query<{ user_id: string }>(
+        'SELECT user_id FROM app.refresh_tokens WHERE token_hash = $1',
+        [hash],
+      );
+      const userId = owner.rows[0]?.user_id;
+      if (!userId) return { kind: 'failed', error: new RefreshTokenError('unknown') };
+      await lockUser(c, userId);
+      // FOR UPDATE: a concurrent rotation of the same token waits here and
+      // then sees it used, so at most one of them succeeds.
+      const { rows } = await c.query<TokenRow>(
+        `SELECT t.id, t.user_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, u.is_active AS user_active
+           FROM app.refresh_tokens t JOIN app.users u ON u.id = t.user_id
+          WHERE t.token_hash = $1
+            FOR UPDATE OF t`,
+        [hash],
+      );
+      const row = rows[0];
+      // Deleted between the two reads (its user was deleted).
+      if (!row) return { kind: 'failed', error: new RefreshTokenError('unknown') };
+      const now = this.#now();
+      if (row.used_at || row.revoked_at) {
+        await revokeWhere(c, 'family_id = $1', row.family_id, 'reuse', now);
+        return { kind: 'failed', error: new RefreshTokenReuseError(row.family_id, row.user_id) };
+      }
+      if (row.expires_at.getTime() <= now.getTime()) {
+        return { kind: 'failed', error: new RefreshTokenExpiredError() };
+      }
+      if (!row.user_active) {
+        await revokeWhere(c, 'family_id = $1', row.family_id, 'user_inactive', now);
+        return { kind: 'failed', error: new RefreshTokenError('user_inactive') };
+      }
+      await c.query('UPDATE app.refresh_tokens SET used_at = $2 WHERE id = $1', [row.id, now]);
+      const issued = await this.#insert(
+        c,
+        { userId: row.user_id, familyId: row.family_id, parentId: row.id },
+        context,
+      );
+      return { kind: 'rotated', issued };
+    });
+    // Thrown after COMMIT, so the family revocation is kept.
+    if (outcome.kind === 'failed') throw outcome.error;
+    return outcome.issued;
+  }
+
+  /** Revokes the family of `token` (logout of one session). False when the token is unknown. */
+  async revokeToken(token: string, reason: RevokeReason = 'logout'): Promise<boolean> {
+    let hash: Buffer;
+    try {
+      hash = tokenHash(token);
+    } catch {
+      return false;
+    }
+    return this.#transaction(async (c) => {
+      const { rows } = await c.query<{ user_id: string; family_id: string }>(
+        'SELECT user_id, family_id FROM app.refresh_tokens WHERE token_hash = $1',
+        [hash],
+      );
+      const row = rows[0];
+      if (!row) return false;
+      await lockUser(c, row.user_id);
+      await revokeWhere(c, 'family_id = $1', row.family_id, reason, this.#now());
+      return true;
+    });
+  }
+
+  /** Revokes a family. Returns how many of its tokens (used ones included) were not revoked before. */
+  async revokeFamily(familyId: string, reason: RevokeReason = 'logout'): Promise<number> {
+    return this.#transaction(async (c) => {
+      const { rows } = await c.query<{ user_id: string }>(
+        'SELECT user_id FROM app.refresh_tokens WHERE family_id = $1 LIMIT 1',
+        [familyId],
+      );
+      const userId = rows[0]?.user_id;
+      if (!userId) return 0;
+      await lockUser(c, userId);
+      return revokeWhere(c, 'family_id = $1', familyId, reason, this.#now());
+    });
+  }
+
+  /**
+   * Revokes every token of a user: logout everywhere, password change,
+   * deactivation. Returns how many were not revoked before.
+   */
+  async revokeAllForUser(userId: string, reason: RevokeReason = 'logout_all'): Promise<number> {
+    return this.#transaction(async (c) => {
+      await lockUser(c, userId);
+      return revokeWhere(c, 'user_id = $1', userId, reason, this.#now());
+    });
+  }
+
+  /** Deletes tokens that expired before `before`. Reuse of a deleted token reads as unknown. */
+  async deleteExpired(before: Date): Promise<number> {
+    const { rowCount } = await this.#db.query('DELETE FROM app.refresh_tokens WHERE expires_at < $1', [
+      before,
+    ]);
+    return rowCount ?? 0;
+  }
+
+  async #insert(
+    c: TenantDatabase,
+    row: { userId: string; familyId: string; parentId: string | null },
+    context: RefreshTokenContext,
+  ): Promise<IssuedRefreshToken> {
+    const token = `rt_${randomBytes(32).toString('base64url')}`;
+    const now = this.#now();
+    const expiresAt = new Date(now.getTime() + this.#ttlMs);
+    const { rows } = await c.query<{ id: string }>(
+      `INSERT INTO app.refresh_tokens (user_id, family_id, token_hash, parent_id, created_at, expires_at, client, ip)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+      [
+        row.userId,
+        row.familyId,
+        tokenHash(token),
+        row.parentId,
+        now,
+        expiresAt,
+        context.client ?? null,
+        context.ip ?? null,
+      ],
+    );
+    const id = rows[0]?.id;
+    if (!id) throw new Error('INSERT into app.refresh_tokens returned no id');
+    return { token, id, userId: row.userId, familyId: row.familyId, expiresAt };
+  }
+
+  async #transaction<T>(fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+    const pooled = this.#db instanceof pg.Pool ? await this.#db.connect() : undefined;
+    const client = pooled ?? (this.#db as pg.ClientBase);
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      // A connection whose ROLLBACK failed is not handed to anyone else.
+      pooled?.release(broken);
+    }
+  }
+}
+
+/** SHA-256 of a well-formed token; `RefreshTokenError('malformed')` for anything else. */
+function tokenHash(token: string): Buffer {
+  if (typeof token !== 'string' || !tokenPattern.test(token)) throw new RefreshTokenError('malformed');
+  return createHash('sha256').update(token).digest();
+}
+
+async function lockUser(c: pg.ClientBase, userId: string): Promise<void> {
+  await c.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [userLockNamespace, userId]);
+}
+
+async function revokeWhere(
+  c: pg.ClientBase,
+  condition: 'family_id = $1' | 'user_id = $1',
+  value: string,
+  reason: RevokeReason,
+  now: Date,
+): Promise<number> {
+  const { rowCount } = await c.query(
+    `UPDATE app.refresh_tokens SET revoked_at = $2, revoked_reason = $3
+      WHERE ${condition} AND revoked_at IS NULL`,
+    [value, now, reason],
+  );
+  return rowCount ?? 0;
+}

@@ -1,0 +1,285 @@
+// Access tokens: short-lived ES256 JWTs (RFC 9068 style, header typ at+jwt)
+// signed with the newest key of the set and verified only against the
+// set's own public keys. Nothing in a token can point verification at
+// another key, algorithm or key server.
+import { randomUUID, createPrivateKey, type KeyObject } from 'node:crypto';
+import {
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  errors,
+  jwtVerify,
+  SignJWT,
+  type JWTPayload,
+  type LocalJWKSet,
+} from 'jose';
+import { currentSigningKey, publicJwks, type KeySetSource, type SigningKey } from './keys.js';
+
+export const tenantRoles = ['owner', 'admin', 'member'] as const;
+export type TenantRole = (typeof tenantRoles)[number];
+
+export interface AccessTokenSubject {
+  /** The user id (or API client id). */
+  sub: string;
+  /** The tenant id: the only thing that decides which tenant database a request reaches. */
+  tid: string;
+  role: TenantRole;
+  scope?: readonly string[];
+  platformAdmin?: boolean;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  jti: string;
+  expiresAt: Date;
+  /** Seconds until expiry, for the token endpoint's `expires_in`. */
+  expiresIn: number;
+}
+
+export interface AccessTokenClaims {
+  iss: string;
+  aud: string;
+  sub: string;
+  tid: string;
+  role: TenantRole;
+  scope: string[];
+  platformAdmin: boolean;
+  jti: string;
+  iat: number;
+  exp: number;
+}
+
+export type InvalidTokenReason =
+  | 'malformed'
+  | 'unsupported_alg'
+  | 'forbidden_header'
+  | 'unknown_kid'
+  | 'bad_signature'
+  | 'wrong_type'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'missing_claim'
+  | 'invalid_claim';
+
+/** A token that must not be accepted. Carries a short reason and never the token or its claims. */
+export class InvalidTokenError extends Error {
+  readonly reason: InvalidTokenReason;
+
+  constructor(reason: InvalidTokenReason) {
+    super(`invalid access token: ${reason}`);
+    this.name = 'InvalidTokenError';
+    this.reason = reason;
+  }
+}
+
+export interface TokenServiceOptions {
+  keys: KeySetSource;
+  issuer: string;
+  audience: string;
+  /** Default 900 (15 minutes). The key set's retireAfterMs must cover it. */
+  accessTokenTtlSeconds?: number;
+  /** Allowed clock skew between replicas, default 5 seconds. */
+  clockToleranceSeconds?: number;
+  now?: () => Date;
+}
+
+const accessTokenType = 'at+jwt';
+const accessTokenUse = 'access';
+// Header members that would let the token choose its own key or demand
+// processing we do not do; none of our tokens carries them.
+const forbiddenHeaders = ['jwk', 'jku', 'x5u', 'x5c', 'crit'] as const;
+// Far above any token we issue; stops oversized input before any parsing.
+const maxTokenLength = 8192;
+const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+export class TokenService {
+  readonly #keys: KeySetSource;
+  readonly #issuer: string;
+  readonly #audience: string;
+  readonly #ttl: number;
+  readonly #tolerance: number;
+  readonly #now: () => Date;
+  // Rebuilt whenever the source hands out a different array (a new key set).
+  #verifyCache: { keys: readonly SigningKey[]; kids: Set<string>; jwks: LocalJWKSet } | undefined;
+  readonly #privateKeys = new Map<string, KeyObject>();
+
+  constructor(options: TokenServiceOptions) {
+    this.#keys = options.keys;
+    this.#issuer = nonEmpty(options.issuer, 'issuer');
+    this.#audience = nonEmpty(options.audience, 'audience');
+    this.#ttl = options.accessTokenTtlSeconds ?? 900;
+    this.#tolerance = options.clockToleranceSeconds ?? 5;
+    this.#now = options.now ?? (() => new Date());
+    if (!Number.isInteger(this.#ttl) || this.#ttl <= 0) {
+      throw new RangeError('accessTokenTtlSeconds must be a positive integer');
+    }
+    if (!Number.isFinite(this.#tolerance) || this.#tolerance < 0 || this.#tolerance > 60) {
+      throw new RangeError('clockToleranceSeconds must be between 0 and 60');
+    }
+  }
+
+  async issueAccessToken(subject: AccessTokenSubject): Promise<IssuedAccessToken> {
+    nonEmpty(subject.sub, 'sub');
+    nonEmpty(subject.tid, 'tid');
+    if (!tenantRoles.includes(subject.role)) throw new TypeError(`unknown role ${String(subject.role)}`);
+    const key = currentSigningKey(this.#keys.current());
+    const iat = Math.floor(this.#now().getTime() / 1000);
+    const exp = iat + this.#ttl;
+    const jti = randomUUID();
+    const scope = subject.scope?.filter((s) => s.length > 0) ?? [];
+    if (scope.some((s) => /\s/.test(s))) throw new TypeError('a scope must not contain whitespace');
+    const payload: JWTPayload = {
+      tid: subject.tid,
+      role: subject.role,
+      typ: accessTokenUse,
+      ...(scope.length > 0 ? { scope: scope.join(' ') } : {}),
+      ...(subject.platformAdmin ? { platform_admin: true } : {}),
+    };
+    const token = await new SignJWT(payload)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: accessTokenType })
+      .setIssuer(this.#issuer)
+      .setAudience(this.#audience)
+      .setSubject(subject.sub)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .setJti(jti)
+      .sign(this.#privateKeyOf(key));
+    return { token, jti, expiresAt: new Date(exp * 1000), expiresIn: this.#ttl };
+  }
+
+  /** The verified claims, or an `InvalidTokenError` saying why not. */
+  async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    if (typeof token !== 'string' || token.length > maxTokenLength || !compactJws.test(token)) {
+      throw new InvalidTokenError('malformed');
+    }
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new InvalidTokenError('malformed');
+    }
+    if (forbiddenHeaders.some((name) => Object.hasOwn(header, name))) {
+      throw new InvalidTokenError('forbidden_header');
+    }
+    if (header.alg !== 'ES256') throw new InvalidTokenError('unsupported_alg');
+    const { kids, jwks } = this.#verificationKeys();
+    if (typeof header.kid !== 'string' || !kids.has(header.kid)) throw new InvalidTokenError('unknown_kid');
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        algorithms: ['ES256'],
+        issuer: this.#issuer,
+        audience: this.#audience,
+        typ: accessTokenType,
+        requiredClaims: ['exp', 'iat', 'sub', 'tid', 'jti', 'typ'],
+        // Also bounds the age by iat, and rejects an iat in the future.
+        maxTokenAge: this.#ttl,
+        clockTolerance: this.#tolerance,
+        currentDate: this.#now(),
+      }));
+    } catch (error) {
+      // Never chain the jose error: it carries the decoded payload.
+      throw new InvalidTokenError(reasonFor(error));
+    }
+    return claimsOf(payload);
+  }
+
+  #verificationKeys(): { kids: Set<string>; jwks: LocalJWKSet } {
+    const keys = this.#keys.current();
+    if (this.#verifyCache?.keys !== keys) {
+      const document = publicJwks(keys);
+      this.#verifyCache = {
+        keys,
+        kids: new Set(document.keys.map((k) => k.kid)),
+        jwks: createLocalJWKSet(document),
+      };
+    }
+    return this.#verifyCache;
+  }
+
+  #privateKeyOf(key: SigningKey): KeyObject {
+    let imported = this.#privateKeys.get(key.kid);
+    if (!imported) {
+      imported = createPrivateKey({ key: { ...key.privateJwk }, format: 'jwk' });
+      // Only the signing key is ever needed; drop keys from earlier sets.
+      this.#privateKeys.clear();
+      this.#privateKeys.set(key.kid, imported);
+    }
+    return imported;
+  }
+}
+
+function reasonFor(error: unknown): InvalidTokenReason {
+  if (error instanceof errors.JWTExpired) return 'expired';
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.reason === 'missing') return 'missing_claim';
+    switch (error.claim) {
+      case 'aud':
+        return 'wrong_audience';
+      case 'iss':
+        return 'wrong_issuer';
+      case 'typ':
+        return 'wrong_type';
+      case 'nbf':
+        return error.reason === 'check_failed' ? 'not_yet_valid' : 'invalid_claim';
+      case 'iat':
+        return error.reason === 'check_failed' ? 'not_yet_valid' : 'invalid_claim';
+      default:
+        return 'invalid_claim';
+    }
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature';
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) {
+    return 'unsupported_alg';
+  }
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+    return 'unknown_kid';
+  }
+  if (error instanceof errors.JOSEError) return 'malformed';
+  // Not a verdict on the token but a fault of ours; let it surface as one.
+  throw error;
+}
+
+function claimsOf(payload: JWTPayload): AccessTokenClaims {
+  const { iss, aud, sub, jti, iat, exp } = payload;
+  const { tid, role, typ, scope } = payload as Record<string, unknown>;
+  const platformAdmin = payload.platform_admin;
+  if (typ !== accessTokenUse) throw new InvalidTokenError('wrong_type');
+  if (
+    typeof iss !== 'string' ||
+    typeof aud !== 'string' ||
+    !isNonEmpty(sub) ||
+    !isNonEmpty(tid) ||
+    !isNonEmpty(jti) ||
+    typeof iat !== 'number' ||
+    typeof exp !== 'number' ||
+    !tenantRoles.includes(role as TenantRole) ||
+    (scope !== undefined && typeof scope !== 'string') ||
+    (platformAdmin !== undefined && typeof platformAdmin !== 'boolean')
+  ) {
+    throw new InvalidTokenError('invalid_claim');
+  }
+  return {
+    iss,
+    aud,
+    sub,
+    tid,
+    role: role as TenantRole,
+    scope: typeof scope === 'string' ? scope.split(' ').filter((s) => s.length > 0) : [],
+    platformAdmin: platformAdmin === true,
+    jti,
+    iat,
+    exp,
+  };
+}
+
+function isNonEmpty(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0;
+}
+
+function nonEmpty(value: string, name: string): string {
+  if (!isNonEmpty(value)) throw new TypeError(`${name} must be a non-empty string`);
+  return value;
+}

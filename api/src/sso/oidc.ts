@@ -1,0 +1,461 @@
+// Per-tenant OpenID Connect relying party: builds the authorization request
+// (PKCE S256, state, nonce) and turns the provider's callback into an
+// SsoIdentity. HTTP routes live elsewhere; this module only needs the tenant's
+// settings, a shared expiring store and the outbound network.
+import * as client from 'openid-client';
+import { lookupHost, outboundRefusal, type OutboundPolicy, type ResolveHost } from './address.js';
+import { mapRole, SsoError, type Role, type SsoErrorCode, type SsoIdentity } from './identity.js';
+import type { ExpiringStore } from './store.js';
+
+/** Mirrors `TenantSpec.sso.oidc` (the API does not import the operator). */
+export interface OidcSettings {
+  issuer: string;
+  clientId: string;
+  clientSecretRef?: { name: string; key: string };
+  scopes?: string[];
+  groupsClaim?: string;
+  roleMapping?: Record<string, Role>;
+  defaultRole?: 'admin' | 'member';
+}
+
+/** What the relying party needs to know about one tenant. */
+export interface TenantOidcView {
+  name: string;
+  /** Verified email domains; a login must come from one of them. */
+  domains: string[];
+  oidc: OidcSettings;
+  /** The value behind `oidc.clientSecretRef`; absent for a public client. */
+  clientSecret?: string;
+}
+
+export interface OidcServiceOptions {
+  /** Origin (and optional base path) the browser uses to reach the API, without a trailing slash. */
+  publicBaseUrl: string;
+  store: ExpiringStore;
+  /** Allows http issuers and non-public addresses. Development and tests only. */
+  allowPrivateIssuers?: boolean;
+  resolveHost?: ResolveHost;
+  /** The HTTP client for discovery, token and JWKS requests; every call is checked first. */
+  fetch?: typeof globalThis.fetch;
+  discoveryTtlMs?: number;
+  timeoutSeconds?: number;
+}
+
+export interface OidcAuthorization {
+  /** Where to send the browser. */
+  url: URL;
+  /** The state in `url`; bind it to the browser (e.g. an httpOnly cookie) and pass it back to `callback`. */
+  state: string;
+}
+
+export interface OidcLogin {
+  identity: SsoIdentity;
+  /** The relative path given to `authorizationUrl`, if any. */
+  returnTo: string | undefined;
+}
+
+/** What the callback needs from the request that started the login. */
+interface PendingLogin {
+  tenant: string;
+  verifier: string;
+  nonce: string;
+  returnTo?: string;
+}
+
+interface DiscoveredIssuer {
+  metadata: client.ServerMetadata;
+  expiresAt: number;
+  jwks?: client.ExportedJWKSCache;
+}
+
+const stateTtlMs = 10 * 60_000;
+const defaultDiscoveryTtlMs = 60 * 60_000;
+const defaultScopes = ['openid', 'email', 'profile'];
+// Random states are 43 characters; anything much longer is not ours.
+const maxStateLength = 256;
+// Matches openid-client's default clock tolerance for exp.
+const clockToleranceMs = 30_000;
+
+const stateKey = (state: string): string => `oidc:state:${state}`;
+const nonceKey = (nonce: string): string => `oidc:nonce:${nonce}`;
+
+export class OidcService {
+  private readonly publicBaseUrl: string;
+  private readonly store: ExpiringStore;
+  private readonly allowPrivateIssuers: boolean;
+  private readonly policy: OutboundPolicy;
+  private readonly fetch: typeof globalThis.fetch;
+  private readonly discoveryTtlMs: number;
+  private readonly timeoutSeconds: number;
+  private readonly issuers = new Map<string, DiscoveredIssuer>();
+  private readonly discovering = new Map<string, Promise<DiscoveredIssuer>>();
+
+  constructor(options: OidcServiceOptions) {
+    this.publicBaseUrl = options.publicBaseUrl.replace(/\/+$/, '');
+    this.store = options.store;
+    this.allowPrivateIssuers = options.allowPrivateIssuers ?? false;
+    this.policy = { allowPrivate: this.allowPrivateIssuers, resolveHost: options.resolveHost ?? lookupHost };
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.discoveryTtlMs = options.discoveryTtlMs ?? defaultDiscoveryTtlMs;
+    this.timeoutSeconds = options.timeoutSeconds ?? 10;
+  }
+
+  redirectUri(tenant: string): string {
+    return `${this.publicBaseUrl}/api/auth/sso/oidc/${encodeURIComponent(tenant)}/callback`;
+  }
+
+  async authorizationUrl(
+    tenant: TenantOidcView,
+    options: { returnTo?: string; loginHint?: string } = {},
+  ): Promise<OidcAuthorization> {
+    const returnTo = checkReturnTo(options.returnTo);
+    const config = await this.configuration(tenant);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const pending: PendingLogin = { tenant: tenant.name, verifier, nonce, ...(returnTo ? { returnTo } : {}) };
+    if (!(await this.store.putIfAbsent(stateKey(state), JSON.stringify(pending), stateTtlMs))) {
+      // 256 random bits never collide; if they do, something is wrong with the store.
+      throw new Error('OIDC state already exists');
+    }
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: this.redirectUri(tenant.name),
+      scope: [...new Set(['openid', ...(tenant.oidc.scopes ?? defaultScopes)])].join(' '),
+      state,
+      nonce,
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      ...(options.loginHint ? { login_hint: options.loginHint } : {}),
+    });
+    return { url, state };
+  }
+
+  /**
+   * Completes a login from the URL the provider redirected the browser to.
+   * `expectedState`, when given, is the state bound to this browser at the
+   * start; a different one means the callback was planted (login CSRF).
+   */
+  async callback(
+    tenant: TenantOidcView,
+    callbackUrl: URL,
+    options: { expectedState?: string } = {},
+  ): Promise<OidcLogin> {
+    const params = callbackUrl.searchParams;
+    const state = params.get('state');
+    if (!state || state.length > maxStateLength) {
+      throw new SsoError('invalid_state', 'the callback has no usable state');
+    }
+    // Taken before anything else so that a state works once, even when the login then fails.
+    const pending = parsePending(await this.store.take(stateKey(state)));
+    if (!pending) throw new SsoError('invalid_state', 'unknown, expired or already used state');
+    if (options.expectedState !== undefined && options.expectedState !== state) {
+      throw new SsoError('invalid_state', 'the state does not belong to this browser');
+    }
+    if (pending.tenant !== tenant.name) {
+      throw new SsoError('wrong_tenant', `the login was started for another tenant than ${tenant.name}`);
+    }
+
+    const config = await this.configuration(tenant);
+    const metadata = config.serverMetadata();
+    // RFC 9207: a response naming another issuer came from another provider (mix-up attack).
+    const iss = params.get('iss');
+    if (iss !== null && iss !== tenant.oidc.issuer) {
+      throw new SsoError('issuer_mismatch', `the authorization response comes from ${iss}`);
+    }
+    if (iss === null && metadata.authorization_response_iss_parameter_supported) {
+      throw new SsoError(
+        'issuer_mismatch',
+        'the authorization response lacks the iss its provider always sends',
+      );
+    }
+    const error = params.get('error');
+    if (error !== null) {
+      const description = params.get('error_description');
+      throw new SsoError(
+        'idp_error',
+        `the identity provider answered ${error}${description ? `: ${description}` : ''}`,
+      );
+    }
+
+    // Rebuilt from our own redirect URI so that what is sent as redirect_uri to the
+    // token endpoint is exactly what the authorization request carried, whatever
+    // proxies did to the incoming URL.
+    const current = new URL(this.redirectUri(tenant.name));
+    current.search = callbackUrl.search;
+    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    try {
+      tokens = await client.authorizationCodeGrant(config, current, {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: state,
+        expectedNonce: pending.nonce,
+      });
+    } catch (failure) {
+      throw toSsoError(failure, 'idp_error');
+    } finally {
+      this.keepJwks(tenant.oidc.issuer, config);
+    }
+
+    const claims = tokens.claims();
+    if (!claims) throw new SsoError('malformed', 'the token response has no ID token');
+    // openid-client checks these too; repeated here against the tenant's own
+    // settings so that a change in the library cannot loosen them.
+    if (claims.iss !== tenant.oidc.issuer) {
+      throw new SsoError('issuer_mismatch', `the ID token was issued by ${claims.iss}`);
+    }
+    const audience = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!audience.includes(tenant.oidc.clientId)) {
+      throw new SsoError('audience_mismatch', 'the ID token was issued to another client');
+    }
+    if (claims.nonce !== pending.nonce) {
+      throw new SsoError('unsolicited', 'the ID token nonce belongs to another login');
+    }
+    // A nonce is accepted once while a token carrying it could still be valid.
+    const remainingMs = claims.exp * 1000 - Date.now() + clockToleranceMs;
+    if (
+      !(await this.store.putIfAbsent(nonceKey(pending.nonce), '1', Math.max(remainingMs, clockToleranceMs)))
+    ) {
+      throw new SsoError('replayed', 'the ID token nonce was already used');
+    }
+
+    return { identity: identityFrom(tenant, claims), returnTo: pending.returnTo };
+  }
+
+  /** A client configuration for the tenant on top of its issuer's (cached) metadata. */
+  private async configuration(tenant: TenantOidcView): Promise<client.Configuration> {
+    const discovered = await this.discovered(tenant.oidc.issuer);
+    const secret = tenant.clientSecret || undefined;
+    const config = new client.Configuration(
+      discovered.metadata,
+      tenant.oidc.clientId,
+      secret ? { client_secret: secret } : undefined,
+      clientAuthentication(discovered.metadata, secret),
+    );
+    config[client.customFetch] = this.guardedFetch;
+    config.timeout = this.timeoutSeconds;
+    // Marked deprecated upstream only to stand out; needed for http issuers in development and tests.
+    if (this.allowPrivateIssuers) client.allowInsecureRequests(config);
+    if (discovered.jwks) client.setJwksCache(config, discovered.jwks);
+    return config;
+  }
+
+  private keepJwks(issuer: string, config: client.Configuration): void {
+    const discovered = this.issuers.get(issuer);
+    const jwks = client.getJwksCache(config);
+    if (discovered && jwks) discovered.jwks = jwks;
+  }
+
+  private async discovered(issuer: string): Promise<DiscoveredIssuer> {
+    const cached = this.issuers.get(issuer);
+    if (cached && cached.expiresAt > Date.now()) return cached;
+    // Concurrent logins for one issuer share a single discovery request.
+    let inflight = this.discovering.get(issuer);
+    if (!inflight) {
+      inflight = this.discover(issuer).finally(() => this.discovering.delete(issuer));
+      this.discovering.set(issuer, inflight);
+    }
+    return inflight;
+  }
+
+  private async discover(issuer: string): Promise<DiscoveredIssuer> {
+    const url = await this.checkIssuer(issuer);
+    let config: client.Configuration;
+    try {
+      // Discovery does not depend on the client; the placeholder id is never sent.
+      config = await client.discovery(url, 'discovery', undefined, undefined, {
+        [client.customFetch]: this.guardedFetch,
+        timeout: this.timeoutSeconds,
+        execute: this.allowPrivateIssuers ? [client.allowInsecureRequests] : [],
+      });
+    } catch (failure) {
+      throw toSsoError(failure, 'metadata_invalid');
+    }
+    const metadata = { ...config.serverMetadata() };
+    // openid-client compares normalised URLs; tokens carry the issuer verbatim, so compare exactly.
+    if (metadata.issuer !== issuer) {
+      throw new SsoError('issuer_mismatch', `the discovery document names issuer ${metadata.issuer}`);
+    }
+    const endpoints = {
+      authorization_endpoint: metadata.authorization_endpoint,
+      token_endpoint: metadata.token_endpoint,
+      jwks_uri: metadata.jwks_uri,
+    };
+    for (const [name, value] of Object.entries(endpoints)) {
+      if (!value) throw new SsoError('metadata_invalid', `the discovery document has no ${name}`);
+    }
+    // The provider chooses these URLs; they get the same scrutiny as the issuer.
+    const advertised = { ...endpoints, userinfo_endpoint: metadata.userinfo_endpoint };
+    for (const [name, value] of Object.entries(advertised)) {
+      if (value === undefined) continue;
+      const refusal = await outboundRefusal(parseUrl(value), this.policy);
+      if (refusal) throw new SsoError('issuer_not_allowed', `${name} ${value} is refused: ${refusal}`);
+    }
+    const discovered: DiscoveredIssuer = { metadata, expiresAt: Date.now() + this.discoveryTtlMs };
+    this.issuers.set(issuer, discovered);
+    return discovered;
+  }
+
+  /** Refuses issuers the API must not contact, before any request is made. */
+  private async checkIssuer(issuer: string): Promise<URL> {
+    const url = parseUrl(issuer);
+    // An OIDC issuer has no query or fragment; a .well-known path would make
+    // openid-client skip its own issuer check.
+    if (url.search || url.hash || url.pathname.includes('/.well-known/')) {
+      throw new SsoError('issuer_not_allowed', `${issuer} is not an issuer identifier`);
+    }
+    const refusal = await outboundRefusal(url, this.policy);
+    if (refusal) throw new SsoError('issuer_not_allowed', `${issuer} is refused: ${refusal}`);
+    return url;
+  }
+
+  /** Every request openid-client makes goes through here, so no URL escapes the guard. */
+  private readonly guardedFetch: client.CustomFetch = async (url, options) => {
+    const refusal = await outboundRefusal(parseUrl(url), this.policy);
+    if (refusal) throw new SsoError('issuer_not_allowed', `request to ${url} refused: ${refusal}`);
+    // openid-client's body type is wider than RequestInit's; it only sends strings and form data.
+    return this.fetch(url, options as RequestInit);
+  };
+}
+
+function parseUrl(value: string): URL {
+  try {
+    return new URL(value);
+  } catch {
+    throw new SsoError('issuer_not_allowed', `${value} is not a URL`);
+  }
+}
+
+/** Only a same-origin path may be a post-login destination (no open redirect). */
+function checkReturnTo(returnTo: string | undefined): string | undefined {
+  if (returnTo === undefined || returnTo === '') return undefined;
+  const base = new URL('https://tenantry.invalid');
+  let resolved: URL;
+  try {
+    resolved = new URL(returnTo, base);
+  } catch {
+    throw new SsoError('invalid_return_to', 'returnTo is not a path');
+  }
+  // "//evil.example" and "/\evil.example" resolve to another origin, which this catches.
+  if (!returnTo.startsWith('/') || resolved.origin !== base.origin) {
+    throw new SsoError('invalid_return_to', 'returnTo must be a path on this site');
+  }
+  return `${resolved.pathname}${resolved.search}${resolved.hash}`;
+}
+
+/** Prefers client_secret_basic, the default when a provider lists no methods. */
+function clientAuthentication(
+  metadata: client.ServerMetadata,
+  secret: string | undefined,
+): client.ClientAuth {
+  if (!secret) return client.None();
+  const methods = metadata.token_endpoint_auth_methods_supported;
+  if (methods && !methods.includes('client_secret_basic') && methods.includes('client_secret_post')) {
+    return client.ClientSecretPost(secret);
+  }
+  return client.ClientSecretBasic(secret);
+}
+
+function parsePending(raw: string | null): PendingLogin | undefined {
+  if (raw === null) return undefined;
+  try {
+    const value = JSON.parse(raw) as Partial<PendingLogin>;
+    if (
+      typeof value.tenant !== 'string' ||
+      typeof value.verifier !== 'string' ||
+      typeof value.nonce !== 'string'
+    ) {
+      return undefined;
+    }
+    return value as PendingLogin;
+  } catch {
+    return undefined;
+  }
+}
+
+function identityFrom(tenant: TenantOidcView, claims: client.IDToken): SsoIdentity {
+  const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : '';
+  const at = email.lastIndexOf('@');
+  if (at <= 0 || at === email.length - 1) {
+    throw new SsoError('email_missing', 'the ID token carries no email address');
+  }
+  // Absent is accepted (some providers only assert verified addresses); anything but true is not.
+  const verified = claims.email_verified;
+  if (verified !== undefined && verified !== true && verified !== 'true') {
+    throw new SsoError('email_not_verified', 'the identity provider has not verified the email address');
+  }
+  const domain = email.slice(at + 1);
+  if (!tenant.domains.some((allowed) => allowed.toLowerCase() === domain)) {
+    throw new SsoError('domain_not_verified', `${domain} is not a verified domain of ${tenant.name}`);
+  }
+  const groups = groupsFrom(claims[tenant.oidc.groupsClaim ?? 'groups']);
+  return {
+    provider: 'oidc',
+    subject: claims.sub,
+    email,
+    ...(typeof claims.given_name === 'string' ? { firstName: claims.given_name } : {}),
+    ...(typeof claims.family_name === 'string' ? { lastName: claims.family_name } : {}),
+    groups,
+    role: mapRole(groups, tenant.oidc.roleMapping, tenant.oidc.defaultRole),
+  };
+}
+
+function groupsFrom(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.filter((group): group is string => typeof group === 'string');
+  return [];
+}
+
+/** Turns an openid-client failure into a coded SsoError, keeping the original as the cause. */
+function toSsoError(failure: unknown, fallback: SsoErrorCode): SsoError {
+  for (let at: unknown = failure; at instanceof Error; at = at.cause) {
+    if (at instanceof SsoError) return at;
+  }
+  const detail = failure instanceof Error ? failure.message : String(failure);
+  if (failure instanceof client.ResponseBodyError) {
+    const description = failure.error_description ? `: ${failure.error_description}` : '';
+    return new SsoError(fallback, `the identity provider answered ${failure.error}${description}`, {
+      cause: failure,
+    });
+  }
+  if (!(failure instanceof client.ClientError)) return new SsoError(fallback, detail, { cause: failure });
+  switch (failure.code) {
+    case 'OAUTH_JWT_CLAIM_COMPARISON_FAILED': {
+      const claim = comparedClaim(failure);
+      const code: SsoErrorCode =
+        claim === 'iss'
+          ? 'issuer_mismatch'
+          : claim === 'aud' || claim === 'azp'
+            ? 'audience_mismatch'
+            : claim === 'nonce'
+              ? 'unsolicited'
+              : 'malformed';
+      return new SsoError(code, `ID token claim ${claim ?? '(unknown)'} does not match`, { cause: failure });
+    }
+    case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED':
+      return new SsoError('issuer_mismatch', detail, { cause: failure });
+    case 'OAUTH_JWT_TIMESTAMP_CHECK_FAILED':
+      return new SsoError('expired', detail, { cause: failure });
+    case 'OAUTH_KEY_SELECTION_FAILED':
+      return new SsoError('signature_invalid', detail, { cause: failure });
+    case 'OAUTH_INVALID_RESPONSE': {
+      // oauth4webapi reports a bad JWS signature as an invalid response.
+      const reason = failure.cause instanceof Error ? failure.cause.message : '';
+      const code = /signature/i.test(reason) ? 'signature_invalid' : fallback;
+      return new SsoError(code, reason || detail, { cause: failure });
+    }
+    default:
+      return new SsoError(fallback, detail, { cause: failure });
+  }
+}
+
+/** The claim name oauth4webapi records on a failed claim comparison. */
+function comparedClaim(failure: Error): string | undefined {
+  for (
+    let at: unknown = failure.cause;
+    at && typeof at === 'object';
+    at = (at as { cause?: unknown }).cause
+  ) {
+    const claim = (at as { claim?: unknown }).claim;
+    if (typeof claim === 'string') return claim;
+  }
+  return undefined;
+}
