@@ -2,7 +2,7 @@
 // into application/problem+json. Unknown errors become a 500 whose detail is
 // logged, never sent.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { z } from 'zod';
+import type { z } from 'zod';
 
 export interface FieldError {
   field: string;
@@ -25,14 +25,18 @@ export const problems = {
   badRequest: (detail: string, errors?: FieldError[]) =>
     new ProblemError(400, 'Bad Request', detail, errors ? { errors } : {}),
   validation: (errors: FieldError[]) =>
-    new ProblemError(400, 'Validation Failed', errors.map((e) => `${e.field}: ${e.message}`).join('; '), { errors }),
+    new ProblemError(400, 'Validation Failed', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
+      errors,
+    }),
   unauthorized: (detail = 'authentication is required') =>
     new ProblemError(401, 'Unauthorized', detail, { headers: { 'WWW-Authenticate': 'Bearer' } }),
   forbidden: (detail = 'you may not do this') => new ProblemError(403, 'Forbidden', detail),
   notFound: (detail = 'no such resource') => new ProblemError(404, 'Not Found', detail),
   conflict: (detail: string) => new ProblemError(409, 'Conflict', detail),
   unavailable: (detail: string, retryAfterSeconds = 5) =>
-    new ProblemError(503, 'Service Unavailable', detail, { headers: { 'Retry-After': String(retryAfterSeconds) } }),
+    new ProblemError(503, 'Service Unavailable', detail, {
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+    }),
 };
 
 const typeBase = 'https://tenantry.io/problems/';
@@ -61,7 +65,8 @@ export function sendProblem(res: Response, error: ProblemError): void {
 export function fieldErrors(error: z.ZodError): FieldError[] {
   return error.issues.map((issue) => ({
     field: issue.path.map(String).join('.') || 'body',
-    message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
+    message:
+      issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
   }));
 }
 
@@ -81,13 +86,18 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(problems.notFound(`no route for ${req.method} ${req.path}`));
 };
 
-export function errorHandler(log: { error(obj: object, msg: string): void }): ErrorRequestHandler {
+export function errorHandler(
+  log: { error(obj: object, msg: string): void },
+  classify: (error: unknown) => ProblemError | undefined = () => undefined,
+): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) {
       next(error);
       return;
     }
     if (error instanceof ProblemError) return sendProblem(res, error);
+    const classified = classify(error);
+    if (classified) return sendProblem(res, classified);
     const parserError = error as BodyParserError;
     if (parserError?.type === 'entity.too.large') {
       return sendProblem(res, new ProblemError(413, 'Payload Too Large', 'the request body is too large'));
@@ -99,9 +109,15 @@ export function errorHandler(log: { error(obj: object, msg: string): void }): Er
       return sendProblem(res, new ProblemError(415, 'Unsupported Media Type', 'unsupported body encoding'));
     }
     if (typeof parserError?.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
-      return sendProblem(res, new ProblemError(parserError.status, 'Bad Request', 'the request could not be read'));
+      return sendProblem(
+        res,
+        new ProblemError(parserError.status, 'Bad Request', 'the request could not be read'),
+      );
     }
     log.error({ err: error, path: req.path, method: req.method }, 'unhandled error');
-    sendProblem(res, new ProblemError(500, 'Internal Server Error', 'something went wrong; the request id identifies it'));
+    sendProblem(
+      res,
+      new ProblemError(500, 'Internal Server Error', 'something went wrong; the request id identifies it'),
+    );
   };
 }

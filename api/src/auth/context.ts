@@ -1,0 +1,96 @@
+// Who is calling, taken only from a verified access token. The tenant in the
+// token's `tid` claim decides which database a request reaches; no header,
+// path, query or body can change it.
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Role } from '../../../operator/src/api/tenant.js';
+import { problems } from '../http/problem.js';
+import type { TenantDb, TenantDatabases } from '../tenancy/tenant-databases.js';
+import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
+import { InvalidTokenError, type TokenService } from './tokens.js';
+
+export interface TenantAuth {
+  kind: 'tenant';
+  tenant: string;
+  userId: string;
+  role: Role;
+  jti: string;
+}
+
+export interface PlatformAuth {
+  kind: 'platform';
+  clientId: string;
+  jti: string;
+}
+
+export type Auth = TenantAuth | PlatformAuth;
+
+/** The `tid` of platform-admin tokens; not a valid tenant name, so it can never collide with one. */
+export const platformTenantId = '*';
+
+export interface TenantScope {
+  auth: TenantAuth;
+  entry: TenantEntry;
+  db: TenantDb;
+}
+
+const reasons: Record<string, string> = {
+  expired: 'the access token has expired',
+  wrong_type: 'this is not an access token',
+};
+
+export function authenticate(tokens: TokenService): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(header);
+    if (!match) return next(problems.unauthorized('send an access token as "Authorization: Bearer <token>"'));
+    try {
+      const claims = await tokens.verifyAccessToken(match[1]!);
+      res.locals.auth = claims.platformAdmin
+        ? ({ kind: 'platform', clientId: claims.sub, jti: claims.jti } satisfies PlatformAuth)
+        : ({
+            kind: 'tenant',
+            tenant: claims.tid,
+            userId: claims.sub,
+            role: claims.role,
+            jti: claims.jti,
+          } satisfies TenantAuth);
+      next();
+    } catch (error) {
+      if (error instanceof InvalidTokenError)
+        return next(problems.unauthorized(reasons[error.reason] ?? 'the access token is not valid'));
+      next(error);
+    }
+  };
+}
+
+export function authOf(res: Response): Auth {
+  const auth = res.locals.auth as Auth | undefined;
+  if (!auth) throw problems.unauthorized();
+  return auth;
+}
+
+const rank: Record<Role, number> = { member: 1, admin: 2, owner: 3 };
+
+/** The caller's tenant, servable now, with its database; optionally at least `minimum` role. */
+export function tenantScope(
+  res: Response,
+  directory: TenantDirectory,
+  databases: TenantDatabases,
+  minimum: Role = 'member',
+): TenantScope {
+  const auth = authOf(res);
+  if (auth.kind !== 'tenant') throw problems.forbidden('this endpoint is for tenant users');
+  if (rank[auth.role] < rank[minimum]) throw problems.forbidden(`this needs the ${minimum} role`);
+  const entry = directory.servable(auth.tenant);
+  return { auth, entry, db: databases.for(auth.tenant, entry.credentials) };
+}
+
+export function requirePlatformAdmin(res: Response): PlatformAuth {
+  const auth = authOf(res);
+  if (auth.kind !== 'platform') throw problems.forbidden('this endpoint is for platform administrators');
+  return auth;
+}
+
+export function roleRank(role: Role): number {
+  return rank[role];
+}

@@ -1,0 +1,183 @@
+// Signing in: passwords, refresh tokens and the platform admin's client
+// credentials, ending in our own access and refresh tokens. Refresh tokens are
+// handed out as `<tenant>.<opaque token>` so a refresh can find the tenant's
+// database; the opaque part is only ever looked up there, hashed.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type pg from 'pg';
+import type { Sequelize } from 'sequelize';
+import { z } from 'zod';
+import { problems } from '../http/problem.js';
+import type { UserModel } from '../tenancy/models.js';
+import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
+import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { userView, email as emailSchema, type UserView } from '../users/users.js';
+import { platformTenantId } from './context.js';
+import { verifyAgainstDummy, verifyPassword, hashPassword } from './passwords.js';
+import {
+  RefreshTokenError,
+  RefreshTokenReuseError,
+  RefreshTokenStore,
+  type RefreshTokenContext,
+} from './refresh-tokens.js';
+import type { TokenService } from './tokens.js';
+
+export const tenantName = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/, 'not a valid tenant name');
+
+export const loginSchema = z.strictObject({
+  tenant: tenantName,
+  email: emailSchema,
+  password: z.string().min(1).max(256),
+});
+
+export interface TokenResponse {
+  access_token: string;
+  refresh_token?: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  user?: UserView;
+}
+
+/** Runs `fn` with a raw pg client from the tenant's Sequelize pool (for stores written against pg). */
+export async function withRawClient<T>(
+  sequelize: Sequelize,
+  fn: (client: pg.ClientBase) => Promise<T>,
+): Promise<T> {
+  const manager = sequelize.connectionManager as unknown as {
+    getConnection(options: { type: 'write' }): Promise<pg.ClientBase>;
+    releaseConnection(client: pg.ClientBase): Promise<void>;
+  };
+  const client = await manager.getConnection({ type: 'write' });
+  try {
+    return await fn(client);
+  } finally {
+    await manager.releaseConnection(client);
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export class Sessions {
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly directory: TenantDirectory,
+    private readonly databases: TenantDatabases,
+    private readonly options: {
+      refreshTokenTtlMs: number;
+      platformAdmin?: { clientId: string; clientSecret: string };
+    },
+  ) {}
+
+  private tenantDb(tenant: string): TenantDb {
+    const entry = this.directory.servable(tenant);
+    return this.databases.for(tenant, entry.credentials);
+  }
+
+  private store(client: pg.ClientBase): RefreshTokenStore {
+    return new RefreshTokenStore(client, { ttlMs: this.options.refreshTokenTtlMs });
+  }
+
+  /** Checks a password; the same work is done whether or not the user exists. */
+  async checkPassword(
+    tenant: string,
+    email: string,
+    password: string,
+  ): Promise<{ db: TenantDb; user: UserModel }> {
+    const db = this.tenantDb(tenant);
+    const user = await db.models.User.findOne({ where: { email: email.toLowerCase() } });
+    const ok = user?.password_hash
+      ? (await verifyPassword(user.password_hash, password)).ok
+      : await verifyAgainstDummy(password);
+    if (!user || !ok) throw problems.unauthorized('the email or password is wrong');
+    if (!user.is_active) throw problems.forbidden('this account is deactivated');
+    return { db, user };
+  }
+
+  /** Issues an access token and a fresh refresh-token family for a signed-in user. */
+  async issueFor(
+    tenant: string,
+    db: TenantDb,
+    user: UserModel,
+    context: RefreshTokenContext = {},
+  ): Promise<TokenResponse> {
+    const access = await this.tokens.issueAccessToken({ sub: user.id, tid: tenant, role: user.role });
+    const refresh = await withRawClient(db.sequelize, (c) => this.store(c).issue(user.id, context));
+    return {
+      access_token: access.token,
+      refresh_token: `${tenant}.${refresh.token}`,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      user: userView(user),
+    };
+  }
+
+  async refresh(presented: string, context: RefreshTokenContext = {}): Promise<TokenResponse> {
+    const dot = presented.indexOf('.');
+    const tenant = presented.slice(0, dot);
+    if (dot < 1 || !tenantName.safeParse(tenant).success)
+      throw problems.unauthorized('the refresh token is not valid');
+    const db = this.tenantDb(tenant);
+    try {
+      const rotated = await withRawClient(db.sequelize, (c) =>
+        this.store(c).rotate(presented.slice(dot + 1), context),
+      );
+      const user = await db.models.User.findByPk(rotated.userId);
+      if (!user || !user.is_active) throw problems.unauthorized('the refresh token is not valid');
+      const access = await this.tokens.issueAccessToken({ sub: user.id, tid: tenant, role: user.role });
+      return {
+        access_token: access.token,
+        refresh_token: `${tenant}.${rotated.token}`,
+        token_type: 'Bearer',
+        expires_in: access.expiresIn,
+      };
+    } catch (error) {
+      if (error instanceof RefreshTokenReuseError) {
+        throw problems.unauthorized(
+          'this refresh token was already used; every session of its family is revoked',
+        );
+      }
+      if (error instanceof RefreshTokenError)
+        throw problems.unauthorized(`the refresh token is not valid (${error.reason})`);
+      throw error;
+    }
+  }
+
+  async logout(presented: string): Promise<void> {
+    const dot = presented.indexOf('.');
+    const tenant = presented.slice(0, dot);
+    if (dot < 1 || !tenantName.safeParse(tenant).success) return;
+    const db = this.tenantDb(tenant);
+    await withRawClient(db.sequelize, (c) => this.store(c).revokeToken(presented.slice(dot + 1), 'logout'));
+  }
+
+  async revokeAllForUser(db: TenantDb, userId: string): Promise<void> {
+    await withRawClient(db.sequelize, (c) => this.store(c).revokeAllForUser(userId, 'password_change'));
+  }
+
+  async platformClientCredentials(clientId: string, clientSecret: string): Promise<TokenResponse> {
+    const admin = this.options.platformAdmin;
+    if (!admin || clientId !== admin.clientId || !sameSecret(clientSecret, admin.clientSecret)) {
+      throw problems.unauthorized('unknown client or wrong secret');
+    }
+    const access = await this.tokens.issueAccessToken({
+      sub: clientId,
+      tid: platformTenantId,
+      role: 'owner',
+      platformAdmin: true,
+    });
+    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn };
+  }
+
+  async changePassword(db: TenantDb, user: UserModel, current: string, next: string): Promise<void> {
+    const ok = user.password_hash ? (await verifyPassword(user.password_hash, current)).ok : false;
+    if (!ok)
+      throw problems.badRequest('the current password is wrong', [
+        { field: 'current_password', message: 'is wrong' },
+      ]);
+    await user.update({ password_hash: await hashPassword(next) });
+    await this.revokeAllForUser(db, user.id);
+  }
+}

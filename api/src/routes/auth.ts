@@ -1,0 +1,142 @@
+// /api/auth: thin handlers over Sessions and the user directory.
+import { Router } from 'express';
+import { z } from 'zod';
+import { authenticate, tenantScope } from '../auth/context.js';
+import { passwordProblems } from '../auth/passwords.js';
+import { loginSchema, tenantName, type Sessions } from '../auth/sessions.js';
+import type { TokenService } from '../auth/tokens.js';
+import { parse, problems } from '../http/problem.js';
+import type { TenantDatabases } from '../tenancy/tenant-databases.js';
+import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { createUser, email, getUser, userView } from '../users/users.js';
+
+const tokenSchema = z.discriminatedUnion('grant_type', [
+  z.strictObject({
+    grant_type: z.literal('password'),
+    tenant: tenantName,
+    username: email,
+    password: z.string().min(1).max(256),
+    scope: z.string().max(200).optional(),
+  }),
+  z.strictObject({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(512) }),
+  z.strictObject({
+    grant_type: z.literal('client_credentials'),
+    client_id: z.string().min(1).max(200),
+    client_secret: z.string().min(1).max(512),
+    scope: z.string().max(200).optional(),
+  }),
+]);
+
+const registerSchema = z.strictObject({
+  tenant: tenantName,
+  email,
+  password: z.string().max(256),
+  first_name: z.string().trim().max(150).optional(),
+  last_name: z.string().trim().max(150).optional(),
+});
+
+const profileSchema = z
+  .strictObject({
+    first_name: z.string().trim().max(150).nullable().optional(),
+    last_name: z.string().trim().max(150).nullable().optional(),
+    department: z.string().trim().max(150).nullable().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
+
+const passwordChangeSchema = z.strictObject({
+  current_password: z.string().min(1).max(256),
+  new_password: z.string().max(256),
+});
+
+const logoutSchema = z.strictObject({ refresh_token: z.string().min(1).max(512) });
+
+export function authRoutes(deps: {
+  sessions: Sessions;
+  tokens: TokenService;
+  directory: TenantDirectory;
+  databases: TenantDatabases;
+}): Router {
+  const { sessions, tokens, directory, databases } = deps;
+  const router = Router();
+  const requireAuth = authenticate(tokens);
+  const context = (req: { ip?: string | undefined; get(name: string): string | undefined }) => ({
+    ...(req.ip ? { ip: req.ip } : {}),
+    client: (req.get('user-agent') ?? '').slice(0, 200),
+  });
+
+  router.post('/login', async (req, res) => {
+    const body = parse(loginSchema, req.body);
+    const { db, user } = await sessions.checkPassword(body.tenant, body.email, body.password);
+    res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
+  });
+
+  router.post('/token', async (req, res) => {
+    const body = parse(tokenSchema, req.body);
+    res.set('Cache-Control', 'no-store');
+    if (body.grant_type === 'password') {
+      const { db, user } = await sessions.checkPassword(body.tenant, body.username, body.password);
+      res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
+    } else if (body.grant_type === 'refresh_token') {
+      res.json(await sessions.refresh(body.refresh_token, context(req)));
+    } else {
+      res.json(await sessions.platformClientCredentials(body.client_id, body.client_secret));
+    }
+  });
+
+  router.post('/logout', async (req, res) => {
+    const body = parse(logoutSchema, req.body);
+    await sessions.logout(body.refresh_token);
+    res.status(204).end();
+  });
+
+  router.post('/register', async (req, res) => {
+    const body = parse(registerSchema, req.body);
+    const entry = directory.servable(body.tenant);
+    if (!entry.tenant.spec.selfRegistration)
+      throw problems.forbidden(`tenant ${body.tenant} does not allow self-registration`);
+    const db = databases.for(body.tenant, entry.credentials);
+    // Self-registration creates members only; the scope acts as an admin of the tenant for that one call.
+    const scope = {
+      auth: {
+        kind: 'tenant' as const,
+        tenant: body.tenant,
+        userId: 'self-registration',
+        role: 'admin' as const,
+        jti: '',
+      },
+      entry,
+      db,
+    };
+    const user = await createUser(scope, { ...body, role: 'member' });
+    res.status(201).json(await sessions.issueFor(body.tenant, db, user, context(req)));
+  });
+
+  router.get('/profile', requireAuth, async (_req, res) => {
+    const scope = tenantScope(res, directory, databases);
+    res.json(userView(await getUser(scope, scope.auth.userId)));
+  });
+
+  router.patch('/profile', requireAuth, async (req, res) => {
+    const scope = tenantScope(res, directory, databases);
+    const body = parse(profileSchema, req.body);
+    const user = await getUser(scope, scope.auth.userId);
+    await user.update(body);
+    res.json(userView(user));
+  });
+
+  router.post('/password/change', requireAuth, async (req, res) => {
+    const scope = tenantScope(res, directory, databases);
+    const body = parse(passwordChangeSchema, req.body);
+    const user = await getUser(scope, scope.auth.userId);
+    const weak = passwordProblems(body.new_password, {
+      email: user.email,
+      name: user.first_name ?? undefined,
+    });
+    if (weak.length > 0)
+      throw problems.validation(weak.map((p) => ({ field: 'new_password', message: p.message })));
+    await sessions.changePassword(scope.db, user, body.current_password, body.new_password);
+    res.status(204).end();
+  });
+
+  return router;
+}

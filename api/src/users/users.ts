@@ -1,0 +1,202 @@
+// The tenant's user directory. Every function takes the caller's tenant scope
+// first; the scope's database is the only one it can reach.
+import { Op, UniqueConstraintError, type Order, type WhereOptions } from 'sequelize';
+import { z } from 'zod';
+import type { Role } from '../../../operator/src/api/tenant.js';
+import { passwordProblems, hashPassword } from '../auth/passwords.js';
+import { roleRank, type TenantScope } from '../auth/context.js';
+import { problems, type FieldError } from '../http/problem.js';
+import type { UserModel } from '../tenancy/models.js';
+
+export const roles = ['owner', 'admin', 'member'] as const;
+
+export interface UserView {
+  id: string;
+  email: string;
+  first_name: string | null;
+  last_name: string | null;
+  role: Role;
+  is_active: boolean;
+  department: string | null;
+  external_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export function userView(user: UserModel): UserView {
+  return {
+    id: user.id,
+    email: user.email,
+    first_name: user.first_name,
+    last_name: user.last_name,
+    role: user.role,
+    is_active: user.is_active,
+    department: user.department,
+    external_id: user.external_id,
+    created_at: user.created_at.toISOString(),
+    updated_at: user.updated_at.toISOString(),
+  };
+}
+
+const name = z.string().trim().max(150);
+export const email = z.string().trim().toLowerCase().max(254).email();
+
+export const createUserSchema = z.strictObject({
+  email,
+  first_name: name.optional(),
+  last_name: name.optional(),
+  role: z.enum(roles).default('member'),
+  department: z.string().trim().max(150).optional(),
+  password: z.string().max(256).optional(),
+});
+
+export const updateUserSchema = z
+  .strictObject({
+    email: email.optional(),
+    first_name: name.nullable().optional(),
+    last_name: name.nullable().optional(),
+    role: z.enum(roles).optional(),
+    department: z.string().trim().max(150).nullable().optional(),
+    is_active: z.boolean().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
+
+const orderings = ['email', 'first_name', 'last_name', 'role', 'created_at', 'updated_at'] as const;
+
+export const listUsersSchema = z.strictObject({
+  page: z.coerce.number().int().min(1).default(1),
+  page_size: z.coerce.number().int().min(1).max(100).default(20),
+  role: z.enum(roles).optional(),
+  is_active: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
+  department: z.string().max(150).optional(),
+  search: z.string().max(254).optional(),
+  ordering: z
+    .string()
+    .refine((v) => orderings.includes(v.replace(/^-/, '') as (typeof orderings)[number]), {
+      message: `one of ${orderings.join(', ')}, optionally prefixed with -`,
+    })
+    .default('email'),
+});
+
+export type CreateUser = z.infer<typeof createUserSchema>;
+export type UpdateUser = z.infer<typeof updateUserSchema>;
+export type ListUsers = z.infer<typeof listUsersSchema>;
+
+function ensureStrongPassword(password: string, user: { email: string; first_name?: string | null }): void {
+  const found = passwordProblems(password, { email: user.email, name: user.first_name ?? undefined });
+  if (found.length > 0) {
+    throw problems.validation(found.map((p): FieldError => ({ field: 'password', message: p.message })));
+  }
+}
+
+/** Admins manage members and admins; only owners touch owners. */
+function mayManage(scope: TenantScope, targetRole: Role): void {
+  if (roleRank(scope.auth.role) < roleRank('admin'))
+    throw problems.forbidden('managing users needs the admin role');
+  if (targetRole === 'owner' && scope.auth.role !== 'owner')
+    throw problems.forbidden('only owners manage owners');
+}
+
+function escapeLike(text: string): string {
+  return text.replaceAll(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+export async function listUsers(scope: TenantScope, query: ListUsers) {
+  const where: WhereOptions = {};
+  if (query.role) Object.assign(where, { role: query.role });
+  if (query.is_active !== undefined) Object.assign(where, { is_active: query.is_active });
+  if (query.department) Object.assign(where, { department: query.department });
+  if (query.search) {
+    const pattern = `%${escapeLike(query.search)}%`;
+    Object.assign(where, {
+      [Op.or]: [
+        { email: { [Op.iLike]: pattern } },
+        { first_name: { [Op.iLike]: pattern } },
+        { last_name: { [Op.iLike]: pattern } },
+      ],
+    });
+  }
+  const field = query.ordering.replace(/^-/, '');
+  const order: Order = [
+    [field, query.ordering.startsWith('-') ? 'DESC' : 'ASC'],
+    ['id', 'ASC'],
+  ];
+  const { count, rows } = await scope.db.models.User.findAndCountAll({
+    where,
+    order,
+    limit: query.page_size,
+    offset: (query.page - 1) * query.page_size,
+  });
+  return { count, results: rows.map(userView) };
+}
+
+export async function getUser(scope: TenantScope, id: string): Promise<UserModel> {
+  if (!z.uuid().safeParse(id).success) throw problems.notFound(`no user ${id}`);
+  const user = await scope.db.models.User.findByPk(id);
+  if (!user) throw problems.notFound(`no user ${id}`);
+  return user;
+}
+
+export async function createUser(
+  scope: TenantScope,
+  input: CreateUser,
+  options: { externalId?: string } = {},
+) {
+  mayManage(scope, input.role);
+  if (input.password !== undefined) ensureStrongPassword(input.password, input);
+  try {
+    return await scope.db.models.User.create({
+      email: input.email,
+      first_name: input.first_name ?? null,
+      last_name: input.last_name ?? null,
+      role: input.role,
+      department: input.department ?? null,
+      external_id: options.externalId ?? null,
+      password_hash: input.password === undefined ? null : await hashPassword(input.password),
+    });
+  } catch (error) {
+    if (error instanceof UniqueConstraintError)
+      throw problems.conflict(`a user with email ${input.email} already exists`);
+    throw error;
+  }
+}
+
+export async function updateUser(scope: TenantScope, id: string, input: UpdateUser) {
+  const user = await getUser(scope, id);
+  const before = userView(user);
+  mayManage(scope, user.role);
+  if (input.role) mayManage(scope, input.role);
+  if (
+    user.role === 'owner' &&
+    ((input.role !== undefined && input.role !== 'owner') || input.is_active === false)
+  ) {
+    await ensureAnotherOwner(scope, user.id);
+  }
+  try {
+    await user.update(input);
+  } catch (error) {
+    if (error instanceof UniqueConstraintError)
+      throw problems.conflict(`a user with email ${input.email} already exists`);
+    throw error;
+  }
+  return { before, after: userView(user), user };
+}
+
+export async function deleteUser(scope: TenantScope, id: string) {
+  const user = await getUser(scope, id);
+  mayManage(scope, user.role);
+  if (user.role === 'owner') await ensureAnotherOwner(scope, user.id);
+  const before = userView(user);
+  await user.destroy();
+  return before;
+}
+
+async function ensureAnotherOwner(scope: TenantScope, exceptId: string): Promise<void> {
+  const others = await scope.db.models.User.count({
+    where: { role: 'owner', is_active: true, id: { [Op.ne]: exceptId } },
+  });
+  if (others === 0) throw problems.conflict('a tenant must keep at least one active owner');
+}
