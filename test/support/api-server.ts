@@ -25,7 +25,7 @@ export interface TestApi {
   ): Promise<{
     status: number;
     headers: Headers;
-    body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests inspect arbitrary JSON
+    body: any;
   }>;
   close(): Promise<void>;
 }
@@ -53,7 +53,9 @@ export async function startTestApi(kubeconfigPath: string, platformNamespace: st
     platformAdmin: platformAdminClient,
   });
   directory.start();
-  await eventually('the tenant directory to sync', async () => (directory.synced ? true : undefined));
+  await eventually('the tenant directory to sync', () =>
+    Promise.resolve(directory.synced ? true : undefined),
+  );
   const app = createApp({
     log,
     tokens,
