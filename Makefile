@@ -31,8 +31,8 @@ cluster-down: ## Stop the control plane started by cluster-up
 	@npx tsx hack/cluster.ts down
 
 .PHONY: dev
-dev: deps tools services ## Run the platform locally (control plane in the foreground; Ctrl-C stops it)
-	@npx tsx hack/cluster.ts run
+dev: deps tools services ## Run the platform locally: control plane, operator, API, a sample Tenant (Ctrl-C stops it)
+	@npx tsx hack/dev.ts
 
 .PHONY: typecheck
 typecheck: deps ## Type-check every TypeScript file
