@@ -12,6 +12,8 @@ import { publicJwks, type KeySetSource } from './auth/keys.js';
 import type { Sessions } from './auth/sessions.js';
 import type { TokenService } from './auth/tokens.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
+import type { RateLimits } from './ratelimit/rate-limits.js';
+import { auditLogRoutes } from './routes/audit-logs.js';
 import { authRoutes } from './routes/auth.js';
 import { userRoutes } from './routes/users.js';
 import { isDatabaseUnavailable, type TenantDatabases } from './tenancy/tenant-databases.js';
@@ -25,6 +27,7 @@ export interface AppDeps {
   directory: TenantDirectory;
   databases: TenantDatabases;
   registry: Registry;
+  rateLimits: RateLimits;
   trustProxy: boolean | number | string[];
   bodyLimitBytes: number;
   /** Checks the dependencies for /readyz and /health. */
@@ -88,10 +91,26 @@ export function createApp(deps: AppDeps): Express {
     res.set('Cache-Control', 'public, max-age=300').json(publicJwks(deps.keys.current()));
   });
 
+  // Sign-in endpoints: per address, and per address and account; fail closed if Redis is down.
+  app.use(
+    ['/api/auth/login', '/api/auth/token', '/api/auth/register'],
+    ...deps.rateLimits.authAttempts({ perIpPerMinute: 60, perAccountPerMinute: 10 }),
+  );
   app.use('/api/auth', authRoutes(deps));
-  const requireAuth = authenticate(deps.tokens);
-  app.use('/api/users', requireAuth, userRoutes(deps));
-  app.get('/api/tenants/current', requireAuth, (_req, res) => {
+  // Everything else needs a token, then counts against the tenant's plan and the caller's own budget.
+  const requireAuth = [
+    authenticate(deps.tokens),
+    deps.rateLimits.perTenant((_req, tenant) => {
+      const spec = deps.directory.get(tenant)?.tenant.spec;
+      return spec
+        ? (spec.rateLimit?.requestsPerMinute ?? planPolicies[spec.plan].requestsPerMinute)
+        : undefined;
+    }),
+    deps.rateLimits.perUser(600),
+  ];
+  app.use('/api/users', ...requireAuth, userRoutes(deps));
+  app.use('/api/audit-logs', ...requireAuth, auditLogRoutes(deps));
+  app.get('/api/tenants/current', ...requireAuth, (_req, res) => {
     const { entry } = tenantScope(res, deps.directory, deps.databases);
     const spec = entry.tenant.spec;
     res.json({

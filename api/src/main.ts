@@ -10,6 +10,7 @@ import { generateSigningKey, InMemoryKeySetSource, parseKeySet } from './auth/ke
 import { Sessions } from './auth/sessions.js';
 import { TokenService } from './auth/tokens.js';
 import { loadApiConfig } from './config.js';
+import { RateLimits } from './ratelimit/rate-limits.js';
 import { TenantDatabases } from './tenancy/tenant-databases.js';
 import { TenantDirectory } from './tenancy/tenant-directory.js';
 
@@ -70,6 +71,7 @@ function main(): void {
     directory,
     databases,
     registry,
+    rateLimits: new RateLimits({ redis, log }),
     trustProxy: config.trustProxy,
     bodyLimitBytes: config.bodyLimitBytes,
     checkDependencies: async () => ({

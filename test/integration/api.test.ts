@@ -346,6 +346,53 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
     });
   });
 
+  describe('audit log', () => {
+    it('records every mutation and sign-in, with secrets redacted, and verifies the chain', async () => {
+      const owner = token(tenantA, 'owner');
+      const created = await api.call('POST', '/api/users', {
+        token: owner,
+        body: {
+          email: `audited@${tenantA}.example`,
+          role: 'member',
+          password: 'an entirely decent passphrase 7',
+        },
+      });
+      const id = created.body.id as string;
+      await api.call('PATCH', `/api/users/${id}`, { token: owner, body: { department: 'audit' } });
+      await api.call('DELETE', `/api/users/${id}`, { token: owner });
+      await api.call('POST', '/api/auth/login', {
+        body: { tenant: tenantA, email: `audited@${tenantA}.example`, password: 'wrong' },
+      });
+      const log = await api.call('GET', `/api/audit-logs?resource_id=${id}&page_size=10`, { token: owner });
+      expect(log.status).to.equal(200);
+      const actions = (log.body.results as { action: string }[]).map((r) => r.action).sort();
+      expect(actions).to.deep.equal(['create', 'delete', 'update']);
+      expect(JSON.stringify(log.body.results)).not.to.contain('passphrase');
+      const failed = await api.call('GET', '/api/audit-logs?action=login_failed', { token: owner });
+      expect(failed.body.count).to.be.greaterThan(0);
+      const logins = await api.call('GET', '/api/audit-logs?action=login', { token: owner });
+      expect(logins.body.count).to.be.greaterThan(0);
+      const verify = await api.call('GET', '/api/audit-logs/verify', { token: owner });
+      expect(verify.body).to.include({ intact: true, first_bad_id: null });
+      expect(verify.body.checked).to.be.greaterThan(3);
+      expect((await api.call('GET', '/api/audit-logs', { token: token(tenantA, 'member') })).status).to.equal(
+        403,
+      );
+    });
+  });
+
+  describe('rate limits', () => {
+    it('sends RateLimit headers on tenant routes and sign-in', async () => {
+      const res = await api.call('GET', '/api/users', { token: token(tenantA, 'member') });
+      expect(res.headers.get('ratelimit')).to.be.a('string');
+      expect(res.headers.get('ratelimit-policy')).to.be.a('string');
+      const signIn = await api.call('POST', '/api/auth/login', {
+        body: { tenant: tenantA, email: `owner@${tenantA}.example`, password },
+      });
+      expect(signIn.headers.get('ratelimit')).to.be.a('string');
+    });
+  });
+
   describe('tenant isolation', () => {
     it('never reads, writes or counts the other tenant by id, list, filter, header or body', async () => {
       const bUsers = await api.call('GET', '/api/users?page_size=100', { token: token(tenantB, 'owner') });

@@ -10,7 +10,10 @@ import { Sessions } from '../../api/src/auth/sessions.js';
 import { TokenService } from '../../api/src/auth/tokens.js';
 import { TenantDatabases } from '../../api/src/tenancy/tenant-databases.js';
 import { TenantDirectory } from '../../api/src/tenancy/tenant-directory.js';
+import { RateLimits } from '../../api/src/ratelimit/rate-limits.js';
+import { serviceUrls, uniqueSuffix } from './services.js';
 import { eventually } from './wait.js';
+import { Redis } from 'ioredis';
 
 export interface TestApi {
   url: string;
@@ -52,6 +55,7 @@ export async function startTestApi(kubeconfigPath: string, platformNamespace: st
     refreshTokenTtlMs: 86_400_000,
     platformAdmin: platformAdminClient,
   });
+  const redis = new Redis(serviceUrls.redis, { maxRetriesPerRequest: 1 });
   directory.start();
   await eventually('the tenant directory to sync', () =>
     Promise.resolve(directory.synced ? true : undefined),
@@ -64,6 +68,7 @@ export async function startTestApi(kubeconfigPath: string, platformNamespace: st
     directory,
     databases,
     registry: new Registry(),
+    rateLimits: new RateLimits({ redis, prefix: `test:rl:${uniqueSuffix()}:`, log }),
     trustProxy: false,
     bodyLimitBytes: 64 * 1024,
     checkDependencies: () => Promise.resolve({ kubernetes: { ok: directory.synced } }),
@@ -104,6 +109,7 @@ export async function startTestApi(kubeconfigPath: string, platformNamespace: st
       await new Promise((ok) => server.close(ok));
       await directory.stop();
       await databases.closeAll();
+      redis.disconnect();
     },
   };
 }

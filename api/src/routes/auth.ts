@@ -1,11 +1,12 @@
 // /api/auth: thin handlers over Sessions and the user directory.
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
+import { AuditLog } from '../audit/audit-log.js';
 import { z } from 'zod';
 import { authenticate, tenantScope } from '../auth/context.js';
 import { passwordProblems } from '../auth/passwords.js';
 import { loginSchema, tenantName, type Sessions } from '../auth/sessions.js';
 import type { TokenService } from '../auth/tokens.js';
-import { parse, problems } from '../http/problem.js';
+import { parse, ProblemError, problems } from '../http/problem.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { createUser, email, getUser, userView } from '../users/users.js';
@@ -64,9 +65,38 @@ export function authRoutes(deps: {
     client: (req.get('user-agent') ?? '').slice(0, 200),
   });
 
+  /** Checks a password and records the outcome, success or failure, in the tenant's audit log. */
+  const signIn = async (req: Request, res: Response, tenant: string, email: string, password: string) => {
+    try {
+      const { db, user } = await sessions.checkPassword(tenant, email, password);
+      await AuditLog.append(db.sequelize, {
+        actor: user.id,
+        action: 'login',
+        resourceType: 'session',
+        resourceId: user.id,
+        ip: req.ip ?? null,
+        requestId: String(res.locals.requestId ?? ''),
+      });
+      return { db, user };
+    } catch (error) {
+      if (error instanceof ProblemError && (error.status === 401 || error.status === 403)) {
+        const entry = directory.servable(tenant);
+        await AuditLog.append(databases.for(tenant, entry.credentials).sequelize, {
+          actor: null,
+          action: 'login_failed',
+          resourceType: 'session',
+          resourceId: email,
+          ip: req.ip ?? null,
+          requestId: String(res.locals.requestId ?? ''),
+        });
+      }
+      throw error;
+    }
+  };
+
   router.post('/login', async (req, res) => {
     const body = parse(loginSchema, req.body);
-    const { db, user } = await sessions.checkPassword(body.tenant, body.email, body.password);
+    const { db, user } = await signIn(req, res, body.tenant, body.email, body.password);
     res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
   });
 
@@ -74,7 +104,7 @@ export function authRoutes(deps: {
     const body = parse(tokenSchema, req.body);
     res.set('Cache-Control', 'no-store');
     if (body.grant_type === 'password') {
-      const { db, user } = await sessions.checkPassword(body.tenant, body.username, body.password);
+      const { db, user } = await signIn(req, res, body.tenant, body.username, body.password);
       res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
     } else if (body.grant_type === 'refresh_token') {
       res.json(await sessions.refresh(body.refresh_token, context(req)));

@@ -1,5 +1,6 @@
 // /api/users: the tenant's directory. Members read; admins and owners manage.
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
+import { audited } from '../audit/audited.js';
 import { z } from 'zod';
 import { tenantScope } from '../auth/context.js';
 import { parse, ProblemError } from '../http/problem.js';
@@ -15,6 +16,7 @@ import {
   updateUser,
   updateUserSchema,
   userView,
+  type UpdateUser,
 } from '../users/users.js';
 
 const bulkSchema = z.strictObject({ users: z.array(z.unknown()).min(1).max(100) });
@@ -50,7 +52,14 @@ export function userRoutes(deps: { directory: TenantDirectory; databases: Tenant
 
   router.post('/', async (req, res) => {
     const scope = scopeOf(res, 'admin');
-    const user = await createUser(scope, parse(createUserSchema, req.body));
+    const input = parse(createUserSchema, req.body);
+    const user = await audited(scope, req, res, async (transaction) => {
+      const created = await createUser(scope, input, { transaction });
+      return {
+        result: created,
+        audit: { action: 'create', resourceType: 'user', resourceId: created.id, after: userView(created) },
+      };
+    });
     res.status(201).location(`/api/users/${user.id}`).json(userView(user));
   });
 
@@ -60,7 +69,19 @@ export function userRoutes(deps: { directory: TenantDirectory; databases: Tenant
     const results = [];
     for (const [index, item] of users.entries()) {
       try {
-        const user = await createUser(scope, parse(createUserSchema, item));
+        const input = parse(createUserSchema, item);
+        const user = await audited(scope, req, res, async (transaction) => {
+          const created = await createUser(scope, input, { transaction });
+          return {
+            result: created,
+            audit: {
+              action: 'create',
+              resourceType: 'user',
+              resourceId: created.id,
+              after: userView(created),
+            },
+          };
+        });
         results.push({ index, status: 201, user: userView(user) });
       } catch (error) {
         if (!(error instanceof ProblemError)) throw error;
@@ -83,18 +104,19 @@ export function userRoutes(deps: { directory: TenantDirectory; databases: Tenant
     res.json(userView(await getUser(scopeOf(res), req.params.id)));
   });
 
-  router.patch('/:id', async (req, res) => {
-    const { after } = await updateUser(
-      scopeOf(res, 'admin'),
-      req.params.id,
-      parse(updateUserSchema, req.body),
-    );
-    res.json(after);
-  });
+  const change = (req: Request<{ id: string }>, res: Response, input: UpdateUser) => {
+    const scope = scopeOf(res, 'admin');
+    return audited(scope, req, res, async (transaction) => {
+      const { before, after } = await updateUser(scope, req.params.id, input, transaction);
+      return {
+        result: after,
+        audit: { action: 'update', resourceType: 'user', resourceId: after.id, before, after },
+      };
+    });
+  };
 
-  router.delete('/:id', async (req, res) => {
-    await deleteUser(scopeOf(res, 'admin'), req.params.id);
-    res.status(204).end();
+  router.patch('/:id', async (req, res) => {
+    res.json(await change(req, res, parse(updateUserSchema, req.body)));
   });
 
   for (const [action, active] of [
@@ -102,9 +124,20 @@ export function userRoutes(deps: { directory: TenantDirectory; databases: Tenant
     ['deactivate', false],
   ] as const) {
     router.post(`/:id/${action}`, async (req, res) => {
-      const { after } = await updateUser(scopeOf(res, 'admin'), req.params.id, { is_active: active });
-      res.json(after);
+      res.json(await change(req, res, { is_active: active }));
     });
   }
+
+  router.delete('/:id', async (req, res) => {
+    const scope = scopeOf(res, 'admin');
+    await audited(scope, req, res, async (transaction) => {
+      const before = await deleteUser(scope, req.params.id, transaction);
+      return {
+        result: undefined,
+        audit: { action: 'delete', resourceType: 'user', resourceId: before.id, before },
+      };
+    });
+    res.status(204).end();
+  });
   return router;
 }

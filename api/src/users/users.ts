@@ -1,6 +1,6 @@
 // The tenant's user directory. Every function takes the caller's tenant scope
 // first; the scope's database is the only one it can reach.
-import { Op, UniqueConstraintError, type Order, type WhereOptions } from 'sequelize';
+import { Op, UniqueConstraintError, type Order, type Transaction, type WhereOptions } from 'sequelize';
 import { z } from 'zod';
 import type { Role } from '../../../operator/src/api/tenant.js';
 import { passwordProblems, hashPassword } from '../auth/passwords.js';
@@ -133,9 +133,9 @@ export async function listUsers(scope: TenantScope, query: ListUsers) {
   return { count, results: rows.map(userView) };
 }
 
-export async function getUser(scope: TenantScope, id: string): Promise<UserModel> {
+export async function getUser(scope: TenantScope, id: string, transaction?: Transaction): Promise<UserModel> {
   if (!z.uuid().safeParse(id).success) throw problems.notFound(`no user ${id}`);
-  const user = await scope.db.models.User.findByPk(id);
+  const user = await scope.db.models.User.findByPk(id, transaction ? { transaction, lock: true } : {});
   if (!user) throw problems.notFound(`no user ${id}`);
   return user;
 }
@@ -143,20 +143,23 @@ export async function getUser(scope: TenantScope, id: string): Promise<UserModel
 export async function createUser(
   scope: TenantScope,
   input: CreateUser,
-  options: { externalId?: string } = {},
+  options: { externalId?: string; transaction?: Transaction } = {},
 ) {
   mayManage(scope, input.role);
   if (input.password !== undefined) ensureStrongPassword(input.password, input);
   try {
-    return await scope.db.models.User.create({
-      email: input.email,
-      first_name: input.first_name ?? null,
-      last_name: input.last_name ?? null,
-      role: input.role,
-      department: input.department ?? null,
-      external_id: options.externalId ?? null,
-      password_hash: input.password === undefined ? null : await hashPassword(input.password),
-    });
+    return await scope.db.models.User.create(
+      {
+        email: input.email,
+        first_name: input.first_name ?? null,
+        last_name: input.last_name ?? null,
+        role: input.role,
+        department: input.department ?? null,
+        external_id: options.externalId ?? null,
+        password_hash: input.password === undefined ? null : await hashPassword(input.password),
+      },
+      options.transaction ? { transaction: options.transaction } : {},
+    );
   } catch (error) {
     if (error instanceof UniqueConstraintError)
       throw problems.conflict(`a user with email ${input.email} already exists`);
@@ -164,8 +167,13 @@ export async function createUser(
   }
 }
 
-export async function updateUser(scope: TenantScope, id: string, input: UpdateUser) {
-  const user = await getUser(scope, id);
+export async function updateUser(
+  scope: TenantScope,
+  id: string,
+  input: UpdateUser,
+  transaction?: Transaction,
+) {
+  const user = await getUser(scope, id, transaction);
   const before = userView(user);
   mayManage(scope, user.role);
   if (input.role) mayManage(scope, input.role);
@@ -173,10 +181,10 @@ export async function updateUser(scope: TenantScope, id: string, input: UpdateUs
     user.role === 'owner' &&
     ((input.role !== undefined && input.role !== 'owner') || input.is_active === false)
   ) {
-    await ensureAnotherOwner(scope, user.id);
+    await ensureAnotherOwner(scope, user.id, transaction);
   }
   try {
-    await user.update(input);
+    await user.update(input, transaction ? { transaction } : {});
   } catch (error) {
     if (error instanceof UniqueConstraintError)
       throw problems.conflict(`a user with email ${input.email} already exists`);
@@ -185,18 +193,23 @@ export async function updateUser(scope: TenantScope, id: string, input: UpdateUs
   return { before, after: userView(user), user };
 }
 
-export async function deleteUser(scope: TenantScope, id: string) {
-  const user = await getUser(scope, id);
+export async function deleteUser(scope: TenantScope, id: string, transaction?: Transaction) {
+  const user = await getUser(scope, id, transaction);
   mayManage(scope, user.role);
-  if (user.role === 'owner') await ensureAnotherOwner(scope, user.id);
+  if (user.role === 'owner') await ensureAnotherOwner(scope, user.id, transaction);
   const before = userView(user);
-  await user.destroy();
+  await user.destroy(transaction ? { transaction } : {});
   return before;
 }
 
-async function ensureAnotherOwner(scope: TenantScope, exceptId: string): Promise<void> {
+async function ensureAnotherOwner(
+  scope: TenantScope,
+  exceptId: string,
+  transaction?: Transaction,
+): Promise<void> {
   const others = await scope.db.models.User.count({
     where: { role: 'owner', is_active: true, id: { [Op.ne]: exceptId } },
+    ...(transaction ? { transaction } : {}),
   });
   if (others === 0) throw problems.conflict('a tenant must keep at least one active owner');
 }
