@@ -2,7 +2,7 @@
 // each provisioned object is checked in its own system.
 import { expect } from 'chai';
 import pg from 'pg';
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { conditionTypes, tenantNames } from '../../operator/src/api/tenant.js';
 import { tenantPermissionPattern } from '../../operator/src/messaging/rabbitmq-admin.js';
 import type { ControlPlane } from '../support/control-plane.js';
 import { installTenantCrd } from '../support/crds.js';
@@ -174,16 +174,7 @@ ${extra}`,
     });
 
     it('reports every step True, phase Ready and the schema version', () => {
-      for (const type of [
-        'Namespace',
-        'Database',
-        'Schema',
-        'Secrets',
-        'NetworkPolicy',
-        'Quota',
-        'Messaging',
-        'Workload',
-      ]) {
+      for (const type of conditionTypes) {
         expect(condition(tenant, type)?.status, type).to.equal('True');
       }
       expect(tenant.status?.phase).to.equal('Ready');
@@ -390,15 +381,17 @@ ${extra}`,
       await waitReady(name);
       const ns = `tenant-${name}`;
       const before = await secretData(ns, `${name}-db`);
-      const checksumBefore = await cp.kubectl([
-        'get',
-        'deploy',
-        '-n',
-        ns,
-        'tenantry-worker',
-        '-o',
-        "jsonpath={.spec.template.metadata.annotations['tenantry\\.io/credentials-checksum']}",
-      ]);
+      const workerChecksum = () =>
+        cp.kubectl([
+          'get',
+          'deploy',
+          '-n',
+          ns,
+          'tenantry-worker',
+          '-o',
+          "jsonpath={.spec.template.metadata.annotations['tenantry\\.io/credentials-checksum']}",
+        ]);
+      const checksumBefore = await workerChecksum();
       const open = await connectAs(before.uri!);
       await cp.kubectl(['annotate', 'tenant', name, 'tenantry.io/rotate-password=now-1']);
       const after = await eventually('the Secret to change', async () => {
@@ -410,18 +403,9 @@ ${extra}`,
       expect(after.password).not.to.equal(before.password);
       const fresh = await connectAs(after.uri!);
       await fresh.end();
-      await eventually('the worker template to change', async () => {
-        const checksumAfter = await cp.kubectl([
-          'get',
-          'deploy',
-          '-n',
-          ns,
-          'tenantry-worker',
-          '-o',
-          "jsonpath={.spec.template.metadata.annotations['tenantry\\.io/credentials-checksum']}",
-        ]);
-        return checksumAfter !== checksumBefore ? true : undefined;
-      });
+      await eventually('the worker template to change', async () =>
+        (await workerChecksum()) !== checksumBefore ? true : undefined,
+      );
       // Once the worker has rolled, the old login role is retired.
       await eventually('the old login to be retired', async () => {
         const t = await getTenant(name);

@@ -4,7 +4,6 @@
 // replays. SSRF cases never leave the process: the resolver and fetch are fakes.
 import { expect } from 'chai';
 import * as oidcClient from 'openid-client';
-import type { TenantSpec } from '../../operator/src/api/tenant.js';
 import { SsoError, type SsoErrorCode } from '../../api/src/sso/identity.js';
 import { OidcService, type OidcSettings, type TenantOidcView } from '../../api/src/sso/oidc.js';
 import { RedisExpiringStore, type ExpiringStore } from '../../api/src/sso/store.js';
@@ -18,7 +17,6 @@ import {
 import { createTestRedis, type TestRedis } from '../support/services.js';
 
 // The API mirrors the operator's type instead of importing it; keep them in step.
-const _settingsMatchTheCrd: OidcSettings = {} as NonNullable<NonNullable<TenantSpec['sso']>['oidc']>;
 
 const publicBaseUrl = 'https://app.tenantry.test';
 const urlOf = (input: string | URL | Request): string =>

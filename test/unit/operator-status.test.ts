@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Condition, Tenant } from '../../operator/src/api/tenant.js';
+import { conditionTypes, type Condition, type Tenant } from '../../operator/src/api/tenant.js';
 import { rotationDue, rotationIntervalMs, rotationToken } from '../../operator/src/controller/database.js';
 import { allStepsTrue, mergePatch, phaseFor, setCondition } from '../../operator/src/controller/status.js';
 
@@ -40,18 +40,8 @@ describe('operator status helpers', () => {
   });
 
   it('is Ready only when every step is True for the current generation', () => {
-    const steps = [
-      'Namespace',
-      'Database',
-      'Schema',
-      'Secrets',
-      'NetworkPolicy',
-      'Quota',
-      'Messaging',
-      'Workload',
-    ] as const;
     let conditions: Condition[] = [];
-    for (const type of steps)
+    for (const type of conditionTypes)
       conditions = setCondition(conditions, type, { status: 'True', reason: 'r', message: 'm' }, 3, now);
     expect(allStepsTrue(conditions, 3)).to.be.true;
     expect(allStepsTrue(conditions, 4)).to.be.false;

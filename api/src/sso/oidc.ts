@@ -4,19 +4,12 @@
 // settings, a shared expiring store and the outbound network.
 import * as client from 'openid-client';
 import { lookupHost, outboundRefusal, type OutboundPolicy, type ResolveHost } from './address.js';
-import { mapRole, SsoError, type Role, type SsoErrorCode, type SsoIdentity } from './identity.js';
+import { mapRole, SsoError, type SsoErrorCode, type SsoIdentity } from './identity.js';
+import type { TenantSpec } from '../../../operator/src/api/tenant.js';
 import type { ExpiringStore } from './store.js';
 
-/** Mirrors `TenantSpec.sso.oidc` (the API does not import the operator). */
-export interface OidcSettings {
-  issuer: string;
-  clientId: string;
-  clientSecretRef?: { name: string; key: string };
-  scopes?: string[];
-  groupsClaim?: string;
-  roleMapping?: Record<string, Role>;
-  defaultRole?: 'admin' | 'member';
-}
+/** The Tenant's `spec.sso.oidc`. */
+export type OidcSettings = NonNullable<NonNullable<TenantSpec['sso']>['oidc']>;
 
 /** What the relying party needs to know about one tenant. */
 export interface TenantOidcView {
