@@ -118,10 +118,16 @@ function cleanUp(): Promise<void> {
   return cleaning;
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+// `on`, not `once`: the control-plane harness re-raises a signal nobody else
+// listens to, which would end the process before the cleanup has finished.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.on(signal, () => {
+    if (cleaning) return;
     progress(`${signal}: cleaning up`);
-    void cleanUp().finally(() => process.exit(130));
+    void cleanUp().finally(() => process.exit(code));
   });
 }
 
@@ -438,11 +444,11 @@ async function main(): Promise<void> {
   const added = settings.steady - settings.burst;
 
   progress('steady: waiting for the operator to go quiet');
-  const quiet = await waitQuiet(operator, settings.resyncSeconds * 2 * 1000 + 60_000);
+  const quiet = await waitQuiet(operator, settings.resyncSeconds * 1000 + 30_000);
   progress(
     quiet
       ? `steady: quiet (${quiet.reconciles} reconciles so far); waiting for the next relist`
-      : 'steady: the queue did not drain within two resync periods; measuring anyway',
+      : 'steady: the queue did not drain within a resync period; measuring anyway',
   );
   const versions = new Map(
     (await listTenants(api)).map((t) => [t.metadata.name, t.metadata.resourceVersion]),
@@ -452,7 +458,7 @@ async function main(): Promise<void> {
   const window = await measureResync(operator, pid, accounting, settings, settings.steady);
   // Connections per reconcile, counted once the next wave is over too: PostgreSQL
   // publishes a backend's session count when it exits, so the window's own edge would be fuzzy.
-  await waitQuiet(operator, settings.resyncSeconds * 1000);
+  await waitQuiet(operator, 30_000);
   await sleep(1500);
   const sessions = (await tenantDbSessions(fleet.prefix)) - sessionsBefore;
   const sessionsPerReconcile = sessions / Math.max(1, (await scrape(operator)).reconciles - reconcilesBefore);
@@ -460,7 +466,9 @@ async function main(): Promise<void> {
   const rewritten = (await listTenants(api)).filter(
     (t) => versions.get(t.metadata.name) !== t.metadata.resourceVersion,
   );
-  const perTenantCpuMs = (window.cpu.subject / settings.steady) * 1000;
+  // Per reconcile, not per tenant: when a wave cannot finish before the next
+  // relist, a window holds fewer reconciles than there are tenants.
+  const perReconcileCpuMs = (window.cpu.subject / Math.max(1, window.reconciles)) * 1000;
   const rawPerTenantCpuMs = (b.resyncCpuSeconds / settings.burst) * 1000;
   const rawPerTenantSeconds = b.resyncSeconds / settings.burst;
 
@@ -478,9 +486,9 @@ async function main(): Promise<void> {
     'resync_cpu_seconds',
     window.cpu.subject,
     's',
-    (rawPerTenantCpuMs * settings.steady) / 1000,
+    (rawPerTenantCpuMs * window.reconciles) / 1000,
   );
-  emit('operator.steady', 'resync_cpu_ms_per_tenant', perTenantCpuMs, 'ms', rawPerTenantCpuMs);
+  emit('operator.steady', 'resync_cpu_ms_per_reconcile', perReconcileCpuMs, 'ms', rawPerTenantCpuMs);
   emit(
     'operator.steady',
     'resync_wave_seconds',
