@@ -87,7 +87,16 @@ export class ListWatch<T> {
         this.handlers.onList(items);
         this.syncedOnce = true;
         failures = 0;
-        await this.watchUntilEnd(resourceVersion);
+        // Watch until the resync period is over. The client ends a watch that has been
+        // quiet for a while; that is not a reason to relist, so watch again from the
+        // last resourceVersion seen. Only 410 Gone or the period's end relists.
+        const deadline = Date.now() + this.options.resyncMs;
+        let latest = resourceVersion;
+        while (!this.stopping.signal.aborted && Date.now() < deadline) {
+          const outcome = await this.watchUntil(latest, deadline);
+          latest = outcome.resourceVersion;
+          if (outcome.gone) break;
+        }
       } catch (error) {
         failures += 1;
         this.log.warn({ watch: this.name, err: describe(error), failures }, 'list/watch failed; retrying');
@@ -101,25 +110,37 @@ export class ListWatch<T> {
     }
   }
 
-  /** Resolves when the watch ends: an error, a server-side close, or the resync period. */
-  private async watchUntilEnd(resourceVersion: string): Promise<void> {
+  /** Watches from `resourceVersion` until the watch ends or `deadline`; reports the last version seen. */
+  private async watchUntil(
+    resourceVersion: string,
+    deadline: number,
+  ): Promise<{ resourceVersion: string; gone: boolean }> {
+    let latest = resourceVersion;
+    let gone = false;
     let finish: (error: unknown) => void = () => undefined;
     const ended = new Promise<unknown>((ok) => (finish = ok));
     this.current = await this.source.watch(
       resourceVersion,
       (type, object) => {
-        if (type === 'BOOKMARK') return;
-        // Typically 410 Gone: abort so the loop relists.
-        if (type === 'ERROR') this.current?.abort();
-        else this.handlers.onEvent(type, object);
+        if (type === 'ERROR') {
+          // Typically 410 Gone: the version is too old; end so the loop relists.
+          gone = true;
+          this.current?.abort();
+          return;
+        }
+        const version = (object as { metadata?: { resourceVersion?: string } } | undefined)?.metadata
+          ?.resourceVersion;
+        if (version) latest = version;
+        if (type !== 'BOOKMARK') this.handlers.onEvent(type, object);
       },
       (error) => finish(error),
     );
-    const resync = setTimeout(() => this.current?.abort(), this.options.resyncMs);
+    const timer = setTimeout(() => this.current?.abort(), Math.max(0, deadline - Date.now()));
     const error = await ended;
-    clearTimeout(resync);
+    clearTimeout(timer);
     if (error && !this.stopping.signal.aborted && !isAbort(error)) {
       throw error instanceof Error ? error : new Error(JSON.stringify(error));
     }
+    return { resourceVersion: latest, gone };
   }
 }
