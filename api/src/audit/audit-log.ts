@@ -249,16 +249,10 @@ export function chainHash(prevHash: string | null, content: HashedContent): stri
 // tenant database only. Distinct from the schema migration lock.
 const auditChainLockKey = '7315846202';
 
-interface AuditRow {
+/** A stored row: the hashed content (with the time as PostgreSQL returns it), its id and its hashes. */
+interface AuditRow extends Omit<HashedContent, 'occurred_at'> {
   id: string;
   occurred_at: Date;
-  actor: string | null;
-  action: string;
-  resource_type: string;
-  resource_id: string | null;
-  diff: JsonObject | null;
-  ip: string | null;
-  request_id: string | null;
   prev_hash: string | null;
   hash: string;
 }
