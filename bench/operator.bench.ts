@@ -10,7 +10,7 @@
 //             RSS over one full resync period (relist to relist).
 // stdout carries only JSON lines {bench, metric, value, unit, baseline};
 // progress goes to stderr. See bench/README.md.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
@@ -21,6 +21,7 @@ import { createOperatorAdminRole } from '../test/support/operator-admin.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator-process.js';
 import { createTestVhost, serviceUrls, uniqueSuffix, withPostgresAdmin } from '../test/support/services.js';
 import { CpuAccounting, memoryKiB, type CpuSnapshot } from './support/proc-stats.js';
+import { emit, percentile, progress } from './support/report.js';
 import type { SequentialResult } from './support/sequential-provisioner.js';
 import {
   createTenants,
@@ -34,7 +35,6 @@ import {
 } from './support/tenant-fleet.js';
 
 const repoRoot = resolve(import.meta.dirname, '..');
-const startedAt = performance.now();
 
 function intSetting(name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -55,32 +55,9 @@ const settings = {
   plan: (process.env.BENCH_PLAN ?? 'starter') as Plan,
 };
 
-function progress(message: string): void {
-  const seconds = ((performance.now() - startedAt) / 1000).toFixed(1).padStart(7);
-  process.stderr.write(`[bench ${seconds}s] ${message}\n`);
-}
-
-function emit(bench: string, metric: string, value: number, unit: string, baseline: number | null): void {
-  const round = (n: number) => Number(n.toFixed(3));
-  const line = {
-    bench,
-    metric,
-    value: round(value),
-    unit,
-    baseline: baseline === null ? null : round(baseline),
-  };
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-}
-
 const debug = process.env.BENCH_DEBUG === '1';
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 const mib = (kib: number) => kib / 1024;
-
-/** Nearest-rank percentile. */
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
 
 async function poll<T>(
   what: string,
@@ -338,8 +315,10 @@ async function main(): Promise<void> {
   await waitNamespacesGone(cp, `tenant-${raw.prefix}`, 300_000);
 
   // ---- the operator ----
-  progress('starting the operator');
-  const operator = await startOperator(env);
+  // The operator runs compiled, as in its image: tsx's in-memory compiler would be counted in its memory.
+  progress('building dist/ and starting the operator');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  const operator = await startOperator(env, 30_000, { compiled: true });
   cleanups.push({ what: 'operator', run: () => operator.kill('SIGTERM') });
   operatorLogs = operator.logs;
   const pid = operator.child.pid!;
@@ -624,6 +603,6 @@ void main()
   )
   .then(async (code) => {
     await cleanUp();
-    progress(`done in ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
+    progress('done');
     process.exit(code);
   });

@@ -13,11 +13,17 @@ export interface OperatorProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * Starts the operator from its TypeScript source through tsx, or with `compiled`
+ * from `dist/` (`npm run build`), exactly as the image runs it.
+ */
 export async function startOperator(
   env: Record<string, string>,
   timeoutMs = 30_000,
+  options: { compiled?: boolean } = {},
 ): Promise<OperatorProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'operator/src/main.ts'], {
+  const args = options.compiled ? ['dist/operator/src/main.js'] : ['--import', 'tsx', 'operator/src/main.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -27,7 +27,8 @@ export const workloadStep: Step = {
       return {
         reason: 'RollingOut',
         message: `worker has ${s.availableReplicas ?? 0}/${want} available replicas on the current template`,
-        pending: { requeueAfterMs: 2000 },
+        // The worker watch queues the Tenant as the rollout moves; this is only a fallback.
+        pending: { requeueAfterMs: 30_000 },
       };
     }
     const db = (ctx.status.database ??= {});

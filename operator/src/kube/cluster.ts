@@ -3,6 +3,7 @@
 // watches. Controllers depend on this interface, not on the generated client.
 import {
   ApiException,
+  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubernetesObjectApi,
@@ -11,6 +12,7 @@ import {
   setHeaderOptions,
   type KubeConfig,
   type KubernetesObject,
+  type V1Deployment,
   type V1Secret,
 } from '@kubernetes/client-node';
 import type { WatchEventType } from '../../../lib/kube/list-watch.js';
@@ -47,12 +49,14 @@ export class Cluster {
   private readonly objects: KubernetesObjectApi;
   private readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
   private readonly watcher: Watch;
 
   constructor(readonly kubeConfig: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.watcher = new Watch(kubeConfig);
   }
 
@@ -143,6 +147,26 @@ export class Cluster {
       `/apis/${group}/${version}/${plural}`,
       { resourceVersion, allowWatchBookmarks: true },
       (type, object) => onEvent(type as WatchEventType, object as Tenant),
+      done,
+    );
+  }
+
+  /** Deployments in every namespace that match the label selector. */
+  async listDeployments(labelSelector: string): Promise<{ items: V1Deployment[]; resourceVersion: string }> {
+    const list = await this.apps.listDeploymentForAllNamespaces({ labelSelector });
+    return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+  }
+
+  watchDeployments(
+    labelSelector: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, deployment: V1Deployment) => void,
+    done: (error: unknown) => void,
+  ): Promise<AbortController> {
+    return this.watcher.watch(
+      '/apis/apps/v1/deployments',
+      { labelSelector, resourceVersion, allowWatchBookmarks: true },
+      (type, object) => onEvent(type as WatchEventType, object as V1Deployment),
       done,
     );
   }
