@@ -9,7 +9,8 @@
 //
 // Env: the operator's (KUBECONFIG, POSTGRES_URL, RABBITMQ_VHOST, ...) plus
 // BENCH_RUN, BENCH_COUNT, BENCH_PLAN and BENCH_DEADLINE_MS.
-import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import pg from 'pg';
 import { loadOperatorConfig } from '../../operator/src/config.js';
 import { randomPassword, secretString } from '../../operator/src/controller/context.js';
@@ -73,8 +74,7 @@ async function main(): Promise<void> {
   const kubeconfigPath = process.env.KUBECONFIG;
   if (!kubeconfigPath) throw new Error('KUBECONFIG is required');
 
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfigPath);
+  const kubeConfig = loadKubeConfig(kubeconfigPath);
   const cluster = new Cluster(kubeConfig);
   const apps = kubeConfig.makeApiClient(AppsV1Api);
   const tenantsApi = tenantApi(kubeconfigPath);
