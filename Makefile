@@ -55,6 +55,53 @@ test-unit: deps ## Run the unit tests only
 bench: deps tools ## Run the benchmarks in bench/ (JSON lines)
 	@for b in bench/*.bench.ts; do npx tsx "$$b"; done
 
+# --- Containers and kind (needs Docker, kind, kubectl and helm) -------------
+KIND_CLUSTER ?= tenantry
+KIND_CONTEXT := kind-$(KIND_CLUSTER)
+IMAGE ?= tenantry/tenantry
+TAG ?= dev
+# Calico replaces kind's default CNI, which does not enforce NetworkPolicy.
+CALICO_VERSION ?= v3.30.3
+CALICO_MANIFEST := https://raw.githubusercontent.com/projectcalico/calico/$(CALICO_VERSION)/manifests/calico.yaml
+TOOLS_CACHE ?= $(or $(TENANTRY_TOOLS_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tenantry/tools)
+# helm from PATH, else the one `make tools` builds.
+HELM ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS_CACHE)/helm-v3.22.0/helm)
+KUBECTL ?= kubectl --context $(KIND_CONTEXT)
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster (kind-config.yaml) and install Calico so NetworkPolicies are enforced
+	@if kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
+	  echo "kind cluster $(KIND_CLUSTER) exists"; \
+	else \
+	  kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml; \
+	fi
+	@# Calico's manifest install: nodes stay NotReady until calico-node runs on each of them.
+	@# Server-side apply, because some Calico CRDs exceed the client-side last-applied annotation limit.
+	$(KUBECTL) apply --server-side --force-conflicts -f $(CALICO_MANIFEST)
+	$(KUBECTL) -n kube-system rollout status daemonset/calico-node --timeout=300s
+	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=300s
+
+.PHONY: images
+images: ## Build the one image (operator, API, worker) as tenantry/tenantry:dev (IMAGE, TAG)
+	docker build -t $(IMAGE):$(TAG) .
+
+.PHONY: kind-load
+kind-load: ## Load the image into the kind cluster's nodes
+	kind load docker-image $(IMAGE):$(TAG) --name $(KIND_CLUSTER)
+
+.PHONY: deploy
+deploy: ## Install throwaway PostgreSQL/RabbitMQ/Redis and the chart into the kind cluster (helm upgrade --install)
+	$(KUBECTL) apply -f hack/kind/services.yaml
+	$(KUBECTL) -n tenantry-deps wait --for=condition=Available deployment --all --timeout=300s
+	$(HELM) upgrade --install tenantry charts/tenantry --kube-context $(KIND_CONTEXT) \
+	  --namespace tenantry-system --create-namespace -f hack/kind/values.yaml \
+	  --set image.repository=$(IMAGE) --set image.tag=$(TAG) --wait --timeout 5m
+	@echo "deployed; try: kubectl --context $(KIND_CONTEXT) apply -f crds/samples/tenant-minimal.yaml && kubectl --context $(KIND_CONTEXT) get tenants -w"
+
+.PHONY: chart-test
+chart-test: deps tools ## Lint, render, dry-run and install the Helm chart against a private control plane
+	npx mocha test/integration/helm-chart.test.ts
+
 .PHONY: clean
 clean: ## Stop the dev control plane and remove build output and .dev/
 	-@npx tsx hack/cluster.ts down 2>/dev/null

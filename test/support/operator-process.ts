@@ -5,6 +5,9 @@ import { resolve } from 'node:path';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 
+/** The V8 flags of the operator's container (charts/tenantry/templates/operator-deployment.yaml). */
+export const operatorNodeFlags = ['--max-semi-space-size=1'];
+
 export interface OperatorProcess {
   readonly child: ChildProcess;
   readonly port: number;
@@ -15,14 +18,16 @@ export interface OperatorProcess {
 
 /**
  * Starts the operator from its TypeScript source through tsx, or with `compiled`
- * from `dist/` (`npm run build`), exactly as the image runs it.
+ * from the bundle `npm run build` writes, with the flags the chart runs it with.
  */
 export async function startOperator(
   env: Record<string, string>,
   timeoutMs = 30_000,
   options: { compiled?: boolean } = {},
 ): Promise<OperatorProcess> {
-  const args = options.compiled ? ['dist/operator/src/main.js'] : ['--import', 'tsx', 'operator/src/main.ts'];
+  const args = options.compiled
+    ? [...operatorNodeFlags, 'dist/operator.mjs']
+    : ['--import', 'tsx', 'operator/src/main.ts'];
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
     env: { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },

@@ -1,0 +1,216 @@
+{{/* Helpers of the tenantry chart. Every name is prefixed with "tenantry.". */}}
+
+{{- define "tenantry.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-scoped prefix of every resource name; short enough for the longest suffix ("-operator"). */}}
+{{- define "tenantry.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantry.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: tenantry
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "root" $ "component" "api"). */}}
+{{- define "tenantry.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tenantry.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "tenantry.componentLabels" -}}
+{{ include "tenantry.labels" .root }}
+{{ include "tenantry.selectorLabels" . }}
+{{- end }}
+
+{{- define "tenantry.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "tenantry.workerImage" -}}
+{{- $repository := default .Values.image.repository .Values.worker.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.worker.image.tag }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{- define "tenantry.operator.serviceAccountName" -}}
+{{- default (printf "%s-operator" (include "tenantry.fullname" .)) .Values.operator.serviceAccount.name }}
+{{- end }}
+
+{{- define "tenantry.api.serviceAccountName" -}}
+{{- default (printf "%s-api" (include "tenantry.fullname" .)) .Values.api.serviceAccount.name }}
+{{- end }}
+
+{{- define "tenantry.leaseName" -}}
+{{- printf "%s-operator" (include "tenantry.fullname" .) }}
+{{- end }}
+
+{{/* The most API replicas that may run at once: what the connection budget must allow. */}}
+{{- define "tenantry.api.maxReplicas" -}}
+{{- if .Values.api.autoscaling.enabled }}
+{{- .Values.api.autoscaling.maxReplicas }}
+{{- else }}
+{{- max 1 .Values.api.replicaCount }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantry.api.publicBaseUrl" -}}
+{{- if .Values.api.publicBaseUrl }}
+{{- .Values.api.publicBaseUrl }}
+{{- else }}
+{{- printf "http://%s-api.%s.svc:%v" (include "tenantry.fullname" .) .Release.Namespace .Values.api.service.port }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks between values that the JSON schema cannot express. Fails once, listing
+every problem, so a user fixes them all in one go.
+*/}}
+{{- define "tenantry.validate" -}}
+{{- $problems := list }}
+{{- $api := .Values.api }}
+{{- if and $api.autoscaling.enabled (gt (int $api.autoscaling.minReplicas) (int $api.autoscaling.maxReplicas)) }}
+{{- $problems = append $problems (printf "api.autoscaling.minReplicas (%v) is greater than api.autoscaling.maxReplicas (%v)" $api.autoscaling.minReplicas $api.autoscaling.maxReplicas) }}
+{{- end }}
+{{- $replicas := int (include "tenantry.api.maxReplicas" .) }}
+{{- $needed := mul (int $api.tenantPoolsMax) (int $api.tenantPoolMax) $replicas }}
+{{- $budget := sub (int $api.dbMaxConnections) (int $api.dbReservedConnections) }}
+{{- if gt $needed $budget }}
+{{- $problems = append $problems (printf "api.tenantPoolsMax x api.tenantPoolMax x API replicas = %d exceeds api.dbMaxConnections - api.dbReservedConnections = %d; the API would refuse to start" $needed $budget) }}
+{{- end }}
+{{- if and (gt (int .Values.operator.replicaCount) 1) (not .Values.operator.leaderElection.enabled) }}
+{{- $problems = append $problems "operator.leaderElection.enabled must be true when operator.replicaCount is greater than 1" }}
+{{- end }}
+{{- if $problems }}
+{{- fail (printf "\ninvalid values:\n  - %s" (join "\n  - " $problems)) }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level securityContext shared by every platform pod (restricted Pod Security Standard). */}}
+{{- define "tenantry.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "tenantry.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* A postgres://, amqp:// or redis:// URL whose password comes from an env var set just before it. */}}
+{{- define "tenantry.url" -}}
+{{- $auth := "" }}
+{{- if .passwordVar }}
+{{- $auth = printf "%s:$(%s)@" (.username | default "") .passwordVar }}
+{{- else if .username }}
+{{- $auth = printf "%s@" .username }}
+{{- end }}
+{{- printf "%s://%s%s:%v%s" .scheme $auth .host .port (.path | default "") }}
+{{- end }}
+
+{{/* Env vars of the operator that reach PostgreSQL and RabbitMQ. */}}
+{{- define "tenantry.operator.serviceEnv" -}}
+{{- $pg := .Values.postgres }}
+{{- $mq := .Values.rabbitmq }}
+{{- if $pg.existingSecret }}
+- name: POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $pg.existingSecret }}
+      key: {{ $pg.passwordKey }}
+{{- end }}
+- name: POSTGRES_URL
+  value: {{ include "tenantry.url" (dict "scheme" "postgres" "username" $pg.username "passwordVar" (ternary "POSTGRES_PASSWORD" "" (ne $pg.existingSecret "")) "host" $pg.host "port" $pg.port "path" (printf "/%s" $pg.database)) | quote }}
+{{- if $pg.tenantHost }}
+- name: TENANT_DB_HOST
+  value: {{ $pg.tenantHost | quote }}
+{{- end }}
+- name: POSTGRES_CIDRS
+  value: {{ join "," $pg.cidrs | quote }}
+{{- if $mq.existingSecret }}
+- name: RABBITMQ_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $mq.existingSecret }}
+      key: {{ $mq.passwordKey }}
+{{- end }}
+{{- $mqPasswordVar := ternary "RABBITMQ_PASSWORD" "" (ne $mq.existingSecret "") }}
+- name: RABBITMQ_URL
+  value: {{ include "tenantry.url" (dict "scheme" (ternary "amqps" "amqp" $mq.tls) "username" $mq.username "passwordVar" $mqPasswordVar "host" $mq.host "port" $mq.port) | quote }}
+- name: RABBITMQ_MANAGEMENT_URL
+  value: {{ include "tenantry.url" (dict "scheme" $mq.managementScheme "username" $mq.username "passwordVar" $mqPasswordVar "host" $mq.host "port" $mq.managementPort) | quote }}
+- name: RABBITMQ_VHOST
+  value: {{ $mq.vhost | quote }}
+{{- if $mq.tenantHost }}
+- name: TENANT_AMQP_HOST
+  value: {{ $mq.tenantHost | quote }}
+{{- end }}
+- name: RABBITMQ_CIDRS
+  value: {{ join "," $mq.cidrs | quote }}
+{{- end }}
+
+{{/* One egress rule to an external service: (dict "port" 5432 "cidrs" (list ...)). */}}
+{{- define "tenantry.egressTo" -}}
+- ports:
+    - protocol: TCP
+      port: {{ .port }}
+  {{- if .cidrs }}
+  to:
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+
+{{- define "tenantry.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicy.dnsNamespace }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end }}
+
+{{- define "tenantry.apiServerEgress" -}}
+- ports:
+    {{- range .Values.networkPolicy.apiServerPorts }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+  {{- with .Values.networkPolicy.apiServerCidrs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}
