@@ -50,7 +50,13 @@ export type SsoErrorCode =
   /** OIDC: the IdP says the email address is not verified. */
   | 'email_not_verified'
   /** The post-login destination is not a path on this site. */
-  | 'invalid_return_to';
+  | 'invalid_return_to'
+  /** The matching Tenantry account is deactivated. */
+  | 'account_disabled'
+  /** The email belongs to an account linked to another identity at the same kind of IdP. */
+  | 'account_conflict'
+  /** The hand-off code is unknown, expired or already exchanged. */
+  | 'invalid_code';
 
 // Client-safe wording: no library messages, no XML, no internal detail.
 const safeMessages: Record<SsoErrorCode, string> = {
@@ -73,6 +79,9 @@ const safeMessages: Record<SsoErrorCode, string> = {
   issuer_not_allowed: "The tenant's identity provider address is not allowed.",
   email_not_verified: 'The identity provider has not verified the email address.',
   invalid_return_to: 'The return address must be a path on this site.',
+  account_disabled: 'This account is deactivated.',
+  account_conflict: 'This email address is linked to another single sign-on identity.',
+  invalid_code: 'The sign-in code is unknown, expired or already used.',
 };
 
 // The HTTP status a route should answer with; everything the client sent
@@ -97,6 +106,9 @@ const statuses: Record<SsoErrorCode, number> = {
   issuer_not_allowed: 502,
   email_not_verified: 403,
   invalid_return_to: 400,
+  account_disabled: 403,
+  account_conflict: 409,
+  invalid_code: 401,
 };
 
 /**

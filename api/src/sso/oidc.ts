@@ -318,7 +318,7 @@ function parseUrl(value: string): URL {
 }
 
 /** Only a same-origin path may be a post-login destination (no open redirect). */
-function checkReturnTo(returnTo: string | undefined): string | undefined {
+export function checkReturnTo(returnTo: string | undefined): string | undefined {
   if (returnTo === undefined || returnTo === '') return undefined;
   const base = new URL('https://tenantry.invalid');
   let resolved: URL;
