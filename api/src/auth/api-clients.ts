@@ -1,0 +1,221 @@
+// Per-tenant API clients for the OAuth client_credentials grant.
+//
+// A client id is `<tenant>.cl_<22 random base64url chars>`: the prefix tells the
+// token endpoint which tenant database to look in, and since the whole id is
+// stored, swapping the prefix for another tenant's finds nothing. The secret is
+// `cs_` and 32 random bytes, shown once at creation; only its SHA-256 is kept
+// and it is compared in constant time. Clients are admins or members, never
+// owners. Admins create and revoke member clients; owners any.
+//
+// A client's token carries `sub` = the client's row id, `role` = its role and
+// `client_id`; it acts in the tenant with that role but never as a user: it
+// cannot manage API clients, change a password or read or change a profile
+// (requireUser). Revoking stops new tokens at once; a token already issued
+// stays valid until it expires (ACCESS_TOKEN_TTL_SECONDS).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { QueryTypes, type Transaction } from 'sequelize';
+import { z } from 'zod';
+import { AuditLog } from '../audit/audit-log.js';
+import { ProblemError, problems } from '../http/problem.js';
+import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
+import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { requireUser, roleRank, type TenantScope } from './context.js';
+import type { TokenResponse } from './sessions.js';
+import type { TokenService } from './tokens.js';
+
+export const apiClientRoles = ['admin', 'member'] as const;
+export type ApiClientRole = (typeof apiClientRoles)[number];
+
+export const createApiClientSchema = z.strictObject({
+  name: z.string().trim().min(1).max(150),
+  role: z.enum(apiClientRoles),
+});
+
+export const listApiClientsSchema = z.strictObject({
+  page: z.coerce.number().int().min(1).default(1),
+  page_size: z.coerce.number().int().min(1).max(100).default(20),
+});
+
+export type CreateApiClient = z.infer<typeof createApiClientSchema>;
+export type ListApiClients = z.infer<typeof listApiClientsSchema>;
+
+/** What the API shows of a client: never the secret or its hash. */
+export interface ApiClientView {
+  id: string;
+  client_id: string;
+  name: string;
+  role: ApiClientRole;
+  created_by: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+interface ApiClientRow {
+  id: string;
+  client_id: string;
+  secret_hash: Buffer;
+  name: string;
+  role: ApiClientRole;
+  created_by: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+const clientIdPattern = /^([a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?)\.cl_[A-Za-z0-9_-]{16,64}$/;
+const viewColumns = 'id, client_id, name, role, created_by, created_at, last_used_at, revoked_at';
+// Same work for an unknown client as for a known one with a wrong secret.
+const dummyHash = createHash('sha256').update('tenantry api client dummy').digest();
+
+/** The tenant a client id belongs to, or undefined when it is not a tenant client id. */
+export function tenantOfClientId(clientId: string): string | undefined {
+  return clientIdPattern.exec(clientId)?.[1];
+}
+
+export function apiClientView(row: Omit<ApiClientRow, 'secret_hash'>): ApiClientView {
+  return {
+    id: row.id,
+    client_id: row.client_id,
+    name: row.name,
+    role: row.role,
+    created_by: row.created_by,
+    created_at: row.created_at.toISOString(),
+    last_used_at: row.last_used_at?.toISOString() ?? null,
+    revoked_at: row.revoked_at?.toISOString() ?? null,
+  };
+}
+
+function hashSecret(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+/** Only users with the admin role or above manage clients, and only owners manage admin clients. */
+function mayManage(scope: TenantScope, role: ApiClientRole): void {
+  requireUser(scope, 'manage API clients');
+  if (roleRank(scope.auth.role) < roleRank('admin'))
+    throw problems.forbidden('managing API clients needs the admin role');
+  if (role === 'admin' && scope.auth.role !== 'owner')
+    throw problems.forbidden('only owners create or revoke admin API clients');
+}
+
+export async function listApiClients(
+  scope: TenantScope,
+  query: ListApiClients,
+): Promise<{ count: number; results: ApiClientView[] }> {
+  mayManage(scope, 'member');
+  const sequelize = scope.db.sequelize;
+  const [total] = await sequelize.query<{ count: string }>('SELECT count(*) AS count FROM app.api_clients', {
+    type: QueryTypes.SELECT,
+  });
+  const rows = await sequelize.query<ApiClientRow>(
+    `SELECT ${viewColumns} FROM app.api_clients ORDER BY created_at DESC, id LIMIT $1 OFFSET $2`,
+    { bind: [query.page_size, (query.page - 1) * query.page_size], type: QueryTypes.SELECT },
+  );
+  return { count: Number(total?.count ?? 0), results: rows.map(apiClientView) };
+}
+
+/** Creates a client; the secret in the answer exists nowhere else. */
+export async function createApiClient(
+  scope: TenantScope,
+  input: CreateApiClient,
+  transaction: Transaction,
+): Promise<{ client: ApiClientView; secret: string }> {
+  mayManage(scope, input.role);
+  const clientId = `${scope.auth.tenant}.cl_${randomBytes(16).toString('base64url')}`;
+  const secret = `cs_${randomBytes(32).toString('base64url')}`;
+  const [row] = await scope.db.sequelize.query<ApiClientRow>(
+    `INSERT INTO app.api_clients (client_id, secret_hash, name, role, created_by)
+     VALUES ($1, $2, $3, $4, $5) RETURNING ${viewColumns}`,
+    {
+      bind: [clientId, hashSecret(secret), input.name, input.role, scope.auth.userId],
+      type: QueryTypes.SELECT,
+      transaction,
+    },
+  );
+  return { client: apiClientView(row!), secret };
+}
+
+/** Revokes a client (idempotent); answers its view before and after. */
+export async function revokeApiClient(
+  scope: TenantScope,
+  id: string,
+  transaction: Transaction,
+): Promise<{ before: ApiClientView; after: ApiClientView }> {
+  mayManage(scope, 'member');
+  if (!z.uuid().safeParse(id).success) throw problems.notFound(`no API client ${id}`);
+  const [row] = await scope.db.sequelize.query<ApiClientRow>(
+    `SELECT ${viewColumns} FROM app.api_clients WHERE id = $1 FOR UPDATE`,
+    { bind: [id], type: QueryTypes.SELECT, transaction },
+  );
+  if (!row) throw problems.notFound(`no API client ${id}`);
+  mayManage(scope, row.role);
+  const [after] = await scope.db.sequelize.query<ApiClientRow>(
+    `UPDATE app.api_clients SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${viewColumns}`,
+    { bind: [id], type: QueryTypes.SELECT, transaction },
+  );
+  return { before: apiClientView(row), after: apiClientView(after!) };
+}
+
+function invalidClient(detail: string): ProblemError {
+  return new ProblemError(401, 'Unauthorized', detail, {
+    type: 'https://tenantry.io/problems/invalid-client',
+    headers: { 'WWW-Authenticate': 'Bearer' },
+  });
+}
+
+const wrongCredentials = 'unknown client or wrong secret';
+
+/**
+ * The client_credentials grant for a tenant client: checks the secret, records
+ * the outcome in the tenant's audit log and issues an access token (no refresh
+ * token: the client simply asks again).
+ */
+export async function clientCredentialsToken(
+  deps: { tokens: TokenService; directory: TenantDirectory; databases: TenantDatabases },
+  clientId: string,
+  secret: string,
+  request: { ip: string | null; requestId: string | null },
+): Promise<TokenResponse> {
+  const tenant = tenantOfClientId(clientId);
+  const presented = hashSecret(secret);
+  let db: TenantDb;
+  try {
+    if (!tenant) throw problems.notFound();
+    const entry = deps.directory.servable(tenant);
+    db = deps.databases.for(tenant, entry.credentials);
+  } catch (error) {
+    // An unknown tenant looks like any other unknown client.
+    if (error instanceof ProblemError && error.status === 404) {
+      timingSafeEqual(presented, dummyHash);
+      throw invalidClient(wrongCredentials);
+    }
+    throw error;
+  }
+  const [row] = await db.sequelize.query<ApiClientRow>(
+    `SELECT ${viewColumns}, secret_hash FROM app.api_clients WHERE client_id = $1`,
+    { bind: [clientId], type: QueryTypes.SELECT },
+  );
+  const matches = timingSafeEqual(presented, row?.secret_hash ?? dummyHash) && row !== undefined;
+  const audit = (entry: { actor: string | null; action: string; resourceId: string }) =>
+    AuditLog.append(db.sequelize, { ...entry, resourceType: 'api_client', ...request });
+  if (!row || !matches) {
+    await audit({ actor: null, action: 'login_failed', resourceId: clientId });
+    throw invalidClient(wrongCredentials);
+  }
+  if (row.revoked_at) {
+    await audit({ actor: null, action: 'login_failed', resourceId: row.id });
+    throw invalidClient('this API client has been revoked');
+  }
+  await db.sequelize.query('UPDATE app.api_clients SET last_used_at = now() WHERE id = $1', {
+    bind: [row.id],
+  });
+  await audit({ actor: row.id, action: 'login', resourceId: row.id });
+  const access = await deps.tokens.issueAccessToken({
+    sub: row.id,
+    tid: tenant,
+    role: row.role,
+    clientId: row.client_id,
+  });
+  return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn };
+}
