@@ -1,0 +1,35 @@
+// Domain events for outgoing webhooks. A change writes its event into the
+// tenant's transactional outbox in the change's own transaction, so an event
+// exists exactly when its change committed; the worker's relay fans it out to
+// the subscribed endpoints. Payloads are views: never a secret or a hash.
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+
+export const userEventTypes = [
+  'user.created',
+  'user.updated',
+  'user.deleted',
+  'user.activated',
+  'user.deactivated',
+] as const;
+
+export type DomainEventType = (typeof userEventTypes)[number];
+
+/** Every event type the platform emits, for endpoint filters and documentation. */
+export const domainEventTypes: readonly string[] = [
+  ...userEventTypes,
+  'webhook.endpoint.disabled',
+  'webhook.test',
+];
+
+export async function recordDomainEvent(
+  sequelize: Sequelize,
+  type: DomainEventType,
+  data: object,
+  transaction: Transaction,
+): Promise<void> {
+  await sequelize.query('INSERT INTO app.outbox (topic, payload) VALUES ($1, $2::jsonb)', {
+    bind: [type, JSON.stringify(data)],
+    type: QueryTypes.INSERT,
+    transaction,
+  });
+}

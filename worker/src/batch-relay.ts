@@ -1,0 +1,124 @@
+// The loop shared by the outbox relays: claim a batch from the tenant
+// database, publish one message per item on a confirm channel, and let the
+// source commit only after every confirm arrived (or roll back on failure or
+// timeout). A full batch runs the next at once; failures back off.
+import type { Options } from 'amqplib';
+import type { ConfirmChannel } from 'amqplib';
+import type { Logger } from '../../lib/logger.js';
+import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
+
+/** Claims rows, calls `publish` with them inside its transaction, commits only if it resolves. */
+export interface RelaySource<T> {
+  relayBatch(limit: number, publish: (items: T[]) => Promise<void>): Promise<number>;
+}
+
+export interface RelayMessage {
+  exchange: string;
+  routingKey: string;
+  content: Buffer;
+  options: Options.Publish;
+}
+
+export interface BatchRelayOptions<T> {
+  name: string;
+  amqpUrl: string;
+  /** Declares what the relay publishes to, on every new channel. */
+  setup: (channel: ConfirmChannel) => Promise<void>;
+  source: RelaySource<T>;
+  message: (item: T) => RelayMessage;
+  batchSize: number;
+  pollIntervalMs: number;
+  logger: Logger;
+  /** How long a batch waits for the broker's confirms before it gives up and rolls back. */
+  confirmTimeoutMs?: number;
+}
+
+export class BatchRelay<T> {
+  readonly session: BrokerSession;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  /** Rows published and committed since start. */
+  relayed = 0;
+
+  constructor(private readonly relayOptions: BatchRelayOptions<T>) {
+    this.session = new BrokerSession({
+      url: relayOptions.amqpUrl,
+      name: relayOptions.name,
+      logger: relayOptions.logger,
+      setup: relayOptions.setup,
+    });
+  }
+
+  get ready(): boolean {
+    return this.session.connected;
+  }
+
+  start(): void {
+    this.session.start();
+    this.loop ??= this.run();
+  }
+
+  /** Runs a batch now instead of at the next poll. */
+  poke(): void {
+    this.wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    await this.session.stop();
+  }
+
+  private async run(): Promise<void> {
+    const { source, batchSize, pollIntervalMs, logger, name } = this.relayOptions;
+    let failures = 0;
+    while (!this.stopped) {
+      let handled = 0;
+      if (this.session.connected) {
+        try {
+          handled = await source.relayBatch(batchSize, (items) => this.publish(items));
+          this.relayed += handled;
+          failures = 0;
+        } catch (error) {
+          failures += 1;
+          logger.warn({ relay: name, err: errorText(error), failures }, 'outbox batch rolled back; retrying');
+        }
+      }
+      // A full batch means more may be waiting: go again at once.
+      if (handled >= batchSize && !this.stopped) continue;
+      const pause = Math.min(pollIntervalMs * 2 ** failures, 30_000);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pause);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  private async publish(items: T[]): Promise<void> {
+    const channel = this.session.channel;
+    if (!channel) throw new Error('not connected to the broker');
+    const confirms = items.map((item) => {
+      const m = this.relayOptions.message(item);
+      return publishConfirmed(channel, m.exchange, m.routingKey, m.content, m.options);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.relayOptions.confirmTimeoutMs ?? 30_000;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no broker confirm within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all(confirms), timeout]);
+    } catch (error) {
+      // Whatever is still outstanding must not settle later into nothing.
+      for (const c of confirms) c.catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

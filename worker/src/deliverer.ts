@@ -1,0 +1,303 @@
+// Consumes the tenant's webhook work queue and delivers each message to its
+// endpoint. For every message: admit it through the endpoint gate (or defer
+// it), load the delivery, sign and POST, record the attempt in the tenant
+// database, schedule a retry or park it, and only then ack, on the channel it
+// came from. A crash anywhere before the ack means the broker redelivers it:
+// deliveries are at-least-once, and receivers deduplicate by webhook-id.
+import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { Logger } from '../../lib/logger.js';
+import { signWebhook } from '../../lib/webhooks/standard-webhooks.js';
+import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
+import type { EndpointGate } from './endpoint-gate.js';
+import type { HttpSender, SendResult } from './http-sender.js';
+import type { RetrySchedule } from './schedule.js';
+import {
+  assertWebhookTopology,
+  attemptHeader,
+  deferralsHeader,
+  delayRoutingKey,
+  endpointHeader,
+  parkedRoutingKey,
+  type WebhookTopology,
+} from './topology.js';
+import type { DeliveryToSend, WebhookStore } from './webhook-store.js';
+
+/** The body of a work message: which delivery, and the outbox row it came from. */
+export interface DeliveryMessage {
+  delivery_id: string;
+  outbox_id?: string;
+}
+
+export interface DelivererOptions {
+  amqpUrl: string;
+  topology: WebhookTopology;
+  schedule: RetrySchedule;
+  store: WebhookStore;
+  sender: HttpSender;
+  gate: EndpointGate;
+  prefetch: number;
+  disableAfterMs: number;
+  logger: Logger;
+  /** Called after each attempt is recorded; for metrics and tests. */
+  onAttempt?: (attempt: { deliveryId: string; attempt: number; result: SendResult }) => void;
+}
+
+export class Deliverer {
+  readonly session: BrokerSession;
+  private readonly inFlight = new Set<Promise<void>>();
+  private consumerTag: string | undefined;
+  private draining = false;
+
+  constructor(private readonly options: DelivererOptions) {
+    this.session = new BrokerSession({
+      url: options.amqpUrl,
+      name: 'deliverer',
+      logger: options.logger,
+      setup: (channel) => this.setup(channel),
+    });
+  }
+
+  start(): void {
+    this.session.start();
+  }
+
+  get ready(): boolean {
+    return this.session.connected && this.consumerTag !== undefined;
+  }
+
+  /** Stops taking messages, lets the ones in flight finish (up to the deadline), then disconnects. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const channel = this.session.channel;
+    if (channel && this.consumerTag) {
+      await Promise.race([channel.cancel(this.consumerTag).catch(() => undefined), sleep(5_000)]);
+    }
+    this.consumerTag = undefined;
+    const timeout = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), deadlineMs).unref(),
+    );
+    const outcome = await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+    if (outcome === 'timeout') {
+      this.options.logger.warn(
+        { inFlight: this.inFlight.size },
+        'drain deadline passed; the broker redelivers the rest',
+      );
+    }
+    await this.session.stop();
+    this.options.sender.close();
+  }
+
+  private async setup(channel: ConfirmChannel): Promise<void> {
+    this.consumerTag = undefined;
+    await assertWebhookTopology(channel, this.options.topology);
+    await channel.prefetch(this.options.prefetch);
+    if (this.draining) return;
+    const { consumerTag } = await channel.consume(this.options.topology.workQueue, (message) => {
+      if (!message) {
+        // The server cancelled the consumer (queue deleted): start over.
+        this.session.reset('consumer cancelled by the broker');
+        return;
+      }
+      const work = this.handle(channel, message);
+      this.inFlight.add(work);
+      void work.finally(() => this.inFlight.delete(work));
+    });
+    this.consumerTag = consumerTag;
+  }
+
+  private async handle(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+    try {
+      await this.process(channel, message);
+      safely(() => channel.ack(message));
+    } catch (error) {
+      // Storing or publishing failed (database or broker trouble). Put the
+      // message back for another try rather than lose it; a short pause keeps
+      // a database outage from becoming a hot loop.
+      this.options.logger.warn({ err: errorText(error) }, 'delivery not settled; returning it to the queue');
+      await sleep(1000);
+      safely(() => channel.nack(message, false, true));
+    }
+  }
+
+  private async process(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+    const { logger, store, gate, schedule } = this.options;
+    const body = parseBody(message.content);
+    if (!body) {
+      logger.error(
+        { messageId: message.properties.messageId },
+        'dropping a work message that is not a delivery',
+      );
+      return;
+    }
+    const headers = message.properties.headers ?? {};
+    const attempt = positiveInt(headers[attemptHeader]) ?? 1;
+    const endpointHint = typeof headers[endpointHeader] === 'string' ? headers[endpointHeader] : undefined;
+
+    const decision = await gate.acquire(endpointHint ?? body.delivery_id);
+    if (!decision.admitted) {
+      const tier = schedule.tierAtLeast(decision.retryInMs);
+      const deferrals = (positiveInt(headers[deferralsHeader]) ?? 0) + 1;
+      await this.republish(channel, message, delayRoutingKey(tier), { [deferralsHeader]: deferrals });
+      // Stored at 1, 2, 4, 8... deferrals: a dead endpoint's churn stays off the database.
+      if ((deferrals & (deferrals - 1)) === 0) {
+        const nextAt = new Date(Date.now() + tier);
+        await store.markDeferred(body.delivery_id, deferrals, nextAt, `deferred: ${decision.reason}`);
+      }
+      return;
+    }
+    let gateOutcome: 'success' | 'failure' | 'neutral' = 'neutral';
+    try {
+      const delivery = await store.loadDelivery(body.delivery_id, body.outbox_id);
+      if (!delivery) {
+        // The relay rolled back after publishing; it publishes a fresh delivery.
+        logger.info(
+          { deliveryId: body.delivery_id },
+          'dropping a work message for a delivery that does not exist',
+        );
+        return;
+      }
+      if (delivery.status === 'succeeded' || delivery.status === 'failed') return;
+      if (!delivery.enabled) {
+        await store.markAbandoned(delivery.deliveryId, 'endpoint disabled');
+        // Let the rest of its messages through the gate quickly: they end the same way.
+        gateOutcome = 'success';
+        return;
+      }
+      await store.markDelivering(delivery.deliveryId);
+      const result = await this.send(delivery);
+      gateOutcome =
+        result.status !== undefined && result.status >= 200 && result.status < 300 ? 'success' : 'failure';
+      if (result.permanent) gateOutcome = 'neutral';
+      await this.settle(channel, message, delivery, attempt, result);
+    } finally {
+      decision.release(gateOutcome);
+    }
+  }
+
+  private async send(delivery: DeliveryToSend): Promise<SendResult> {
+    const timestamp = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({
+      type: delivery.eventType,
+      timestamp: delivery.messageCreatedAt.toISOString(),
+      data: delivery.payload,
+    });
+    const headers = signWebhook(delivery.secrets, delivery.messageId, timestamp, body);
+    return this.options.sender.post(delivery.url, { ...headers }, body);
+  }
+
+  /** Records the attempt, then publishes the retry or the parked copy; the caller acks after. */
+  private async settle(
+    channel: ConfirmChannel,
+    message: ConsumeMessage,
+    delivery: DeliveryToSend,
+    attempt: number,
+    result: SendResult,
+  ): Promise<void> {
+    const { schedule, store, logger } = this.options;
+    const startedAt = new Date(Date.now() - result.durationMs);
+    const succeeded = result.status !== undefined && result.status >= 200 && result.status < 300;
+    const gone = result.status === 410;
+    const last = attempt >= schedule.maxAttempts || gone || result.permanent === true;
+    const tier = succeeded || last ? undefined : schedule.tierBefore(attempt + 1, result.retryAfterMs);
+    const outcome = await store.recordAttempt({
+      deliveryId: delivery.deliveryId,
+      endpointId: delivery.endpointId,
+      attempt,
+      startedAt,
+      durationMs: result.durationMs,
+      responseStatus: result.status,
+      error: result.error,
+      succeeded,
+      status: succeeded ? 'succeeded' : last ? 'failed' : 'retrying',
+      nextAttemptAt: tier === undefined ? undefined : new Date(Date.now() + tier),
+      ...(gone ? { disableReason: 'the endpoint answered 410 Gone' } : {}),
+      disableAfterMs: this.options.disableAfterMs,
+    });
+    if (outcome.endpointDisabled) {
+      logger.warn({ endpointId: delivery.endpointId, reason: outcome.endpointDisabled }, 'endpoint disabled');
+    }
+    this.options.onAttempt?.({ deliveryId: delivery.deliveryId, attempt, result });
+    if (succeeded) return;
+    if (tier !== undefined) {
+      await this.republish(channel, message, delayRoutingKey(tier), { [attemptHeader]: attempt + 1 });
+    } else {
+      await this.republish(channel, message, parkedRoutingKey, {
+        'x-tenantry-final-error': (result.error ?? 'failed').slice(0, 200),
+      });
+    }
+  }
+
+  private republish(
+    channel: ConfirmChannel,
+    message: ConsumeMessage,
+    routingKey: string,
+    headers: Record<string, unknown>,
+  ): Promise<void> {
+    const properties = message.properties;
+    const options: Options.Publish = {
+      persistent: true,
+      contentType: 'application/json',
+      ...(typeof properties.messageId === 'string' ? { messageId: properties.messageId } : {}),
+      headers: { ...withoutBrokerHeaders(properties.headers ?? {}), ...headers },
+    };
+    return publishConfirmed(
+      channel,
+      this.options.topology.retryExchange,
+      routingKey,
+      message.content,
+      options,
+    );
+  }
+}
+
+export function deliveryPublishOptions(messageId: string, endpointId: string, attempt = 1): Options.Publish {
+  return {
+    persistent: true,
+    contentType: 'application/json',
+    messageId,
+    headers: { [attemptHeader]: attempt, [endpointHeader]: endpointId },
+  };
+}
+
+function withoutBrokerHeaders(headers: Record<string, unknown>): Record<string, unknown> {
+  const copy = { ...headers };
+  for (const key of Object.keys(copy)) {
+    if (key.startsWith('x-death') || key.startsWith('x-first-death') || key.startsWith('x-last-death')) {
+      delete copy[key];
+    }
+  }
+  return copy;
+}
+
+function parseBody(content: Buffer): DeliveryMessage | undefined {
+  try {
+    const value = JSON.parse(content.toString('utf8')) as Partial<DeliveryMessage>;
+    if (typeof value.delivery_id !== 'string' || !/^[0-9a-f-]{36}$/.test(value.delivery_id)) return undefined;
+    return {
+      delivery_id: value.delivery_id,
+      ...(typeof value.outbox_id === 'string' && /^\d+$/.test(value.outbox_id)
+        ? { outbox_id: value.outbox_id }
+        : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function positiveInt(value: unknown): number | undefined {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+  return Number.isInteger(n) && n >= 1 ? n : undefined;
+}
+
+/** Acks and nacks on a channel that has since closed throw; the broker redelivers those anyway. */
+function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // channel gone: the message returns to the queue
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,101 @@
+// Composition root of the tenant worker: outbox relay and webhook deliverer
+// against the tenant's own database and RabbitMQ user, with probes on
+// HTTP_PORT. SIGTERM drains in-flight deliveries, then exits.
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { startHealthServer } from '../../lib/health-server.js';
+import { createLogger } from '../../lib/logger.js';
+import { loadWorkerConfig } from './config.js';
+import { Deliverer } from './deliverer.js';
+import { EndpointGate } from './endpoint-gate.js';
+import { HttpSender } from './http-sender.js';
+import { createIntegrationEngine } from './integrations/integration-engine.js';
+import { OutboxRelay } from './outbox-relay.js';
+import { RetrySchedule } from './schedule.js';
+import { webhookTopology } from './topology.js';
+import { WebhookStore } from './webhook-store.js';
+
+async function main(): Promise<void> {
+  const config = loadWorkerConfig();
+  const logger = createLogger('tenantry-worker').child({ tenant: config.tenant });
+  const pool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: config.dbPoolMax,
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle client losing its connection (a database restart) must not crash the process.
+  pool.on('error', (error) => logger.warn({ err: error.message }, 'idle database connection lost'));
+  const schedule = new RetrySchedule(config.delivery.schedule);
+  const topology = webhookTopology(config.queuePrefix, schedule.tiers);
+  const store = new WebhookStore(pool);
+  const d = config.delivery;
+  const deliverer = new Deliverer({
+    amqpUrl: config.amqpUrl,
+    topology,
+    schedule,
+    store,
+    sender: new HttpSender({ timeoutMs: d.timeoutMs, allowLoopback: d.allowLoopback }),
+    gate: new EndpointGate({
+      concurrency: d.endpointConcurrency,
+      maxHeld: d.endpointConcurrency * 2,
+      failureThreshold: d.breakerThreshold,
+      cooldownMs: d.breakerCooldownMs,
+    }),
+    prefetch: d.prefetch,
+    disableAfterMs: d.disableAfterMs,
+    logger,
+  });
+  const relay = new OutboxRelay({
+    amqpUrl: config.amqpUrl,
+    topology,
+    store,
+    batchSize: config.outbox.batchSize,
+    pollIntervalMs: config.outbox.pollIntervalMs,
+    logger,
+  });
+  const integrations = createIntegrationEngine({
+    tenant: config.tenant,
+    pool,
+    amqpUrl: config.amqpUrl,
+    queuePrefix: config.queuePrefix,
+    settings: config.integrations,
+    logger,
+  });
+  const health = await startHealthServer({
+    registry: new Registry(),
+    host: config.http.host,
+    port: config.http.port,
+    isReady: () => deliverer.ready && relay.ready && integrations.ready,
+  });
+  logger.info(
+    { port: health.port, queuePrefix: config.queuePrefix, schedule: schedule.delays },
+    'worker started',
+  );
+  deliverer.start();
+  relay.start();
+  integrations.start();
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    await relay.stop();
+    await Promise.all([
+      deliverer.drain(config.shutdownTimeoutMs),
+      integrations.stop(config.shutdownTimeoutMs),
+    ]);
+    await health.close();
+    await pool.end();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => void shutdown(signal));
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
