@@ -1,0 +1,730 @@
+// Every route of the API, for the OpenAPI document. Request bodies and query
+// strings are the schemas the routes parse with; a test walks the Express
+// router and fails when a route is missing here or an entry has no route.
+import { createApiClientSchema, listApiClientsSchema } from '../auth/api-clients.js';
+import { loginSchema } from '../auth/sessions.js';
+import { auditQuerySchema } from '../routes/audit-logs.js';
+import {
+  logoutSchema,
+  passwordChangeSchema,
+  profileSchema,
+  registerSchema,
+  tokenSchema,
+} from '../routes/auth.js';
+import { resetConfirmSchema, resetRequestSchema } from '../routes/password-reset.js';
+import { discoverSchema, exchangeSchema, loginQuery } from '../routes/sso.js';
+import { bulkSchema } from '../routes/users.js';
+import { signupSchema } from '../signup/signups.js';
+import { createTenantSchema, listTenantsSchema, updateTenantSchema } from '../tenancy/tenant-admin.js';
+import { createUserSchema, listUsersSchema, updateUserSchema } from '../users/users.js';
+import {
+  createEndpointSchema,
+  listAttemptsSchema,
+  listEndpointsSchema,
+  listMessagesSchema,
+  replaySchema,
+  rotateSecretSchema,
+  updateEndpointSchema,
+} from '../webhooks/endpoints.js';
+import type { OperationDoc } from './document.js';
+
+const timestamp = { type: 'string', format: 'date-time' };
+const nullableString = { type: ['string', 'null'] };
+
+const user = {
+  type: 'object',
+  required: ['id', 'email', 'role', 'is_active', 'external_id'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    email: { type: 'string', format: 'email' },
+    first_name: nullableString,
+    last_name: nullableString,
+    role: { type: 'string', enum: ['owner', 'admin', 'member'] },
+    is_active: { type: 'boolean' },
+    department: nullableString,
+    external_id: nullableString,
+    created_at: timestamp,
+    updated_at: timestamp,
+  },
+};
+
+const tokens = {
+  type: 'object',
+  required: ['access_token', 'token_type', 'expires_in'],
+  properties: {
+    access_token: { type: 'string', description: 'ES256 JWT' },
+    refresh_token: { type: 'string', description: 'Opaque, single use; rotated on every refresh.' },
+    token_type: { const: 'Bearer' },
+    expires_in: { type: 'integer' },
+    user,
+  },
+};
+
+const tenant = {
+  type: 'object',
+  required: ['name', 'plan', 'phase', 'ready'],
+  properties: {
+    name: { type: 'string' },
+    display_name: { type: 'string' },
+    plan: { type: 'string', enum: ['free', 'starter', 'professional', 'business', 'enterprise'] },
+    owner_email: { type: 'string' },
+    domains: { type: 'array', items: { type: 'string' } },
+    suspended: { type: 'boolean' },
+    self_registration: { type: 'boolean' },
+    rate_limit_per_minute: { type: 'integer' },
+    rate_limit_override: { type: 'boolean' },
+    phase: { type: 'string' },
+    ready: { type: 'boolean' },
+  },
+};
+
+const apiClient = {
+  type: 'object',
+  required: ['id', 'client_id', 'name', 'role'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    client_id: { type: 'string' },
+    name: { type: 'string' },
+    role: { type: 'string', enum: ['admin', 'member'] },
+    created_at: timestamp,
+    last_used_at: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
+
+const auditEntry = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    occurred_at: timestamp,
+    actor: { type: ['string', 'null'] },
+    action: { type: 'string' },
+    resource_type: { type: 'string' },
+    resource_id: { type: ['string', 'null'] },
+    changes: { type: ['object', 'null'], description: 'before/after diff, secrets redacted' },
+    ip: { type: ['string', 'null'] },
+    request_id: { type: ['string', 'null'] },
+  },
+};
+
+const endpoint = {
+  type: 'object',
+  required: ['id', 'url', 'event_types', 'enabled'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    url: { type: 'string', format: 'uri' },
+    event_types: { type: 'array', items: { type: 'string' }, description: 'empty: every event' },
+    description: { type: ['string', 'null'] },
+    enabled: { type: 'boolean' },
+    disabled_reason: { type: ['string', 'null'] },
+  },
+};
+const endpointWithSecret = {
+  ...endpoint,
+  required: [...endpoint.required, 'secret'],
+  properties: { ...endpoint.properties, secret: { type: 'string', pattern: '^whsec_' } },
+};
+
+/** The prototype's list shape. */
+function page(item: Record<string, unknown>) {
+  return {
+    type: 'object',
+    required: ['count', 'next', 'previous', 'results'],
+    properties: {
+      count: { type: 'integer' },
+      next: { type: ['string', 'null'] },
+      previous: { type: ['string', 'null'] },
+      results: { type: 'array', items: item },
+    },
+  };
+}
+
+const checks = {
+  type: 'object',
+  additionalProperties: {
+    type: 'object',
+    properties: { ok: { type: 'boolean' }, detail: { type: 'string' } },
+  },
+};
+
+export const operations: OperationDoc[] = [
+  // ---- operations ----
+  {
+    method: 'get',
+    path: '/healthz',
+    tag: 'operations',
+    access: 'public',
+    summary: 'Liveness: the process serves requests',
+    responses: {
+      200: { description: 'alive', schema: { type: 'object', properties: { status: { const: 'ok' } } } },
+    },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    tag: 'operations',
+    access: 'public',
+    summary: 'Readiness: Redis, the tenant directory and the signing keys are available',
+    responses: {
+      200: {
+        description: 'ready',
+        schema: { type: 'object', properties: { status: { type: 'string' }, checks } },
+      },
+      503: 'not ready; `checks` says which dependency',
+    },
+  },
+  {
+    method: 'get',
+    path: '/health',
+    tag: 'operations',
+    access: 'public',
+    summary: 'Component detail and tenant counts',
+    responses: {
+      200: {
+        description: 'healthy',
+        schema: { type: 'object', properties: { status: { type: 'string' }, components: checks } },
+      },
+      503: 'degraded',
+    },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    tag: 'operations',
+    access: 'public',
+    summary: 'Prometheus metrics',
+    responses: {
+      200: { description: 'text exposition format', contentType: 'text/plain', schema: { type: 'string' } },
+    },
+  },
+  {
+    method: 'get',
+    path: '/.well-known/jwks.json',
+    tag: 'operations',
+    access: 'public',
+    summary: 'Public keys that verify access tokens',
+    responses: {
+      200: { description: 'JWK set', schema: { type: 'object', properties: { keys: { type: 'array' } } } },
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/openapi.json',
+    tag: 'operations',
+    access: 'public',
+    summary: 'This document',
+    responses: { 200: { description: 'OpenAPI 3.1', schema: { type: 'object' } } },
+  },
+
+  // ---- authentication ----
+  {
+    method: 'post',
+    path: '/api/auth/login',
+    tag: 'auth',
+    access: 'public',
+    summary: 'Sign in with a password',
+    body: loginSchema,
+    responses: {
+      200: { description: 'tokens', schema: tokens },
+      401: 'wrong tenant, email or password',
+      403: 'tenant suspended',
+      503: 'tenant not ready',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/token',
+    tag: 'auth',
+    access: 'public',
+    summary: 'OAuth 2 token endpoint: password, refresh_token and client_credentials grants',
+    body: tokenSchema,
+    form: true,
+    responses: { 200: { description: 'tokens', schema: tokens }, 401: 'invalid grant or client' },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/logout',
+    tag: 'auth',
+    access: 'public',
+    summary: 'Revoke a refresh token and its family',
+    body: logoutSchema,
+    responses: { 204: 'revoked (also when it was unknown)' },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/register',
+    tag: 'auth',
+    access: 'public',
+    summary: 'Self-registration as a member, where the tenant allows it',
+    body: registerSchema,
+    responses: {
+      201: { description: 'tokens for the new member', schema: tokens },
+      403: 'self-registration is off',
+      409: 'email taken',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/auth/profile',
+    tag: 'auth',
+    access: 'tenant',
+    summary: 'The signed-in user',
+    responses: { 200: { description: 'the user', schema: user } },
+  },
+  {
+    method: 'patch',
+    path: '/api/auth/profile',
+    tag: 'auth',
+    access: 'tenant',
+    summary: 'Change your own name or department',
+    body: profileSchema,
+    responses: { 200: { description: 'the user', schema: user } },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/password/change',
+    tag: 'auth',
+    access: 'tenant',
+    summary: 'Change your password; signs out your other sessions',
+    body: passwordChangeSchema,
+    responses: { 204: 'changed' },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/password/reset',
+    tag: 'auth',
+    access: 'public',
+    summary: 'Mail a one-time reset token; the same answer whether or not the account exists',
+    body: resetRequestSchema,
+    responses: { 202: { description: 'accepted', schema: { type: 'object' } } },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/password/reset/confirm',
+    tag: 'auth',
+    access: 'public',
+    summary: 'Set a new password with the mailed token',
+    body: resetConfirmSchema,
+    responses: { 204: 'password set; every session of the user is revoked' },
+  },
+
+  // ---- single sign-on ----
+  {
+    method: 'post',
+    path: '/api/auth/sso/discover',
+    tag: 'sso',
+    access: 'public',
+    summary: "Home-realm discovery: how to sign in, from the email's verified domain",
+    body: discoverSchema,
+    responses: { 200: { description: 'sign-in options', schema: { type: 'object' } } },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/sso/exchange',
+    tag: 'sso',
+    access: 'public',
+    summary: 'Exchange the one-time code from an SSO redirect for tokens',
+    body: exchangeSchema,
+    responses: { 200: { description: 'tokens', schema: tokens } },
+  },
+  {
+    method: 'get',
+    path: '/api/auth/sso/saml/{tenant}/metadata',
+    tag: 'sso',
+    access: 'public',
+    summary: "The tenant's SAML service provider metadata",
+    responses: {
+      200: {
+        description: 'SAML metadata',
+        contentType: 'application/samlmetadata+xml',
+        schema: { type: 'string' },
+      },
+      404: 'no SAML for this tenant',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/auth/sso/saml/{tenant}/login',
+    tag: 'sso',
+    access: 'public',
+    summary: "Start SAML sign-in: redirect to the tenant's identity provider",
+    query: loginQuery,
+    responses: {
+      302: { description: 'to the identity provider', headers: { Location: 'the IdP URL' } },
+      404: 'no SAML for this tenant',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/sso/saml/{tenant}/acs',
+    tag: 'sso',
+    access: 'public',
+    summary: 'SAML assertion consumer service (HTTP-POST binding)',
+    description:
+      'Form fields SAMLResponse and RelayState. Ends in a redirect carrying a one-time code, or JSON tokens for JSON clients.',
+    responses: {
+      200: { description: 'tokens', schema: tokens },
+      303: { description: 'to the return URL with a one-time code', headers: { Location: 'return URL' } },
+      401: 'the response was refused',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/auth/sso/oidc/{tenant}/login',
+    tag: 'sso',
+    access: 'public',
+    summary: "Start OpenID Connect sign-in (PKCE S256, state, nonce): redirect to the tenant's provider",
+    query: loginQuery,
+    responses: {
+      302: { description: 'to the provider', headers: { Location: 'authorization URL' } },
+      404: 'no OIDC for this tenant',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/auth/sso/oidc/{tenant}/callback',
+    tag: 'sso',
+    access: 'public',
+    summary: 'OpenID Connect redirect URI',
+    description: 'Query parameters code and state (or error) from the provider.',
+    responses: {
+      200: { description: 'tokens', schema: tokens },
+      303: { description: 'to the return URL with a one-time code', headers: { Location: 'return URL' } },
+      401: 'the callback was refused',
+    },
+  },
+
+  // ---- signup and tenants ----
+  {
+    method: 'post',
+    path: '/api/signup',
+    tag: 'tenants',
+    access: 'public',
+    summary: 'Create a tenant and its owner (when signup is enabled)',
+    body: signupSchema,
+    responses: {
+      202: {
+        description: 'provisioning',
+        schema: {
+          type: 'object',
+          properties: { tenant: { type: 'string' }, status_url: { type: 'string' } },
+        },
+        headers: { Location: 'the status URL' },
+      },
+      404: 'signup is disabled',
+      409: 'the tenant name is taken',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/signup/{tenant}',
+    tag: 'tenants',
+    access: 'public',
+    summary: 'Provisioning status of a signup',
+    responses: {
+      200: {
+        description: 'status',
+        schema: {
+          type: 'object',
+          properties: { tenant: { type: 'string' }, phase: { type: 'string' }, ready: { type: 'boolean' } },
+        },
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/tenants/current',
+    tag: 'tenants',
+    access: 'tenant',
+    summary: "The caller's tenant",
+    responses: { 200: { description: 'the tenant', schema: tenant } },
+  },
+  {
+    method: 'get',
+    path: '/api/tenants',
+    tag: 'tenants',
+    access: 'platform',
+    summary: 'List Tenants (platform admin)',
+    query: listTenantsSchema,
+    responses: { 200: { description: 'a page of tenants', schema: page(tenant) } },
+  },
+  {
+    method: 'post',
+    path: '/api/tenants',
+    tag: 'tenants',
+    access: 'platform',
+    summary: 'Create a Tenant resource (platform admin)',
+    body: createTenantSchema,
+    responses: { 201: { description: 'created', schema: tenant }, 409: 'the name is taken' },
+  },
+  {
+    method: 'get',
+    path: '/api/tenants/{name}',
+    tag: 'tenants',
+    access: 'platform',
+    summary: 'One Tenant (platform admin)',
+    responses: { 200: { description: 'the tenant', schema: tenant }, 404: 'no such tenant' },
+  },
+  {
+    method: 'patch',
+    path: '/api/tenants/{name}',
+    tag: 'tenants',
+    access: 'platform',
+    summary: 'Change plan, display name, suspension, rate limit or domains (platform admin)',
+    body: updateTenantSchema,
+    responses: { 200: { description: 'the tenant', schema: tenant }, 404: 'no such tenant' },
+  },
+  {
+    method: 'delete',
+    path: '/api/tenants/{name}',
+    tag: 'tenants',
+    access: 'platform',
+    summary: "Delete a Tenant; its deletionPolicy decides the data's fate (platform admin)",
+    responses: { 202: { description: 'deleting', schema: { type: 'object' } }, 404: 'no such tenant' },
+  },
+
+  // ---- users ----
+  {
+    method: 'get',
+    path: '/api/users',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'List users',
+    query: listUsersSchema,
+    responses: { 200: { description: 'a page of users', schema: page(user) } },
+  },
+  {
+    method: 'post',
+    path: '/api/users',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'Create a user (admins: not owners; owners: any role)',
+    body: createUserSchema,
+    responses: { 201: { description: 'the user', schema: user }, 409: 'email taken' },
+  },
+  {
+    method: 'post',
+    path: '/api/users/bulk',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'Create up to 100 users, with a result per item',
+    body: bulkSchema,
+    responses: { 200: { description: 'per-item results', schema: { type: 'object' } } },
+  },
+  {
+    method: 'get',
+    path: '/api/users/{id}',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'One user',
+    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+  },
+  {
+    method: 'patch',
+    path: '/api/users/{id}',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'Change a user',
+    body: updateUserSchema,
+    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+  },
+  {
+    method: 'delete',
+    path: '/api/users/{id}',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'Delete a user',
+    responses: { 204: 'deleted', 404: 'no such user' },
+  },
+  {
+    method: 'post',
+    path: '/api/users/{id}/activate',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'Activate a user',
+    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+  },
+  {
+    method: 'post',
+    path: '/api/users/{id}/deactivate',
+    tag: 'users',
+    access: 'tenant',
+    summary: 'Deactivate a user; their sessions end',
+    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+  },
+
+  // ---- API clients ----
+  {
+    method: 'get',
+    path: '/api/clients',
+    tag: 'api-clients',
+    access: 'tenant',
+    summary: "List the tenant's API clients (owners and admins)",
+    query: listApiClientsSchema,
+    responses: { 200: { description: 'a page of clients', schema: page(apiClient) } },
+  },
+  {
+    method: 'post',
+    path: '/api/clients',
+    tag: 'api-clients',
+    access: 'tenant',
+    summary: 'Create an API client for the client_credentials grant; the secret is shown once',
+    body: createApiClientSchema,
+    responses: {
+      201: {
+        description: 'the client with its secret',
+        schema: { ...apiClient, properties: { ...apiClient.properties, client_secret: { type: 'string' } } },
+      },
+    },
+  },
+  {
+    method: 'delete',
+    path: '/api/clients/{id}',
+    tag: 'api-clients',
+    access: 'tenant',
+    summary: 'Revoke an API client',
+    responses: { 204: 'revoked', 404: 'no such client' },
+  },
+
+  // ---- audit log ----
+  {
+    method: 'get',
+    path: '/api/audit-logs',
+    tag: 'audit',
+    access: 'tenant',
+    summary: 'Search the audit log (owners and admins)',
+    query: auditQuerySchema,
+    responses: { 200: { description: 'a page of entries', schema: page(auditEntry) } },
+  },
+  {
+    method: 'get',
+    path: '/api/audit-logs/verify',
+    tag: 'audit',
+    access: 'tenant',
+    summary: "Check the audit log's hash chain (owners and admins)",
+    responses: {
+      200: {
+        description: 'the result',
+        schema: {
+          type: 'object',
+          properties: {
+            intact: { type: 'boolean' },
+            checked: { type: 'integer' },
+            first_bad_id: { type: ['string', 'null'] },
+          },
+        },
+      },
+    },
+  },
+
+  // ---- outgoing webhooks ----
+  {
+    method: 'get',
+    path: '/api/webhooks/endpoints',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'List webhook endpoints (owners and admins)',
+    query: listEndpointsSchema,
+    responses: { 200: { description: 'a page of endpoints', schema: page(endpoint) } },
+  },
+  {
+    method: 'post',
+    path: '/api/webhooks/endpoints',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'Register an endpoint; its signing secret (whsec_...) is shown only in this answer',
+    description: 'URLs that resolve to loopback, private or metadata addresses are refused.',
+    body: createEndpointSchema,
+    responses: { 201: { description: 'the endpoint with its secret', schema: endpointWithSecret } },
+  },
+  {
+    method: 'get',
+    path: '/api/webhooks/endpoints/{id}',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'One endpoint',
+    responses: { 200: { description: 'the endpoint', schema: endpoint }, 404: 'no such endpoint' },
+  },
+  {
+    method: 'patch',
+    path: '/api/webhooks/endpoints/{id}',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'Change URL, event types, description or enabled',
+    body: updateEndpointSchema,
+    responses: { 200: { description: 'the endpoint', schema: endpoint }, 404: 'no such endpoint' },
+  },
+  {
+    method: 'delete',
+    path: '/api/webhooks/endpoints/{id}',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'Delete an endpoint',
+    responses: { 204: 'deleted', 404: 'no such endpoint' },
+  },
+  {
+    method: 'post',
+    path: '/api/webhooks/endpoints/{id}/rotate-secret',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'New signing secret; the previous one also signs during the overlap',
+    body: rotateSecretSchema,
+    responses: {
+      200: { description: 'the endpoint with its new secret', schema: endpointWithSecret },
+      404: 'no such endpoint',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/webhooks/endpoints/{id}/test',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'Send a webhook.test message to this endpoint',
+    responses: {
+      202: { description: 'queued', schema: { type: 'object' } },
+      404: 'no such endpoint',
+      409: 'the endpoint is disabled',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/webhooks/endpoints/{id}/replay',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: "Deliver this endpoint's messages since a time again",
+    query: replaySchema,
+    responses: {
+      202: { description: 'how many were queued', schema: { type: 'object' } },
+      404: 'no such endpoint',
+      409: 'the endpoint is disabled',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/webhooks/messages',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'Outgoing messages with their delivery status',
+    query: listMessagesSchema,
+    responses: { 200: { description: 'a page of messages', schema: page({ type: 'object' }) } },
+  },
+  {
+    method: 'get',
+    path: '/api/webhooks/messages/{id}',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'One message and its deliveries',
+    responses: { 200: { description: 'the message', schema: { type: 'object' } }, 404: 'no such message' },
+  },
+  {
+    method: 'get',
+    path: '/api/webhooks/messages/{id}/attempts',
+    tag: 'webhooks',
+    access: 'tenant',
+    summary: 'Every delivery attempt of a message',
+    query: listAttemptsSchema,
+    responses: {
+      200: { description: 'a page of attempts', schema: page({ type: 'object' }) },
+      404: 'no such message',
+    },
+  },
+];
