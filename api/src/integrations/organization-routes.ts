@@ -1,0 +1,99 @@
+// Which tenant a provider means by an `organization_id`, for webhooks posted
+// without a tenant in the path. The mapping lives in each tenant's own
+// database (app.integration_providers), so this replica keeps a map built by
+// scanning the Ready tenants' configurations: rebuilt when it is older than
+// `maxAgeMs`, or on a miss at most once per `missRescanMs` (a configuration
+// saved through another replica becomes routable after such a rescan).
+// Configurations saved through this replica update the map at once.
+// docs/integrations.md explains the choice and its limits.
+import { QueryTypes } from 'sequelize';
+import type { Logger } from '../../../lib/logger.js';
+import type { Provider } from '../../../lib/integrations/catalog.js';
+import type { TenantDatabases } from '../tenancy/tenant-databases.js';
+import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+
+export type Resolution = { tenant: string } | { ambiguous: true } | undefined;
+
+const keyOf = (provider: Provider, organizationId: string) => `${provider}\0${organizationId}`;
+
+export class OrganizationRoutes {
+  /** key → tenants claiming it (more than one means ambiguous). */
+  private routes = new Map<string, Set<string>>();
+  private builtAt = 0;
+  private lastScanAt = 0;
+  private scanning: Promise<void> | undefined;
+
+  constructor(
+    private readonly directory: TenantDirectory,
+    private readonly databases: TenantDatabases,
+    private readonly log: Logger,
+    private readonly options: { maxAgeMs: number; missRescanMs: number } = {
+      maxAgeMs: 60_000,
+      missRescanMs: 2_000,
+    },
+  ) {}
+
+  async resolve(provider: Provider, organizationId: string): Promise<Resolution> {
+    const now = Date.now();
+    if (now - this.builtAt > this.options.maxAgeMs) await this.scan();
+    let found = this.lookup(provider, organizationId);
+    if (!found && Date.now() - this.lastScanAt > this.options.missRescanMs) {
+      await this.scan();
+      found = this.lookup(provider, organizationId);
+    }
+    return found;
+  }
+
+  /** Another tenant (as far as this replica knows) that already maps this organization. */
+  async claimedByOther(provider: Provider, organizationId: string, tenant: string): Promise<boolean> {
+    await this.scan();
+    const tenants = this.routes.get(keyOf(provider, organizationId));
+    return tenants !== undefined && [...tenants].some((t) => t !== tenant);
+  }
+
+  /** Records a configuration saved through this replica. */
+  remember(tenant: string, provider: Provider, organizationId: string): void {
+    for (const [key, tenants] of this.routes) {
+      if (key.startsWith(`${provider}\0`)) tenants.delete(tenant);
+      if (tenants.size === 0) this.routes.delete(key);
+    }
+    const key = keyOf(provider, organizationId);
+    this.routes.set(key, (this.routes.get(key) ?? new Set()).add(tenant));
+  }
+
+  private lookup(provider: Provider, organizationId: string): Resolution {
+    const tenants = this.routes.get(keyOf(provider, organizationId));
+    if (!tenants || tenants.size === 0) return undefined;
+    if (tenants.size > 1) return { ambiguous: true };
+    return { tenant: [...tenants][0]! };
+  }
+
+  private scan(): Promise<void> {
+    this.scanning ??= this.rebuild().finally(() => (this.scanning = undefined));
+    return this.scanning;
+  }
+
+  private async rebuild(): Promise<void> {
+    this.lastScanAt = Date.now();
+    const routes = new Map<string, Set<string>>();
+    for (const entry of this.directory.list()) {
+      if (!entry.ready || entry.suspended || !entry.credentials) continue;
+      try {
+        const db = this.databases.for(entry.name, entry.credentials);
+        const rows = await db.sequelize.query<{ provider: Provider; organization_id: string }>(
+          'SELECT provider, organization_id FROM app.integration_providers WHERE enabled',
+          { type: QueryTypes.SELECT },
+        );
+        for (const row of rows) {
+          const key = keyOf(row.provider, row.organization_id);
+          routes.set(key, (routes.get(key) ?? new Set()).add(entry.name));
+        }
+      } catch (error) {
+        // A tenant whose database is unreachable or not yet migrated routes nothing.
+        this.log.warn({ tenant: entry.name, err: String(error) }, 'cannot read integration providers');
+      }
+    }
+    this.routes = routes;
+    this.builtAt = Date.now();
+  }
+}

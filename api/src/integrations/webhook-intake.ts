@@ -1,0 +1,247 @@
+// Incoming provider webhooks: find the tenant (from the path, or from the
+// payload's organization_id), verify the Standard Webhooks signature on the
+// raw body, validate each event, and store every new event together with its
+// outbox row in one statement. Duplicates (same provider and event_id, or
+// webhook-id when the event has none) insert nothing and report "duplicate".
+import { QueryTypes } from 'sequelize';
+import {
+  eventTypes,
+  incomingEventSchema,
+  type IncomingEvent,
+  type Provider,
+} from '../../../lib/integrations/catalog.js';
+import { verifyWebhook, WebhookVerificationError } from '../../../lib/webhooks/verification.js';
+import { fieldErrors, problems, ProblemError, type FieldError } from '../http/problem.js';
+import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
+import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import type { OrganizationRoutes } from './organization-routes.js';
+import type { ProviderConfigs } from './provider-configs.js';
+
+export const maxBatchSize = 100;
+
+export interface IntakeRequest {
+  provider: Provider;
+  /** From the path, when the provider posts to /webhooks/{provider}/{tenant}. */
+  tenant: string | undefined;
+  headers: { id: string | undefined; timestamp: string | undefined; signature: string | undefined };
+  body: Buffer;
+}
+
+export type EventResult =
+  | { index: number; event_id: string; status: 'accepted'; id: string }
+  | { index: number; event_id: string; status: 'duplicate' }
+  | { index: number; event_id: string | null; status: 'rejected'; errors: FieldError[] };
+
+export interface IntakeResponse {
+  httpStatus: 200 | 202 | 400;
+  body: unknown;
+}
+
+const unauthorized = (detail: string) =>
+  new ProblemError(401, 'Unauthorized', detail, {
+    headers: { 'WWW-Authenticate': 'Standard-Webhooks' },
+  });
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch {
+    throw problems.badRequest('the request body is not valid JSON');
+  }
+}
+
+/** The events in a body: one event, or `{"events": [...]}`. */
+function eventsOf(parsed: unknown): { batch: boolean; events: unknown[] } {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw problems.validation([{ field: 'body', message: 'expected an event object or {"events": [...]}' }]);
+  const events = (parsed as { events?: unknown }).events;
+  if (events === undefined) return { batch: false, events: [parsed] };
+  if (!Array.isArray(events) || events.length === 0 || events.length > maxBatchSize)
+    throw problems.validation([
+      { field: 'events', message: `expected an array of 1 to ${maxBatchSize} events` },
+    ]);
+  return { batch: true, events };
+}
+
+interface ValidEvent {
+  index: number;
+  eventId: string;
+  event: IncomingEvent;
+}
+
+export class WebhookIntake {
+  constructor(
+    private readonly directory: TenantDirectory,
+    private readonly databases: TenantDatabases,
+    private readonly configs: ProviderConfigs,
+    private readonly routes: OrganizationRoutes,
+    private readonly toleranceSeconds = 300,
+  ) {}
+
+  async receive(request: IntakeRequest): Promise<IntakeResponse> {
+    const { provider } = request;
+    let parsed: unknown;
+    let tenant = request.tenant;
+    if (tenant === undefined) {
+      // Without a tenant in the path the body must be read to route it; nothing
+      // in it is trusted until the signature of the tenant it names is checked.
+      parsed = parseJson(request.body);
+      const organizationId = organizationOf(parsed);
+      const found = await this.routes.resolve(provider, organizationId);
+      if (!found) throw unauthorized(`no tenant has ${provider} configured for this organization_id`);
+      if ('ambiguous' in found)
+        throw problems.conflict(
+          `several tenants map this organization_id for ${provider}; post to /api/integrations/webhooks/${provider}/<tenant>`,
+        );
+      tenant = found.tenant;
+    }
+    const entry = this.directory.servable(tenant);
+    const db = this.databases.for(tenant, entry.credentials);
+    const config = await this.configs.forVerification(db, provider);
+    if (!config || !config.enabled) throw unauthorized(`${provider} is not configured for this tenant`);
+    try {
+      verifyWebhook(config.secrets, request.headers, request.body, {
+        toleranceSeconds: this.toleranceSeconds,
+      });
+    } catch (error) {
+      if (error instanceof WebhookVerificationError) throw unauthorized(error.message);
+      throw error;
+    }
+    parsed ??= parseJson(request.body);
+    const { batch, events } = eventsOf(parsed);
+
+    const results: EventResult[] = [];
+    const valid: ValidEvent[] = [];
+    events.forEach((raw, index) => {
+      const checked = validateEvent(provider, raw, config.organizationId);
+      const fallbackId = batch ? `${request.headers.id}:${index}` : request.headers.id!;
+      if ('errors' in checked) {
+        const eventId = (raw as { event_id?: unknown } | null)?.event_id;
+        results.push({
+          index,
+          event_id: typeof eventId === 'string' ? eventId : null,
+          status: 'rejected',
+          errors: checked.errors.map((e) => ({
+            ...e,
+            field: batch ? `events.${index}.${e.field}` : e.field,
+          })),
+        });
+      } else {
+        valid.push({ index, eventId: checked.event.event_id ?? fallbackId, event: checked.event });
+      }
+    });
+    if (!batch && results.length > 0) {
+      const rejected = results[0] as Extract<EventResult, { status: 'rejected' }>;
+      throw problems.validation(rejected.errors);
+    }
+    const inserted = await store(db, provider, valid);
+    for (const v of valid) {
+      const id = inserted.get(v.eventId);
+      // Two copies of one event in one batch: the first is accepted, the second is a duplicate.
+      if (id !== undefined) {
+        inserted.delete(v.eventId);
+        results.push({ index: v.index, event_id: v.eventId, status: 'accepted', id });
+      } else {
+        results.push({ index: v.index, event_id: v.eventId, status: 'duplicate' });
+      }
+    }
+    results.sort((a, b) => a.index - b.index);
+    const count = (status: EventResult['status']) => results.filter((r) => r.status === status).length;
+    const accepted = count('accepted');
+    const duplicates = count('duplicate');
+    const httpStatus = accepted > 0 ? 202 : duplicates > 0 ? 200 : 400;
+    if (!batch) {
+      const only = results[0]!;
+      return { httpStatus, body: { tenant, ...only, index: undefined } };
+    }
+    return {
+      httpStatus,
+      body: { tenant, accepted, duplicates, rejected: count('rejected'), results },
+    };
+  }
+}
+
+function organizationOf(parsed: unknown): string {
+  const { events } = eventsOf(parsed);
+  const ids = new Set(
+    events
+      .map((e) => (e as { organization_id?: unknown } | null)?.organization_id)
+      .filter((v) => v !== undefined),
+  );
+  const [only] = ids;
+  if (ids.size !== 1 || typeof only !== 'string' || only.length === 0) {
+    throw problems.validation([
+      {
+        field: 'organization_id',
+        message: 'required (one value for every event) when the path names no tenant',
+      },
+    ]);
+  }
+  return only;
+}
+
+function validateEvent(
+  provider: Provider,
+  raw: unknown,
+  organizationId: string,
+): { event: IncomingEvent } | { errors: FieldError[] } {
+  const result = incomingEventSchema.safeParse(raw);
+  if (!result.success) return { errors: fieldErrors(result.error) };
+  const event = result.data;
+  const idField = eventTypes[provider][event.event_type];
+  if (idField === undefined) {
+    return {
+      errors: [
+        {
+          field: 'event_type',
+          message: `unknown event type for ${provider}; one of ${Object.keys(eventTypes[provider]).join(', ')}`,
+        },
+      ],
+    };
+  }
+  const id = event.data[idField];
+  if (typeof id !== 'string' || id.length === 0 || id.length > 200) {
+    return { errors: [{ field: `data.${idField}`, message: 'required: a string of 1 to 200 characters' }] };
+  }
+  if (event.organization_id !== undefined && event.organization_id !== organizationId) {
+    return {
+      errors: [
+        { field: 'organization_id', message: 'does not match the organization configured for this tenant' },
+      ],
+    };
+  }
+  return { event };
+}
+
+/**
+ * Inserts the new events and one outbox row for each, atomically (a single
+ * statement); returns event_id → row id for the rows that were new.
+ */
+async function store(db: TenantDb, provider: Provider, events: ValidEvent[]): Promise<Map<string, string>> {
+  if (events.length === 0) return new Map();
+  const rows = await db.sequelize.query<{ id: string; event_id: string }>(
+    `WITH ev AS (
+       INSERT INTO app.integration_events (provider, event_id, event_type, organization_id, payload)
+       SELECT $1, t.event_id, t.event_type, t.organization_id, t.payload
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[])
+           AS t(event_id, event_type, organization_id, payload)
+       ON CONFLICT (provider, event_id) DO NOTHING
+       RETURNING id, event_id, event_type
+     ), ob AS (
+       INSERT INTO app.outbox (topic, payload)
+       SELECT 'integration.' || $1 || '.' || ev.event_type, jsonb_build_object('event', ev.id) FROM ev
+     )
+     SELECT id, event_id FROM ev`,
+    {
+      bind: [
+        provider,
+        events.map((e) => e.eventId),
+        events.map((e) => e.event.event_type),
+        events.map((e) => e.event.organization_id ?? null),
+        events.map((e) => JSON.stringify(e.event)),
+      ],
+      type: QueryTypes.SELECT,
+    },
+  );
+  return new Map(rows.map((r) => [r.event_id, r.id]));
+}
