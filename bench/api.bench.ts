@@ -194,52 +194,6 @@ async function main(): Promise<void> {
       );
     }
 
-    const api = await startChild(
-      'api',
-      ['--import', 'tsx', 'api/src/main.ts'],
-      {
-        HOST: '127.0.0.1',
-        PORT: '0',
-        KUBECONFIG: platform.cp.kubeconfigPath,
-        PLATFORM_NAMESPACE: platform.platformNamespace,
-        PUBLIC_BASE_URL: issuer,
-        JWT_KEYS_FILE: keysFile,
-        REDIS_URL: serviceUrls.redis,
-        LOG_LEVEL: 'warn',
-      },
-      /"port":(\d+).*"msg":"api started"/,
-    );
-    children.push(api);
-    const uris: Record<string, string> = {};
-    for (const name of tenants) uris[name] = await databaseUri(platform, name);
-    const bare = await startChild(
-      'bare api',
-      ['--import', 'tsx', 'bench/support/bare-api.ts'],
-      { PORT: '0', TENANT_DATABASES: JSON.stringify(uris) },
-      /listening (\d+)/,
-    );
-    children.push(bare);
-
-    // Wait until the API's directory knows every tenant as Ready.
-    const probe = loadClient(`http://127.0.0.1:${api.port}`);
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const check = await probe.closedLoop(
-        (i) => ({
-          path: '/api/tenants/current',
-          headers: { authorization: bearer[i % tenants.length]![0]! },
-        }),
-        {
-          concurrency: 1,
-          durationMs: 1,
-        },
-      );
-      if (check.failures === 0) break;
-      if (Date.now() > deadline) throw new Error(`the API never served the tenants: ${check.firstFailure}`);
-      await new Promise((ok) => setTimeout(ok, 500));
-    }
-    probe.close();
-
     const stackRequest = (i: number): LoadRequest => {
       const t = i % tenants.length;
       const perTenant = bearer[t]!;
@@ -252,10 +206,53 @@ async function main(): Promise<void> {
       path: `/t/${tenants[i % tenants.length]}/users?page_size=20`,
     });
 
+    // One at a time, so the two never hold PostgreSQL connections at once.
+    const uris: Record<string, string> = {};
+    for (const name of tenants) uris[name] = await databaseUri(platform, name);
+    const bare = await startChild(
+      'bare api',
+      ['--import', 'tsx', 'bench/support/bare-api.ts'],
+      { PORT: '0', TENANT_DATABASES: JSON.stringify(uris) },
+      /listening (\d+)/,
+    );
+    children.push(bare);
     progress('measuring the bare baseline');
     const base = await measure(`http://127.0.0.1:${bare.port}`, bareRequest);
     report('bare', base.throughput);
     report('bare', base.latency);
+    await bare.stop();
+
+    const api = await startChild(
+      'api',
+      ['--import', 'tsx', 'api/src/main.ts'],
+      {
+        HOST: '127.0.0.1',
+        PORT: '0',
+        KUBECONFIG: platform.cp.kubeconfigPath,
+        PLATFORM_NAMESPACE: platform.platformNamespace,
+        PUBLIC_BASE_URL: issuer,
+        JWT_KEYS_FILE: keysFile,
+        REDIS_URL: serviceUrls.redis,
+        // Production's level: every request writes its access log line (the bench drains the pipe).
+        LOG_LEVEL: 'info',
+      },
+      /"port":(\d+).*"msg":"api started"/,
+    );
+    children.push(api);
+    // Wait until the API's directory serves every tenant.
+    const probe = loadClient(`http://127.0.0.1:${api.port}`);
+    const deadline = Date.now() + 60_000;
+    for (let t = 0; t < tenants.length;) {
+      const check = await probe.closedLoop(
+        () => ({ path: '/api/tenants/current', headers: { authorization: bearer[t]![0]! } }),
+        { concurrency: 1, durationMs: 1 },
+      );
+      if (check.failures === 0) t++;
+      else if (Date.now() > deadline)
+        throw new Error(`the API never served ${tenants[t]}: ${check.firstFailure}`);
+      else await new Promise((ok) => setTimeout(ok, 500));
+    }
+    probe.close();
     progress('measuring the API');
     const full = await measure(`http://127.0.0.1:${api.port}`, stackRequest);
     report('api', full.throughput);

@@ -317,7 +317,10 @@ async function main(): Promise<void> {
   // ---- the operator ----
   // The operator runs compiled, as in its image: tsx's in-memory compiler would be counted in its memory.
   progress('building dist/ and starting the operator');
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('npm', ['run', '--silent', 'build'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const operator = await startOperator(env, 30_000, { compiled: true });
   cleanups.push({ what: 'operator', run: () => operator.kill('SIGTERM') });
   operatorLogs = operator.logs;

@@ -67,6 +67,10 @@ async function main(): Promise<void> {
     HOST: '127.0.0.1',
     PORT: '8080',
     SIGNUP_ENABLED: 'true',
+    // Webhook endpoints on this machine (a local receiver) are allowed in development.
+    WEBHOOKS_ALLOW_LOOPBACK: 'true',
+    // Password-reset and owner mails land here as JSON files.
+    MAIL_OUTBOX_DIR: join(devDir, 'mail'),
     PLATFORM_ADMIN_CLIENT_ID: admin.client_id,
     PLATFORM_ADMIN_CLIENT_SECRET: admin.client_secret,
   });
@@ -113,6 +117,7 @@ Tenantry is running (${((Date.now() - started) / 1000).toFixed(1)} s).
   # a platform-admin token (client credentials in .dev/platform-admin.json):
   curl -s -X POST http://127.0.0.1:8080/api/auth/token -H 'content-type: application/json' \\
     -d '{"grant_type":"client_credentials","client_id":"${admin.client_id}","client_secret":"<see .dev/platform-admin.json>"}'
+  # mails (password reset, new owners) are JSON files in .dev/mail/
   # the tenant's database connection: kubectl get secret -n tenant-acme acme-db -o jsonpath='{.data.uri}' | base64 -d
 Press Ctrl-C to stop.
 ready`);

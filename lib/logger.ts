@@ -31,6 +31,8 @@ export const redactPaths = [
   'req.headers.authorization',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
+  // SSO redirects carry one-time codes in the query.
+  'res.headers.location',
   'data',
   '*.data',
   'stringData',

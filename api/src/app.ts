@@ -5,19 +5,35 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../../lib/logger.js';
+import { platformVersion, type Logger } from '../../lib/logger.js';
 import { planPolicies } from '../../operator/src/api/tenant.js';
 import { authenticate, tenantScope } from './auth/context.js';
-import { publicJwks, type KeySetSource } from './auth/keys.js';
+import { NoSigningKeyError, publicJwks, type KeySetSource } from './auth/keys.js';
 import type { Sessions } from './auth/sessions.js';
 import type { TokenService } from './auth/tokens.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
+import { openApiDocument } from './openapi/document.js';
+import { operations } from './openapi/operations.js';
 import type { RateLimits } from './ratelimit/rate-limits.js';
+import { apiClientRoutes } from './routes/api-clients.js';
+import { integrationRoutes, integrationWebhookRoutes } from './routes/integrations.js';
+import { OrganizationRoutes } from './integrations/organization-routes.js';
+import { ProviderConfigs } from './integrations/provider-configs.js';
+import { WebhookIntake } from './integrations/webhook-intake.js';
 import { auditLogRoutes } from './routes/audit-logs.js';
 import { authRoutes } from './routes/auth.js';
+import { passwordResetRoutes } from './routes/password-reset.js';
+import { signupRoutes } from './routes/signup.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { ssoRoutes, type SsoSettings } from './routes/sso.js';
 import { userRoutes } from './routes/users.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import { defaultWebhookSettings, type WebhookSettings } from './webhooks/endpoints.js';
 import { isDatabaseUnavailable, type TenantDatabases } from './tenancy/tenant-databases.js';
 import type { TenantDirectory } from './tenancy/tenant-directory.js';
+import type { PasswordResets } from './auth/password-resets.js';
+import type { Signups } from './signup/signups.js';
+import type { TenantAdmin } from './tenancy/tenant-admin.js';
 
 export interface AppDeps {
   log: Logger;
@@ -30,6 +46,14 @@ export interface AppDeps {
   rateLimits: RateLimits;
   trustProxy: boolean | number | string[];
   bodyLimitBytes: number;
+  passwordResets: PasswordResets;
+  /** Self-service signup; undefined when SIGNUP_ENABLED is off (the routes answer 404). */
+  signups: Signups | undefined;
+  tenantAdmin: TenantAdmin;
+  /** Per-tenant SAML and OIDC sign-in (routes/sso.ts). */
+  sso: SsoSettings;
+  /** Outgoing webhook endpoints: URL policy and replay bound (default: loopback refused). */
+  webhooks?: WebhookSettings;
   /** Checks the dependencies for /readyz and /health. */
   checkDependencies(): Promise<Record<string, { ok: boolean; detail?: string }>>;
 }
@@ -64,6 +88,18 @@ export function createApp(deps: AppDeps): Express {
       },
     }),
   );
+  // Incoming provider webhooks are verified on the raw body, so they come before the JSON parser.
+  const configs = new ProviderConfigs();
+  const organizationRoutes = new OrganizationRoutes(deps.directory, deps.databases, deps.log);
+  const integrationDeps = {
+    ...deps,
+    integrations: {
+      configs,
+      routes: organizationRoutes,
+      intake: new WebhookIntake(deps.directory, deps.databases, configs, organizationRoutes),
+    },
+  };
+  app.use('/api/integrations/webhooks', integrationWebhookRoutes(integrationDeps));
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
   app.use(express.urlencoded({ extended: false, limit: deps.bodyLimitBytes, parameterLimit: 100 }));
 
@@ -87,6 +123,14 @@ export function createApp(deps: AppDeps): Express {
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
+  const apiDocument = openApiDocument(operations, {
+    title: 'Tenantry API',
+    version: platformVersion,
+    description: 'The shared multi-tenant API. Errors are RFC 9457 problem+json.',
+  });
+  app.get('/api/openapi.json', (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=300').json(apiDocument);
+  });
   app.get('/.well-known/jwks.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(publicJwks(deps.keys.current()));
   });
@@ -96,7 +140,30 @@ export function createApp(deps: AppDeps): Express {
     ['/api/auth/login', '/api/auth/token', '/api/auth/register'],
     ...deps.rateLimits.authAttempts({ perIpPerMinute: 60, perAccountPerMinute: 10 }),
   );
+  // SSO: per address only (the IdP's answers name no account); its own counters, fail closed too.
+  app.use(
+    '/api/auth/sso',
+    ...deps.rateLimits.authAttempts({
+      name: 'sso',
+      perIpPerMinute: 120,
+      perAccountPerMinute: 120,
+      account: () => undefined,
+    }),
+    ssoRoutes(deps),
+  );
+  // Password reset: each mail costs, so fewer per account than sign-in; confirm is limited per address.
+  app.use(
+    '/api/auth/password/reset',
+    ...deps.rateLimits.authAttempts({ name: 'password-reset', perIpPerMinute: 30, perAccountPerMinute: 5 }),
+  );
+  app.use('/api/auth/password', passwordResetRoutes(deps));
   app.use('/api/auth', authRoutes(deps));
+  // Signup is public: only creating is limited, so polling the status URL is not.
+  app.post(
+    '/api/signup',
+    ...deps.rateLimits.authAttempts({ name: 'signup', perIpPerMinute: 20, perAccountPerMinute: 5 }),
+  );
+  app.use('/api/signup', signupRoutes(deps));
   // Everything else needs a token, then counts against the tenant's plan and the caller's own budget.
   const requireAuth = [
     authenticate(deps.tokens),
@@ -110,6 +177,13 @@ export function createApp(deps: AppDeps): Express {
   ];
   app.use('/api/users', ...requireAuth, userRoutes(deps));
   app.use('/api/audit-logs', ...requireAuth, auditLogRoutes(deps));
+  app.use('/api/clients', ...requireAuth, apiClientRoutes(deps));
+  app.use('/api/integrations', ...requireAuth, integrationRoutes(integrationDeps));
+  app.use(
+    '/api/webhooks',
+    ...requireAuth,
+    webhookRoutes({ ...deps, webhooks: deps.webhooks ?? defaultWebhookSettings }),
+  );
   app.get('/api/tenants/current', ...requireAuth, (_req, res) => {
     const { entry } = tenantScope(res, deps.directory, deps.databases);
     const spec = entry.tenant.spec;
@@ -124,14 +198,19 @@ export function createApp(deps: AppDeps): Express {
       rate_limit_per_minute: spec.rateLimit?.requestsPerMinute ?? planPolicies[spec.plan].requestsPerMinute,
     });
   });
+  // The platform admin's tenant CRUD; tenant users get 403 there.
+  app.use('/api/tenants', ...requireAuth, tenantRoutes(deps));
 
   app.use(notFoundHandler);
   app.use(
-    errorHandler(deps.log, (error) =>
-      isDatabaseUnavailable(error)
-        ? problems.unavailable('the tenant database cannot be reached; retry shortly', 5)
-        : undefined,
-    ),
+    errorHandler(deps.log, (error) => {
+      if (isDatabaseUnavailable(error))
+        return problems.unavailable('the tenant database cannot be reached; retry shortly', 5);
+      // Keys come from the operator's Secret; until they arrive no token can be issued.
+      if (error instanceof NoSigningKeyError)
+        return problems.unavailable('the signing keys are not loaded yet; retry shortly', 5);
+      return undefined;
+    }),
   );
   return app;
 }

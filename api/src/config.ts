@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { env, parseConfig } from '../../lib/config.js';
 import { defaultServiceUrls } from '../../lib/services.js';
+import { plans } from '../../operator/src/api/tenant.js';
 
 const trustProxy = z
   .string()
@@ -43,9 +44,31 @@ const schema = z.object({
   DB_RESERVED_CONNECTIONS: env.int(20, 0, 100_000),
   BODY_LIMIT_BYTES: env.int(1_048_576, 1024, 64 * 1_048_576),
   SIGNUP_ENABLED: env.bool(false),
+  // The plan of tenants created by self-service signup.
+  SIGNUP_PLAN: z.enum(plans).default('free'),
+  // How long a signup's pending owner (password hash) waits in Redis for the tenant to become Ready.
+  SIGNUP_PENDING_TTL_HOURS: env.int(24, 1, 720),
+  // Development mail transport: every message is written as a JSON file into this directory.
+  MAIL_OUTBOX_DIR: z.string().min(1).optional(),
+  MAIL_FROM: env.string('Tenantry <no-reply@tenantry.invalid>'),
+  PASSWORD_RESET_TTL_MINUTES: env.int(30, 5, 1440),
+  OWNER_INVITE_TTL_HOURS: env.int(72, 1, 720),
   PLATFORM_ADMIN_CLIENT_ID: z.string().min(8).optional(),
   PLATFORM_ADMIN_CLIENT_SECRET: z.string().min(24).optional(),
   RESYNC_SECONDS: env.int(300, 1, 86_400),
+  // The client page a browser lands on after SSO, with a one-time `code` to exchange; default <PUBLIC_BASE_URL>/sso/complete.
+  SSO_RETURN_URL: z
+    .string()
+    .optional()
+    .refine((value) => value === undefined || /^https?:$/.test(URL.parse(value)?.protocol ?? ''), {
+      message: 'must be a URL with scheme http or https',
+    }),
+  // Lets OIDC issuers use http and private addresses: development only.
+  SSO_ALLOW_PRIVATE_IDPS: env.bool(false),
+  // Lets outgoing webhook endpoints use http and loopback addresses: development only.
+  WEBHOOKS_ALLOW_LOOPBACK: env.bool(false),
+  // Most messages one POST /api/webhooks/endpoints/{id}/replay re-enqueues.
+  WEBHOOKS_REPLAY_LIMIT: env.int(1000, 1, 100_000),
 });
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
@@ -95,10 +118,21 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
     },
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
     signupEnabled: raw.SIGNUP_ENABLED,
+    signup: { plan: raw.SIGNUP_PLAN, pendingTtlMs: raw.SIGNUP_PENDING_TTL_HOURS * 3_600_000 },
+    mail: { outboxDir: raw.MAIL_OUTBOX_DIR, from: raw.MAIL_FROM },
+    passwordReset: {
+      ttlMs: raw.PASSWORD_RESET_TTL_MINUTES * 60_000,
+      inviteTtlMs: raw.OWNER_INVITE_TTL_HOURS * 3_600_000,
+    },
     platformAdmin:
       raw.PLATFORM_ADMIN_CLIENT_ID && raw.PLATFORM_ADMIN_CLIENT_SECRET
         ? { clientId: raw.PLATFORM_ADMIN_CLIENT_ID, clientSecret: raw.PLATFORM_ADMIN_CLIENT_SECRET }
         : undefined,
     resyncMs: raw.RESYNC_SECONDS * 1000,
+    sso: {
+      returnUrl: raw.SSO_RETURN_URL ?? `${raw.PUBLIC_BASE_URL.replace(/\/$/, '')}/sso/complete`,
+      allowPrivateIdps: raw.SSO_ALLOW_PRIVATE_IDPS,
+    },
+    webhooks: { allowLoopback: raw.WEBHOOKS_ALLOW_LOOPBACK, replayLimit: raw.WEBHOOKS_REPLAY_LIMIT },
   };
 }

@@ -1,29 +1,46 @@
 // Composition root of the shared API.
 import { readFileSync, watchFile } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { Redis } from 'ioredis';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError } from '../../lib/config.js';
 import { createLogger } from '../../lib/logger.js';
+import { lookupHost } from '../../lib/outbound-address.js';
 import { createApp } from './app.js';
-import { generateSigningKey, InMemoryKeySetSource, parseKeySet } from './auth/keys.js';
+import { InMemoryKeySetSource, parseKeySet, type KeySetSource } from './auth/keys.js';
+import { PasswordResets } from './auth/password-resets.js';
 import { Sessions } from './auth/sessions.js';
+import { SigningKeySecret } from './auth/signing-key-secret.js';
 import { TokenService } from './auth/tokens.js';
 import { loadApiConfig } from './config.js';
+import { OutboxMailer, UndeliverableMailer } from './mail/mailer.js';
 import { RateLimits } from './ratelimit/rate-limits.js';
+import { OwnerProvisioner } from './signup/owner-provisioning.js';
+import { PendingOwners } from './signup/pending-owners.js';
+import { Signups } from './signup/signups.js';
+import { KubernetesClientSecrets } from './sso/client-secrets.js';
+import { SsoHandoff } from './sso/handoff.js';
+import { OidcService } from './sso/oidc.js';
+import { SamlService } from './sso/saml.js';
+import { RedisExpiringStore } from './sso/store.js';
 import { TenantDatabases } from './tenancy/tenant-databases.js';
+import { TenantAdmin } from './tenancy/tenant-admin.js';
 import { TenantDirectory } from './tenancy/tenant-directory.js';
+import { TenantResources } from './tenancy/tenant-resources.js';
 
 function main(): void {
   const config = loadApiConfig();
   const log = createLogger('api');
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
+  const kubeConfig = loadKubeConfig();
 
-  const keys = new InMemoryKeySetSource();
+  let keys: KeySetSource;
+  // Without a key file the keys come from the operator's Secret, watched; not ready until they arrive.
+  let keySecret: SigningKeySecret | undefined;
   if (config.jwt.keysFile) {
     const file = config.jwt.keysFile;
-    const load = () => keys.replace(parseKeySet(readFileSync(file, 'utf8')));
+    const fileKeys = new InMemoryKeySetSource();
+    keys = fileKeys;
+    const load = () => fileKeys.replace(parseKeySet(readFileSync(file, 'utf8')));
     load();
     // A mounted Secret is updated in place when keys rotate.
     watchFile(file, { interval: 10_000 }, () => {
@@ -35,8 +52,10 @@ function main(): void {
       }
     });
   } else {
-    log.warn('JWT_KEYS_FILE is not set: using a signing key generated for this process only (development)');
-    keys.replace([generateSigningKey(new Date())]);
+    keySecret = new SigningKeySecret(kubeConfig, config.platformNamespace, log, {
+      resyncMs: config.resyncMs,
+    });
+    keys = keySecret.keys;
   }
 
   const tokens = new TokenService({
@@ -55,6 +74,12 @@ function main(): void {
     lazyConnect: false,
   });
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis error'));
+  // SAML request IDs, replay caches, OIDC states and hand-off codes, shared by every replica.
+  const ssoStore = new RedisExpiringStore(redis, 'sso:');
+  if (config.webhooks.allowLoopback)
+    log.warn('WEBHOOKS_ALLOW_LOOPBACK is on: webhook endpoints may be http and loopback (development)');
+  if (config.sso.allowPrivateIdps)
+    log.warn('SSO_ALLOW_PRIVATE_IDPS is on: OIDC issuers may be http and private (development)');
   const sessions = new Sessions(tokens, directory, databases, {
     refreshTokenTtlMs: config.jwt.refreshTokenTtlMs,
     ...(config.platformAdmin ? { platformAdmin: config.platformAdmin } : {}),
@@ -62,7 +87,36 @@ function main(): void {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tenantry_api_' });
 
+  // Mail: a file outbox in development; SMTP is not written yet (api/README.md).
+  const mailer = config.mail.outboxDir
+    ? new OutboxMailer(config.mail.outboxDir, config.mail.from, log)
+    : new UndeliverableMailer(log);
+  if (!config.mail.outboxDir)
+    log.warn('MAIL_OUTBOX_DIR is not set: password-reset and owner mails are dropped');
+  const tenantResources = new TenantResources(kubeConfig);
+  const passwordResets = new PasswordResets({
+    redis,
+    directory,
+    databases,
+    sessions,
+    mailer,
+    log,
+    publicBaseUrl: config.publicBaseUrl,
+    ...config.passwordReset,
+  });
+  const pendingOwners = new PendingOwners(redis, config.signup.pendingTtlMs);
+  const ownerProvisioner = new OwnerProvisioner({
+    directory,
+    databases,
+    resources: tenantResources,
+    pendingOwners,
+    passwordResets,
+    log,
+  });
+
   directory.start();
+  keySecret?.start();
+  ownerProvisioner.start();
   const app = createApp({
     log,
     tokens,
@@ -74,7 +128,33 @@ function main(): void {
     rateLimits: new RateLimits({ redis, log }),
     trustProxy: config.trustProxy,
     bodyLimitBytes: config.bodyLimitBytes,
+    passwordResets,
+    signups: config.signupEnabled
+      ? new Signups({
+          resources: tenantResources,
+          directory,
+          pendingOwners,
+          provisioner: ownerProvisioner,
+          log,
+          plan: config.signup.plan,
+        })
+      : undefined,
+    tenantAdmin: new TenantAdmin(tenantResources, directory),
+    sso: {
+      saml: new SamlService({ publicBaseUrl: config.publicBaseUrl, store: ssoStore }),
+      oidc: new OidcService({
+        publicBaseUrl: config.publicBaseUrl,
+        store: ssoStore,
+        allowPrivateIssuers: config.sso.allowPrivateIdps,
+      }),
+      handoff: new SsoHandoff(ssoStore),
+      clientSecrets: new KubernetesClientSecrets(kubeConfig, config.platformNamespace).get,
+      publicBaseUrl: config.publicBaseUrl,
+      returnUrl: config.sso.returnUrl,
+    },
+    webhooks: { ...config.webhooks, resolveHost: lookupHost },
     checkDependencies: async () => ({
+      ...(keySecret ? { signing_keys: keySecret.check() } : {}),
       kubernetes: {
         ok: directory.synced,
         ...(directory.synced ? {} : { detail: 'tenant directory not synced yet' }),
@@ -86,18 +166,26 @@ function main(): void {
     }),
   });
   const server = app.listen(config.port, config.host, () => {
-    log.info({ port: config.port }, 'api started');
+    const address = server.address();
+    log.info({ port: typeof address === 'object' && address ? address.port : config.port }, 'api started');
   });
 
   const shutdown = () => {
     log.info('shutting down: draining requests');
     server.close(() => {
-      void Promise.allSettled([directory.stop(), databases.closeAll(), redis.quit()]).then(() =>
-        process.exit(0),
-      );
+      void ownerProvisioner
+        .stop()
+        .finally(() =>
+          Promise.allSettled([directory.stop(), keySecret?.stop(), databases.closeAll(), redis.quit()]),
+        )
+        .then(() => process.exit(0));
     });
-    server.closeIdleConnections();
-    setTimeout(() => process.exit(0), 25_000).unref();
+    // Keep-alive connections become idle as their last request finishes; close them as they do.
+    setInterval(() => server.closeIdleConnections(), 100).unref();
+    setTimeout(() => {
+      log.warn('requests still running after 25 s; exiting');
+      process.exit(1);
+    }, 25_000).unref();
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);

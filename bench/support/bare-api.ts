@@ -28,6 +28,11 @@ app.get('/t/:tenant/users', async (req, res) => {
   res.json({ count: count.rows[0]?.count ?? 0, next: null, previous: null, results: page.rows });
 });
 
+// Failures fail the benchmark run; say why.
+app.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+  res.status(500).type('text/plain').send(error.message);
+});
+
 const server = app.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   const address = server.address();
   process.stdout.write(`listening ${typeof address === 'object' && address ? address.port : ''}\n`);

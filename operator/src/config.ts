@@ -25,6 +25,12 @@ const schema = z.object({
   LEASE_NAME: env.string('tenantry-operator'),
   LEASE_DURATION_SECONDS: env.int(15, 2, 300),
   POD_NAME: env.string(`${hostname()}-${process.pid}`),
+  // The API's signing keys (Secret tenantry-api-signing-keys): a new key once the newest is this old, and
+  // how long a superseded key keeps verifying (at least the API's ACCESS_TOKEN_TTL_SECONDS). Fractions are
+  // allowed, so tests can rotate within seconds.
+  SIGNING_KEY_ROTATION_DAYS: z.coerce.number().positive().max(3650).default(30),
+  SIGNING_KEY_RETIRE_AFTER_HOURS: z.coerce.number().positive().max(8760).default(24),
+  SIGNING_KEY_CHECK_SECONDS: env.int(60, 1, 86_400),
 });
 
 export type OperatorConfig = ReturnType<typeof loadOperatorConfig>;
@@ -55,6 +61,11 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
     reconcileConcurrency: raw.RECONCILE_CONCURRENCY,
     migrationConcurrency: raw.MIGRATION_CONCURRENCY,
     http: { host: raw.HTTP_HOST, port: raw.HTTP_PORT },
+    signingKeys: {
+      rotateAfterMs: Math.max(1, Math.round(raw.SIGNING_KEY_ROTATION_DAYS * 86_400_000)),
+      retireAfterMs: Math.max(1, Math.round(raw.SIGNING_KEY_RETIRE_AFTER_HOURS * 3_600_000)),
+      checkIntervalMs: raw.SIGNING_KEY_CHECK_SECONDS * 1000,
+    },
     leaderElection: {
       enabled: raw.LEADER_ELECTION,
       leaseName: raw.LEASE_NAME,

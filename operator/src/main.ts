@@ -1,14 +1,17 @@
 // Composition root of the Tenant operator: configuration, clients, the
 // reconciler behind a work queue fed by a self-healing Tenant watch, leader
 // election, metrics and health endpoints, and graceful shutdown.
-import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { ConfigError } from '../../lib/config.js';
+import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadOperatorConfig } from './config.js';
 import { randomPassword, type ControllerDeps } from './controller/context.js';
 import { EventRecorder } from './controller/events.js';
 import { TenantReconciler } from './controller/reconciler.js';
+import { SigningKeyRotation } from './controller/signing-key-rotation.js';
 import { TenantWatch } from './controller/tenant-watch.js';
+import { WorkerWatch } from './controller/worker-watch.js';
 import { Cluster, describeKubeError, isNotFound } from './kube/cluster.js';
 import { RabbitMqAdmin } from './messaging/rabbitmq-admin.js';
 import { startHealthServer } from './runtime/health-server.js';
@@ -21,8 +24,7 @@ import { TenantDatabaseAdmin } from './sql/tenant-database.js';
 async function main(): Promise<void> {
   const config = loadOperatorConfig();
   const log = createLogger('operator');
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
+  const kubeConfig = loadKubeConfig();
   const cluster = new Cluster(kubeConfig);
   const db = new TenantDatabaseAdmin(config.postgresAdminUrl, {
     maxConnections: config.reconcileConcurrency + 2,
@@ -83,16 +85,35 @@ async function main(): Promise<void> {
   // drops queued work; the elector keeps campaigning and a new term relists.
   let leading = false;
   let watch: TenantWatch | undefined;
+  let workers: WorkerWatch | undefined;
+  let signingKeys: SigningKeyRotation | undefined;
   const startLeading = () => {
     leading = true;
+    // The API's token signing keys (docs/operator.md, "API signing keys").
+    signingKeys = new SigningKeyRotation({
+      core: cluster.core,
+      namespace: config.namespace,
+      policy: {
+        rotateAfterMs: config.signingKeys.rotateAfterMs,
+        retireAfterMs: config.signingKeys.retireAfterMs,
+      },
+      intervalMs: config.signingKeys.checkIntervalMs,
+      log,
+      identity: config.leaderElection.identity,
+    });
+    signingKeys.start();
     watch = new TenantWatch(cluster, queue, log, { resyncMs: config.resyncMs });
+    workers = new WorkerWatch(cluster, queue, log, { resyncMs: config.resyncMs });
     watch.start();
+    workers.start();
   };
   const stopLeading = async () => {
     leading = false;
-    const stopping = watch;
+    const stopping = [watch, workers, signingKeys];
     watch = undefined;
-    await stopping?.stop();
+    workers = undefined;
+    signingKeys = undefined;
+    for (const loop of stopping) await loop?.stop();
   };
 
   await ensurePlatformNamespace(cluster, config.namespace, log);

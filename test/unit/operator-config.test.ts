@@ -52,6 +52,28 @@ describe('operator configuration', () => {
     expect(found.join('\n')).to.contain('must be a URL with scheme postgres or postgresql');
   });
 
+  it('reads the signing key schedule, fractions included, and refuses non-positive values', () => {
+    expect(loadOperatorConfig({}).signingKeys).to.deep.equal({
+      rotateAfterMs: 30 * 86_400_000,
+      retireAfterMs: 24 * 3_600_000,
+      checkIntervalMs: 60_000,
+    });
+    expect(
+      loadOperatorConfig({ SIGNING_KEY_ROTATION_DAYS: '0.5', SIGNING_KEY_RETIRE_AFTER_HOURS: '1.5' })
+        .signingKeys,
+    ).to.include({ rotateAfterMs: 43_200_000, retireAfterMs: 5_400_000 });
+    const found = problems({
+      SIGNING_KEY_ROTATION_DAYS: '0',
+      SIGNING_KEY_RETIRE_AFTER_HOURS: 'soon',
+      SIGNING_KEY_CHECK_SECONDS: '0',
+    });
+    expect(found.map((p) => p.split(':')[0]).sort()).to.deep.equal([
+      'SIGNING_KEY_CHECK_SECONDS',
+      'SIGNING_KEY_RETIRE_AFTER_HOURS',
+      'SIGNING_KEY_ROTATION_DAYS',
+    ]);
+  });
+
   it('never echoes a secret from a bad URL', () => {
     const found = problems({ RABBITMQ_MANAGEMENT_URL: 'ftp://guest:s3cret@host' });
     expect(found.join('\n')).not.to.contain('s3cret');

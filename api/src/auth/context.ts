@@ -11,9 +11,12 @@ import { InvalidTokenError, type TokenService } from './tokens.js';
 export interface TenantAuth {
   kind: 'tenant';
   tenant: string;
+  /** The user id, or for an API client its row id (app.api_clients.id). */
   userId: string;
   role: Role;
   jti: string;
+  /** Set when the caller is a tenant API client (its public client id), not a user. */
+  apiClientId?: string;
 }
 
 export interface PlatformAuth {
@@ -53,6 +56,7 @@ export function authenticate(tokens: TokenService): RequestHandler {
             userId: claims.sub,
             role: claims.role,
             jti: claims.jti,
+            ...(claims.clientId ? { apiClientId: claims.clientId } : {}),
           } satisfies TenantAuth);
       next();
     } catch (error) {
@@ -83,6 +87,13 @@ export function tenantScope(
   if (rank[auth.role] < rank[minimum]) throw problems.forbidden(`this needs the ${minimum} role`);
   const entry = directory.servable(auth.tenant);
   return { auth, entry, db: databases.for(auth.tenant, entry.credentials) };
+}
+
+/** For what only a signed-in user may do: an API client's token gets 403. */
+export function requireUser(scope: TenantScope, what: string): TenantScope {
+  if (scope.auth.apiClientId !== undefined)
+    throw problems.forbidden(`API clients cannot ${what}; sign in as a user`);
+  return scope;
 }
 
 export function requirePlatformAdmin(res: Response): PlatformAuth {

@@ -25,6 +25,13 @@ export interface AccessTokenSubject {
   role: TenantRole;
   scope?: readonly string[];
   platformAdmin?: boolean;
+  /**
+   * Set for a tenant API client's token (RFC 9068 `client_id`): the public
+   * client id, while `sub` is the client's row id. Such tokens act in the
+   * tenant with the client's role but never as a user (no profile, password or
+   * API-client management).
+   */
+  clientId?: string;
 }
 
 export interface IssuedAccessToken {
@@ -43,6 +50,8 @@ export interface AccessTokenClaims {
   role: TenantRole;
   scope: string[];
   platformAdmin: boolean;
+  /** Present only on tenant API-client tokens. */
+  clientId?: string;
   jti: string;
   iat: number;
   exp: number;
@@ -135,6 +144,7 @@ export class TokenService {
       typ: accessTokenUse,
       ...(scope.length > 0 ? { scope: scope.join(' ') } : {}),
       ...(subject.platformAdmin ? { platform_admin: true } : {}),
+      ...(subject.clientId ? { client_id: subject.clientId } : {}),
     };
     const token = await new SignJWT(payload)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: accessTokenType })
@@ -246,6 +256,7 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
   const { iss, aud, sub, jti, iat, exp } = payload;
   const { tid, role, typ, scope } = payload as Record<string, unknown>;
   const platformAdmin = payload.platform_admin;
+  const clientId = payload.client_id;
   if (typ !== accessTokenUse) throw new InvalidTokenError('wrong_type');
   if (
     typeof iss !== 'string' ||
@@ -257,7 +268,8 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
     typeof exp !== 'number' ||
     !tenantRoles.includes(role as TenantRole) ||
     (scope !== undefined && typeof scope !== 'string') ||
-    (platformAdmin !== undefined && typeof platformAdmin !== 'boolean')
+    (platformAdmin !== undefined && typeof platformAdmin !== 'boolean') ||
+    (clientId !== undefined && !isNonEmpty(clientId))
   ) {
     throw new InvalidTokenError('invalid_claim');
   }
@@ -269,6 +281,7 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
     role: role as TenantRole,
     scope: typeof scope === 'string' ? scope.split(' ').filter((s) => s.length > 0) : [],
     platformAdmin: platformAdmin === true,
+    ...(typeof clientId === 'string' ? { clientId } : {}),
     jti,
     iat,
     exp,

@@ -2,6 +2,8 @@
 // strings are the schemas the routes parse with; a test walks the Express
 // router and fails when a route is missing here or an entry has no route.
 import { createApiClientSchema, listApiClientsSchema } from '../auth/api-clients.js';
+import { healthSchema, listEventsSchema } from '../integrations/integration-events.js';
+import { putProviderSchema } from '../integrations/provider-configs.js';
 import { loginSchema } from '../auth/sessions.js';
 import { auditQuerySchema } from '../routes/audit-logs.js';
 import {
@@ -726,5 +728,96 @@ export const operations: OperationDoc[] = [
       200: { description: 'a page of attempts', schema: page({ type: 'object' }) },
       404: 'no such message',
     },
+  },
+
+  // ---- incoming integrations ----
+  ...(
+    ['/api/integrations/webhooks/{provider}', '/api/integrations/webhooks/{provider}/{tenant}'] as const
+  ).map((path): OperationDoc => ({
+    method: 'post',
+    path,
+    tag: 'integrations',
+    access: 'public',
+    summary: 'A signed provider webhook: one event, or {"events": [...]}',
+    description:
+      'Standard Webhooks signature over the raw body: headers webhook-id, webhook-timestamp (5 minutes tolerance) and ' +
+      'webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>" keyed by the provider secret (whsec_...). ' +
+      "Without {tenant}, the tenant is found from the payload's organization_id. Providers: user-service, " +
+      'payment-service, communication-service. Deduplicated on (tenant, provider, event_id or webhook-id).',
+    responses: {
+      200: { description: 'a duplicate: already accepted, no second effect', schema: { type: 'object' } },
+      202: { description: 'accepted (per-event results for a batch)', schema: { type: 'object' } },
+      401: 'missing, wrong or stale signature, or unknown organization',
+    },
+  })),
+  {
+    method: 'get',
+    path: '/api/integrations/providers',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: "The tenant's provider configurations (never their secrets)",
+    responses: { 200: { description: 'configurations', schema: { type: 'object' } } },
+  },
+  {
+    method: 'get',
+    path: '/api/integrations/providers/{provider}',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: 'One provider configuration (never its secret)',
+    responses: {
+      200: { description: 'the configuration', schema: { type: 'object' } },
+      404: 'not configured',
+    },
+  },
+  {
+    method: 'put',
+    path: '/api/integrations/providers/{provider}',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: 'Configure a provider (owners and admins); the secret is write-only and rotates with overlap',
+    body: putProviderSchema,
+    responses: {
+      200: { description: 'updated', schema: { type: 'object' } },
+      201: { description: 'created', schema: { type: 'object' } },
+      409: 'another tenant claims this organization_id',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/integrations/events',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: 'Incoming events with status, attempts and last error',
+    query: listEventsSchema,
+    responses: { 200: { description: 'a page of events', schema: page({ type: 'object' }) } },
+  },
+  {
+    method: 'get',
+    path: '/api/integrations/events/{id}',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: 'One incoming event',
+    responses: { 200: { description: 'the event', schema: { type: 'object' } }, 404: 'no such event' },
+  },
+  {
+    method: 'post',
+    path: '/api/integrations/events/{id}/retry',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: 'Process a failed event again',
+    responses: {
+      202: { description: 'queued', schema: { type: 'object' } },
+      404: 'no such event',
+      409: 'not failed',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/integrations/health',
+    tag: 'integrations',
+    access: 'tenant',
+    summary: 'Per provider: circuit state, success rate, last error, lag and queue depth',
+    query: healthSchema,
+    responses: { 200: { description: 'health per provider', schema: { type: 'object' } } },
   },
 ];

@@ -8,7 +8,7 @@ import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { pageOf } from './users.js';
 
-const querySchema = z.strictObject({
+export const auditQuerySchema = z.strictObject({
   page: z.coerce.number().int().min(1).default(1),
   page_size: z.coerce.number().int().min(1).max(100).default(20),
   actor: z.string().max(200).optional(),
@@ -29,7 +29,7 @@ export function auditLogRoutes(deps: { directory: TenantDirectory; databases: Te
   const router = Router();
   router.get('/', async (req, res) => {
     const scope = tenantScope(res, deps.directory, deps.databases, 'admin');
-    const q = parse(querySchema, req.query);
+    const q = parse(auditQuerySchema, req.query);
     const { count, results } = await AuditLog.list(
       scope.db.sequelize,
       {

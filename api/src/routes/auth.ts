@@ -2,7 +2,8 @@
 import { Router, type Request, type Response } from 'express';
 import { AuditLog } from '../audit/audit-log.js';
 import { z } from 'zod';
-import { authenticate, tenantScope } from '../auth/context.js';
+import { clientCredentialsToken, tenantOfClientId } from '../auth/api-clients.js';
+import { authenticate, requireUser, tenantScope } from '../auth/context.js';
 import { passwordProblems } from '../auth/passwords.js';
 import { loginSchema, tenantName, type Sessions } from '../auth/sessions.js';
 import type { TokenService } from '../auth/tokens.js';
@@ -11,7 +12,7 @@ import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { createUser, email, getUser, userView } from '../users/users.js';
 
-const tokenSchema = z.discriminatedUnion('grant_type', [
+export const tokenSchema = z.discriminatedUnion('grant_type', [
   z.strictObject({
     grant_type: z.literal('password'),
     tenant: tenantName,
@@ -28,7 +29,7 @@ const tokenSchema = z.discriminatedUnion('grant_type', [
   }),
 ]);
 
-const registerSchema = z.strictObject({
+export const registerSchema = z.strictObject({
   tenant: tenantName,
   email,
   password: z.string().max(256),
@@ -36,7 +37,7 @@ const registerSchema = z.strictObject({
   last_name: z.string().trim().max(150).optional(),
 });
 
-const profileSchema = z
+export const profileSchema = z
   .strictObject({
     first_name: z.string().trim().max(150).nullable().optional(),
     last_name: z.string().trim().max(150).nullable().optional(),
@@ -44,12 +45,12 @@ const profileSchema = z
   })
   .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
 
-const passwordChangeSchema = z.strictObject({
+export const passwordChangeSchema = z.strictObject({
   current_password: z.string().min(1).max(256),
   new_password: z.string().max(256),
 });
 
-const logoutSchema = z.strictObject({ refresh_token: z.string().min(1).max(512) });
+export const logoutSchema = z.strictObject({ refresh_token: z.string().min(1).max(512) });
 
 export function authRoutes(deps: {
   sessions: Sessions;
@@ -108,6 +109,14 @@ export function authRoutes(deps: {
       res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
     } else if (body.grant_type === 'refresh_token') {
       res.json(await sessions.refresh(body.refresh_token, context(req)));
+    } else if (tenantOfClientId(body.client_id) !== undefined) {
+      // `<tenant>.cl_...`: a tenant's API client (auth/api-clients.ts).
+      res.json(
+        await clientCredentialsToken(deps, body.client_id, body.client_secret, {
+          ip: req.ip ?? null,
+          requestId: String(res.locals.requestId ?? '') || null,
+        }),
+      );
     } else {
       res.json(await sessions.platformClientCredentials(body.client_id, body.client_secret));
     }
@@ -141,13 +150,14 @@ export function authRoutes(deps: {
     res.status(201).json(await sessions.issueFor(body.tenant, db, user, context(req)));
   });
 
+  // Profile and password are a user's own: API clients get 403 (auth/api-clients.ts).
   router.get('/profile', requireAuth, async (_req, res) => {
-    const scope = tenantScope(res, directory, databases);
+    const scope = requireUser(tenantScope(res, directory, databases), 'have a profile');
     res.json(userView(await getUser(scope, scope.auth.userId)));
   });
 
   router.patch('/profile', requireAuth, async (req, res) => {
-    const scope = tenantScope(res, directory, databases);
+    const scope = requireUser(tenantScope(res, directory, databases), 'have a profile');
     const body = parse(profileSchema, req.body);
     const user = await getUser(scope, scope.auth.userId);
     await user.update(body);
@@ -155,7 +165,7 @@ export function authRoutes(deps: {
   });
 
   router.post('/password/change', requireAuth, async (req, res) => {
-    const scope = tenantScope(res, directory, databases);
+    const scope = requireUser(tenantScope(res, directory, databases), 'change a password');
     const body = parse(passwordChangeSchema, req.body);
     const user = await getUser(scope, scope.auth.userId);
     const weak = passwordProblems(body.new_password, {

@@ -19,7 +19,7 @@ import {
   type UpdateUser,
 } from '../users/users.js';
 
-const bulkSchema = z.strictObject({ users: z.array(z.unknown()).min(1).max(100) });
+export const bulkSchema = z.strictObject({ users: z.array(z.unknown()).min(1).max(100) });
 
 /** `{count, next, previous, results}`, with next/previous as full URLs like the prototype. */
 export function pageOf<T>(req: Request, page: number, pageSize: number, count: number, results: T[]) {

@@ -20,6 +20,7 @@ export interface TenantCredentials {
 export interface TenantEntry {
   name: string;
   tenant: Tenant;
+  /** May be served: Ready, or Degraded with its database, schema and Secrets still in place. */
   ready: boolean;
   suspended: boolean;
   credentials?: TenantCredentials;
@@ -35,6 +36,19 @@ function decode(secret: V1Secret, key: string): string | undefined {
 function isReady(tenant: Tenant): boolean {
   const ready = tenant.status?.conditions?.find((c) => c.type === 'Ready');
   return ready?.status === 'True' && tenant.status?.observedGeneration === tenant.metadata.generation;
+}
+
+// The steps the API depends on. A tenant that was Ready and is now Degraded for
+// another reason (RabbitMQ down, a quota or worker problem) keeps being served:
+// its writes land in the outbox and are relayed once the broker is back.
+const servingSteps = ['Database', 'Schema', 'Secrets'] as const;
+
+function isServing(tenant: Tenant): boolean {
+  if (isReady(tenant)) return true;
+  if (tenant.status?.phase !== 'Degraded') return false;
+  return servingSteps.every(
+    (step) => tenant.status?.conditions?.find((c) => c.type === step)?.status === 'True',
+  );
 }
 
 export class TenantDirectory {
@@ -142,7 +156,7 @@ export class TenantDirectory {
     return {
       name,
       tenant,
-      ready: isReady(tenant) && credentials !== undefined,
+      ready: isServing(tenant) && credentials !== undefined,
       suspended: tenant.spec.suspended === true,
       ...(credentials ? { credentials } : {}),
     };

@@ -7,6 +7,7 @@ import { passwordProblems, hashPassword } from '../auth/passwords.js';
 import { roleRank, type TenantScope } from '../auth/context.js';
 import { problems, type FieldError } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
+import { recordDomainEvent } from '../webhooks/domain-events.js';
 
 export const roles = ['owner', 'admin', 'member'] as const;
 
@@ -147,8 +148,10 @@ export async function createUser(
 ) {
   mayManage(scope, input.role);
   if (input.password !== undefined) ensureStrongPassword(input.password, input);
-  try {
-    return await scope.db.models.User.create(
+  const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
+  // The user and its user.created event commit together.
+  const create = async (transaction: Transaction) => {
+    const user = await scope.db.models.User.create(
       {
         email: input.email,
         first_name: input.first_name ?? null,
@@ -156,10 +159,15 @@ export async function createUser(
         role: input.role,
         department: input.department ?? null,
         external_id: options.externalId ?? null,
-        password_hash: input.password === undefined ? null : await hashPassword(input.password),
+        password_hash: passwordHash,
       },
-      options.transaction ? { transaction: options.transaction } : {},
+      { transaction },
     );
+    await recordDomainEvent(scope.db.sequelize, 'user.created', { user: userView(user) }, transaction);
+    return user;
+  };
+  try {
+    return await (options.transaction ? create(options.transaction) : scope.db.sequelize.transaction(create));
   } catch (error) {
     if (error instanceof UniqueConstraintError)
       throw problems.conflict(`a user with email ${input.email} already exists`);
@@ -183,8 +191,12 @@ export async function updateUser(
   ) {
     await ensureAnotherOwner(scope, user.id, transaction);
   }
+  const save = async (t: Transaction) => {
+    await user.update(input, { transaction: t });
+    await recordUserChanges(scope, before, userView(user), t);
+  };
   try {
-    await user.update(input, transaction ? { transaction } : {});
+    await (transaction ? save(transaction) : scope.db.sequelize.transaction(save));
   } catch (error) {
     if (error instanceof UniqueConstraintError)
       throw problems.conflict(`a user with email ${input.email} already exists`);
@@ -193,12 +205,36 @@ export async function updateUser(
   return { before, after: userView(user), user };
 }
 
+/** user.updated for changed fields, user.activated / user.deactivated for is_active; nothing if nothing changed. */
+async function recordUserChanges(
+  scope: TenantScope,
+  before: UserView,
+  after: UserView,
+  transaction: Transaction,
+): Promise<void> {
+  const changed = (Object.keys(after) as (keyof UserView)[]).filter(
+    (key) => key !== 'updated_at' && key !== 'is_active' && before[key] !== after[key],
+  );
+  const sequelize = scope.db.sequelize;
+  if (changed.length > 0) {
+    await recordDomainEvent(sequelize, 'user.updated', { user: after, changed_fields: changed }, transaction);
+  }
+  if (before.is_active !== after.is_active) {
+    const type = after.is_active ? 'user.activated' : 'user.deactivated';
+    await recordDomainEvent(sequelize, type, { user: after }, transaction);
+  }
+}
+
 export async function deleteUser(scope: TenantScope, id: string, transaction?: Transaction) {
   const user = await getUser(scope, id, transaction);
   mayManage(scope, user.role);
   if (user.role === 'owner') await ensureAnotherOwner(scope, user.id, transaction);
   const before = userView(user);
-  await user.destroy(transaction ? { transaction } : {});
+  const destroy = async (t: Transaction) => {
+    await user.destroy({ transaction: t });
+    await recordDomainEvent(scope.db.sequelize, 'user.deleted', { user: before }, t);
+  };
+  await (transaction ? destroy(transaction) : scope.db.sequelize.transaction(destroy));
   return before;
 }
 
