@@ -252,7 +252,7 @@ ${extra}`,
         .trim()
         .split('\n')
         .sort();
-      expect(policies).to.have.length(5);
+      expect(policies).to.have.length(6);
       const quota = JSON.parse(await cp.kubectl(['get', 'resourcequota', '-n', ns, '-o', 'json'])) as {
         items: { spec: { hard: Record<string, string> } }[];
       };

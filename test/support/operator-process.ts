@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 const repoRoot = resolve(import.meta.dirname, '../..');
 
 /** The V8 flags of the operator's container (charts/tenantry/templates/operator-deployment.yaml). */
-export const operatorNodeFlags = ['--max-semi-space-size=1'];
+export const operatorNodeFlags = ['--max-semi-space-size=1', '--max-old-space-size=128'];
 
 export interface OperatorProcess {
   readonly child: ChildProcess;

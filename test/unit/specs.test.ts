@@ -138,7 +138,7 @@ describe('specs', () => {
           workerServiceAccount(tenant),
           workerDeployment(tenant, buildCtx, { secretChecksum: 'x' }),
         ];
-        expect(objects).to.have.length(13);
+        expect(objects).to.have.length(14);
         for (const object of objects) {
           expect(object.apiVersion, object.metadata.name).to.be.a('string').and.not.empty;
           expect(object.kind, object.metadata.name).to.be.a('string').and.not.empty;
@@ -243,7 +243,25 @@ describe('specs', () => {
         'allow-dns',
         'allow-postgres',
         'allow-rabbitmq',
+        'allow-public-egress',
       ]);
+    });
+
+    it('let the worker reach public addresses for webhooks and provider APIs, never private or metadata ones', () => {
+      const open = policy(networkPolicies(minimal, ctx), 'allow-public-egress');
+      expect(open.spec?.policyTypes).to.deep.equal(['Egress']);
+      expect(open.spec?.ingress).to.deep.equal([]);
+      const [rule] = open.spec?.egress ?? [];
+      expect(rule?.ports).to.deep.equal([{ protocol: 'TCP' }]);
+      const blocks = (rule?.to ?? []).map((peer) => peer.ipBlock);
+      expect(blocks.map((b) => b?.cidr)).to.deep.equal(['0.0.0.0/0', '::/0']);
+      expect(blocks[0]?.except).to.include.members([
+        '10.0.0.0/8',
+        '172.16.0.0/12',
+        '192.168.0.0/16',
+        '169.254.0.0/16',
+      ]);
+      expect(blocks[1]?.except).to.include.members(['fc00::/7', 'fe80::/10', '::1/128']);
     });
 
     it('deny all ingress and egress by default', () => {

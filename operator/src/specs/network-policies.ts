@@ -1,5 +1,6 @@
 // NetworkPolicies of a tenant namespace: deny everything, then open only what the
-// worker needs (DNS, PostgreSQL, RabbitMQ) and what the platform needs (ingress).
+// worker needs (DNS, PostgreSQL, RabbitMQ, and public addresses for outgoing
+// webhooks and provider APIs) and what the platform needs (ingress).
 
 import type {
   V1NetworkPolicy,
@@ -17,11 +18,22 @@ export const networkPolicyNames = [
   'allow-dns',
   'allow-postgres',
   'allow-rabbitmq',
+  'allow-public-egress',
 ] as const;
 export type NetworkPolicyName = (typeof networkPolicyNames)[number];
 
 const namespaceNameLabel = 'kubernetes.io/metadata.name';
 const anyIPv4 = '0.0.0.0/0';
+
+/**
+ * Private, shared, link-local (cloud metadata) and loopback ranges: outgoing webhooks and
+ * provider calls may reach any public address, never these (the worker's own SSRF check
+ * refuses them too; this holds even if that check is bypassed).
+ */
+export const nonPublicCidrs = {
+  ipv4: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', '127.0.0.0/8'],
+  ipv6: ['fc00::/7', 'fe80::/10', '::1/128'],
+};
 
 function egressToService(service: { port: number; cidrs?: string[] }): V1NetworkPolicyEgressRule {
   // An empty list would otherwise mean "no peers" to us but "everyone" to Kubernetes; make both explicit.
@@ -72,6 +84,19 @@ function policySpecs(ctx: BuildContext): Record<NetworkPolicyName, V1NetworkPoli
       podSelector: allPods,
       policyTypes: ['Egress'],
       egress: [egressToService(ctx.rabbitmq)],
+    },
+    'allow-public-egress': {
+      podSelector: allPods,
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [
+            { ipBlock: { cidr: anyIPv4, except: nonPublicCidrs.ipv4 } },
+            { ipBlock: { cidr: '::/0', except: nonPublicCidrs.ipv6 } },
+          ],
+          ports: [{ protocol: 'TCP' }],
+        },
+      ],
     },
   };
 }
