@@ -340,6 +340,8 @@ class RunningControlPlane implements ControlPlane {
           else ok(stdout);
         },
       );
+      // kubectl may exit before reading its input (a quick failure); its exit status reports that.
+      child.stdin?.on('error', () => undefined);
       child.stdin?.end(input ?? '');
     });
   }
