@@ -6,7 +6,7 @@ NPM_STAMP := node_modules/.package-lock.json
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -50,6 +50,10 @@ test: deps tools lint ## Run every test (unit and integration) against the real 
 .PHONY: test-unit
 test-unit: deps ## Run the unit tests only
 	npx mocha 'test/unit/**/*.test.ts'
+
+.PHONY: e2e
+e2e: deps tools services ## End-to-end tests (test/e2e/) on the make dev stack; starts one unless :8080 answers
+	@npx tsx hack/e2e.ts
 
 .PHONY: bench
 bench: deps tools ## Run the benchmarks in bench/ (JSON lines)
