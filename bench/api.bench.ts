@@ -1,12 +1,12 @@
 // API benchmark on this machine: authenticated GET /api/users?page_size=20
 // spread across BENCH_API_TENANTS tenants, through the real stack (the API as a
-// child process: JWT verification, Redis rate limits, the tenant directory
+// child process, compiled as in its image: JWT verification, Redis rate limits, the tenant directory
 // watching a private control plane, per-tenant Sequelize pools on the local
 // PostgreSQL). Baseline in the same run: bare Express and `pg` serving the same
 // two statements on the same databases, without auth (bench/support/bare-api.ts).
 // Two measurements each: throughput with a fixed number of requests in flight,
 // then latency at a fixed rate (open loop). stdout carries only JSON lines.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -222,9 +222,15 @@ async function main(): Promise<void> {
     report('bare', base.latency);
     await bare.stop();
 
+    // The API runs compiled, as its image runs it.
+    execFileSync('npm', ['run', '--silent', 'build'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     const api = await startChild(
       'api',
-      ['--import', 'tsx', 'api/src/main.ts'],
+      // BENCH_API_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/api-profile", to profile the API under load.
+      [...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/api/src/main.js'],
       {
         HOST: '127.0.0.1',
         PORT: '0',

@@ -40,10 +40,16 @@ export const redactPaths = [
 ];
 
 export function createLogger(service: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({
-    level,
-    base: { service, version: platformVersion },
-    redact: { paths: redactPaths, censor: '[redacted]' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  return pino(
+    {
+      level,
+      base: { service, version: platformVersion },
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    // Asynchronous stdout: lines written while a write is in flight go out together, instead of one
+    // blocking write per line (the API writes an access log line per request). pino flushes what is
+    // left when the process exits.
+    pino.destination({ dest: 1, sync: false }),
+  );
 }

@@ -3,6 +3,7 @@
 // set's own public keys. Nothing in a token can point verification at
 // another key, algorithm or key server.
 import { randomUUID, createPrivateKey, type KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import {
   createLocalJWKSet,
   decodeProtectedHeader,
@@ -112,6 +113,12 @@ export class TokenService {
   // Rebuilt whenever the source hands out a different array (a new key set).
   #verifyCache: { keys: readonly SigningKey[]; kids: Set<string>; jwks: LocalJWKSet } | undefined;
   readonly #privateKeys = new Map<string, KeyObject>();
+  // Tokens that passed every check, by their exact text: a client sends the same token on every
+  // request, and an ECDSA verification costs more than the rest of a small request. A hit is
+  // re-checked for expiry and only counts while the key set is the one that verified it.
+  readonly #verified = new LRUCache<string, { claims: AccessTokenClaims; keys: readonly SigningKey[] }>({
+    max: 10_000,
+  });
 
   constructor(options: TokenServiceOptions) {
     this.#keys = options.keys;
@@ -160,6 +167,22 @@ export class TokenService {
 
   /** The verified claims, or an `InvalidTokenError` saying why not. */
   async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    const known = this.#verified.get(token);
+    if (known) {
+      if (
+        known.keys === this.#keys.current() &&
+        known.claims.exp + this.#tolerance > this.#now().getTime() / 1000
+      ) {
+        return known.claims;
+      }
+      this.#verified.delete(token);
+    }
+    const claims = await this.#verify(token);
+    this.#verified.set(token, { claims, keys: this.#keys.current() });
+    return claims;
+  }
+
+  async #verify(token: string): Promise<AccessTokenClaims> {
     if (typeof token !== 'string' || token.length > maxTokenLength || !compactJws.test(token)) {
       throw new InvalidTokenError('malformed');
     }

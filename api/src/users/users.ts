@@ -1,6 +1,13 @@
 // The tenant's user directory. Every function takes the caller's tenant scope
 // first; the scope's database is the only one it can reach.
-import { Op, UniqueConstraintError, type Order, type Transaction, type WhereOptions } from 'sequelize';
+import {
+  literal,
+  Op,
+  UniqueConstraintError,
+  type Order,
+  type Transaction,
+  type WhereOptions,
+} from 'sequelize';
 import { z } from 'zod';
 import type { Role } from '../../../operator/src/api/tenant.js';
 import { passwordProblems, hashPassword } from '../auth/passwords.js';
@@ -24,7 +31,21 @@ export interface UserView {
   updated_at: string;
 }
 
-export function userView(user: UserModel): UserView {
+/** The columns a UserView is made of (never the password hash). */
+const userViewColumns = [
+  'id',
+  'email',
+  'first_name',
+  'last_name',
+  'role',
+  'is_active',
+  'department',
+  'external_id',
+  'created_at',
+  'updated_at',
+] as const;
+
+export function userView(user: Pick<UserModel, (typeof userViewColumns)[number]>): UserView {
   return {
     id: user.id,
     email: user.email,
@@ -125,12 +146,17 @@ export async function listUsers(scope: TenantScope, query: ListUsers) {
     [field, query.ordering.startsWith('-') ? 'DESC' : 'ASC'],
     ['id', 'ASC'],
   ];
-  const { count, rows } = await scope.db.models.User.findAndCountAll({
+  // One round trip: the page and the total (a window count) together, as plain rows.
+  const rows = (await scope.db.models.User.findAll({
+    attributes: [...userViewColumns, [literal('count(*) OVER ()'), 'total']],
     where,
     order,
     limit: query.page_size,
     offset: (query.page - 1) * query.page_size,
-  });
+    raw: true,
+  })) as unknown as (UserModel & { total: string })[];
+  // A page past the end has no rows to carry the total; only then is it counted on its own.
+  const count = rows[0] ? Number(rows[0].total) : await scope.db.models.User.count({ where });
   return { count, results: rows.map(userView) };
 }
 
