@@ -97,8 +97,13 @@ function superviseWorkers(kubectl: (args: string[]) => Promise<string>): {
     );
     for (const name of workers.keys()) if (!ready.has(name)) retire(name);
     for (const name of ready) {
-      const db = await secret(`tenant-${name}`, `${name}-db`);
-      const amqp = await secret(`tenant-${name}`, `${name}-amqp`);
+      // A Tenant being deleted or re-created may be listed Ready while its Secrets are gone; next round.
+      const found = await Promise.all([
+        secret(`tenant-${name}`, `${name}-db`),
+        secret(`tenant-${name}`, `${name}-amqp`),
+      ]).catch(() => undefined);
+      if (!found) continue;
+      const [db, amqp] = found;
       const credentials = `${db('uri')}|${amqp('uri')}|${amqp('queuePrefix')}`;
       const running = workers.get(name);
       if (running && running.credentials === credentials && running.child.exitCode === null) continue;
