@@ -19,16 +19,7 @@ import { startTestPlatform, type TestPlatform } from '../test/support/platform.j
 import { serviceUrls } from '../test/support/services.js';
 import { stopSharedControlPlane } from '../test/support/shared-cluster.js';
 import { loadClient, type LoadRequest, type LoadResult } from './support/http-load.js';
-import { emit, percentile, progress } from './support/report.js';
-
-function intSetting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max} (got ${raw})`);
-  }
-  return value;
-}
+import { emit, intSetting, percentile, progress } from './support/report.js';
 
 const settings = {
   tenants: intSetting('BENCH_API_TENANTS', 10, 1, 15),

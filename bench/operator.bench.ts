@@ -21,7 +21,7 @@ import { createOperatorAdminRole } from '../test/support/operator-admin.js';
 import { startOperator, type OperatorProcess } from '../test/support/operator-process.js';
 import { createTestVhost, serviceUrls, uniqueSuffix, withPostgresAdmin } from '../test/support/services.js';
 import { CpuAccounting, memoryKiB, type CpuSnapshot } from './support/proc-stats.js';
-import { emit, percentile, progress } from './support/report.js';
+import { emit, intSetting, percentile, progress } from './support/report.js';
 import type { SequentialResult } from './support/sequential-provisioner.js';
 import {
   createTenants,
@@ -35,15 +35,6 @@ import {
 } from './support/tenant-fleet.js';
 
 const repoRoot = resolve(import.meta.dirname, '..');
-
-function intSetting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max} (got ${raw})`);
-  }
-  return value;
-}
 
 const settings = {
   burst: intSetting('BENCH_TENANTS_BURST', 100, 1, 5000),

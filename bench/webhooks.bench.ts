@@ -17,16 +17,7 @@ import pg from 'pg';
 import { generateWebhookSecret } from '../lib/webhooks/standard-webhooks.js';
 import { createTestVhost, type TestVhost } from '../test/support/services.js';
 import { createTestTenantDatabase, type TestTenantDatabase } from '../test/support/tenant-database.js';
-import { emit, percentile, progress } from './support/report.js';
-
-function intSetting(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === '' ? fallback : Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`${name} must be an integer from ${min} to ${max} (got ${raw})`);
-  }
-  return value;
-}
+import { emit, intSetting, percentile, progress } from './support/report.js';
 
 const settings = {
   deliveries: intSetting('BENCH_WEBHOOK_DELIVERIES', 20_000, 100, 1_000_000),

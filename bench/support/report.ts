@@ -1,4 +1,4 @@
-// The output side of every benchmark: JSON lines on stdout, progress on stderr.
+// What every benchmark shares: its integer settings, JSON lines on stdout, progress on stderr.
 
 const startedAt = performance.now();
 
@@ -31,4 +31,14 @@ export function emit(
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+/** An integer setting from the environment, with a fallback and bounds; a bad value names the variable. */
+export function intSetting(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max} (got ${raw})`);
+  }
+  return value;
 }
