@@ -5,8 +5,6 @@ import { expect } from 'chai';
 import amqp from 'amqplib';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
@@ -25,6 +23,7 @@ import { createTestTenantDatabase, type TestTenantDatabase } from '../support/te
 import { createTestVhost, serviceUrls, uniqueSuffix, type TestVhost } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/wait.js';
+import { WebhookReceiver as Receiver } from '../support/webhook-harness.js';
 
 /** `eventually` for probes that need no await. */
 function until<T>(
@@ -37,61 +36,6 @@ function until<T>(
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const logger = createLogger('webhook-test', process.env.TEST_LOG_LEVEL ?? 'silent');
-
-interface Received {
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-  at: number;
-}
-
-type Behaviour = (request: IncomingMessage, response: ServerResponse, nth: number) => void;
-
-/** A loopback receiver; each path answers with its own behaviour (200 by default). */
-class Receiver {
-  readonly received: Received[] = [];
-  readonly behaviours = new Map<string, Behaviour>();
-  private readonly counts = new Map<string, number>();
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (c: Buffer) => chunks.push(c));
-      request.on('end', () => {
-        const path = request.url ?? '/';
-        const nth = (this.counts.get(path) ?? 0) + 1;
-        this.counts.set(path, nth);
-        this.received.push({
-          path,
-          headers: request.headers as Record<string, string>,
-          body: Buffer.concat(chunks).toString('utf8'),
-          at: Date.now(),
-        });
-        const behaviour = this.behaviours.get(path);
-        if (behaviour) behaviour(request, response, nth);
-        else response.writeHead(200).end('ok');
-      });
-    });
-    this.server.keepAliveTimeout = 60_000;
-    await new Promise<void>((ok) => this.server.listen(0, '127.0.0.1', ok));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  url(path: string): string {
-    return `http://127.0.0.1:${this.port}${path}`;
-  }
-
-  on(path: string): Received[] {
-    return this.received.filter((r) => r.path === path);
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise((ok) => this.server.close(ok));
-  }
-}
 
 interface WorkerOptions {
   schedule?: number[];
