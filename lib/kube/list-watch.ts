@@ -2,13 +2,45 @@
 // errors and can stall silently, so this loop owns restarts: any end of the
 // watch leads to a relist after a jittered backoff, and the watch is cut every
 // resync period so a relist doubles as a periodic full sync and as a watchdog
-// against a watch that went quiet.
+// against a watch that went quiet. Lists are read in pages, and each item can
+// be reduced to what the consumer keeps (`keep`) as its page arrives, so a
+// relist of a thousand objects never holds them all at once.
 import type { Logger } from '../logger.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
+/** One page of a list; `continue` is set while more pages follow. */
+export interface ListPage<T> {
+  items: T[];
+  resourceVersion: string;
+  continue?: string | undefined;
+}
+
+/** At most `limit` items, after `continue` when it is set (the API server's list chunking). */
+export interface ListPageRequest {
+  limit: number;
+  continue?: string;
+}
+
+/** A page request as @kubernetes/client-node's list calls take it. */
+export function pageQuery(page: ListPageRequest): { limit: number; _continue?: string } {
+  return page.continue ? { limit: page.limit, _continue: page.continue } : { limit: page.limit };
+}
+
+/** A typed list answer (V1SecretList and the like) as a page. */
+export function pageOf<T>(list: {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string };
+}): ListPage<T> {
+  return {
+    items: list.items,
+    resourceVersion: list.metadata?.resourceVersion ?? '',
+    continue: list.metadata?._continue,
+  };
+}
+
 export interface ListWatchSource<T> {
-  list(): Promise<{ items: T[]; resourceVersion: string }>;
+  list(page: ListPageRequest): Promise<ListPage<T>>;
   /** Starts a watch; `done` is called exactly once when it ends for any reason. */
   watch(
     resourceVersion: string,
@@ -17,9 +49,9 @@ export interface ListWatchSource<T> {
   ): Promise<AbortController>;
 }
 
-export interface ListWatchHandlers<T> {
-  /** The full current list, after every (re)list. */
-  onList(items: T[]): void;
+export interface ListWatchHandlers<T, K = T> {
+  /** The full current list (each item passed through `keep`), after every (re)list. */
+  onList(items: K[]): void;
   /** A change seen by the watch (never BOOKMARK or ERROR). */
   onEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: T): void;
 }
@@ -29,7 +61,12 @@ export interface ListWatchOptions {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   describeError?: (error: unknown) => string;
+  /** Items asked for per list page (default 250). */
+  pageSize?: number;
 }
+
+/** What a list keeps of each item, as its page arrives; the whole item unless the caller says otherwise. */
+export type Keep<T, K> = (item: T) => K;
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((ok) => {
@@ -44,7 +81,7 @@ function isAbort(error: unknown): boolean {
   return error instanceof Error && (error.name === 'AbortError' || error.message.includes('aborted'));
 }
 
-export class ListWatch<T> {
+export class ListWatch<T, K = T> {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private current: AbortController | undefined;
@@ -55,9 +92,10 @@ export class ListWatch<T> {
   constructor(
     private readonly name: string,
     private readonly source: ListWatchSource<T>,
-    private readonly handlers: ListWatchHandlers<T>,
+    private readonly handlers: ListWatchHandlers<T, K>,
     private readonly log: Logger,
     private readonly options: ListWatchOptions,
+    private readonly keep: Keep<T, K> = (item) => item as unknown as K,
   ) {}
 
   /** True once the first list has been delivered. */
@@ -83,7 +121,8 @@ export class ListWatch<T> {
     let failures = 0;
     while (!this.stopping.signal.aborted) {
       try {
-        const { items, resourceVersion } = await this.source.list();
+        const { items, resourceVersion } = await this.listAll();
+        if (this.stopping.signal.aborted) break;
         this.handlers.onList(items);
         this.syncedOnce = true;
         failures = 0;
@@ -108,6 +147,20 @@ export class ListWatch<T> {
         await sleep(delay / 2 + Math.random() * (delay / 2), this.stopping.signal);
       }
     }
+  }
+
+  /** Every page of the list, reduced by `keep`; the version is the one the first page was served at. */
+  private async listAll(): Promise<{ items: K[]; resourceVersion: string }> {
+    const limit = this.options.pageSize ?? 250;
+    const items: K[] = [];
+    let page = await this.source.list({ limit });
+    const { resourceVersion } = page;
+    for (;;) {
+      for (const item of page.items) items.push(this.keep(item));
+      if (!page.continue || this.stopping.signal.aborted) break;
+      page = await this.source.list({ limit, continue: page.continue });
+    }
+    return { items, resourceVersion };
   }
 
   /** Watches from `resourceVersion` until the watch ends or `deadline`; reports the last version seen. */

@@ -76,4 +76,79 @@ describe('ListWatch', () => {
     expect(calls.lists).to.equal(2);
     expect(lw.synced).to.be.true;
   });
+
+  it('reads the list in pages and hands over what `keep` returns, then watches from the list version', async () => {
+    const all = Array.from({ length: 7 }, (_, i) => ({ metadata: { name: `o${i}`, resourceVersion: '1' } }));
+    const requests: { limit: number; continue?: string }[] = [];
+    const watchedFrom: string[] = [];
+    const source: ListWatchSource<Obj> = {
+      list: (page) => {
+        requests.push(page);
+        const start = page.continue ? Number(page.continue) : 0;
+        const end = Math.min(start + page.limit, all.length);
+        return Promise.resolve({
+          items: all.slice(start, end),
+          resourceVersion: '42',
+          continue: end < all.length ? String(end) : undefined,
+        });
+      },
+      watch: (resourceVersion, _onEvent, done) => {
+        watchedFrom.push(resourceVersion);
+        const controller = new AbortController();
+        controller.signal.addEventListener('abort', () => done(new Error('aborted')));
+        return Promise.resolve(controller);
+      },
+    };
+    const lists: string[][] = [];
+    const lw = new ListWatch(
+      't',
+      source,
+      { onList: (names: string[]) => lists.push(names), onEvent: () => undefined },
+      log,
+      { resyncMs: 10_000, pageSize: 3 },
+      (o) => o.metadata.name,
+    );
+    lw.start();
+    await sleep(50);
+    await lw.stop();
+    expect(requests).to.deep.equal([{ limit: 3 }, { limit: 3, continue: '3' }, { limit: 3, continue: '6' }]);
+    expect(lists).to.deep.equal([all.map((o) => o.metadata.name)]);
+    expect(watchedFrom).to.deep.equal(['42']);
+  });
+
+  it('does not hand over a partial list when a later page fails, and lists again from the start', async () => {
+    let calls = 0;
+    const requests: (string | undefined)[] = [];
+    const source: ListWatchSource<Obj> = {
+      list: (page) => {
+        calls += 1;
+        requests.push(page.continue);
+        if (calls === 2) return Promise.reject(new Error('410: the continue token has expired'));
+        const first = !page.continue;
+        return Promise.resolve({
+          items: [{ metadata: { name: first ? 'a' : 'b', resourceVersion: '1' } }],
+          resourceVersion: '5',
+          continue: first ? 'next' : undefined,
+        });
+      },
+      watch: (_rv, _onEvent, done) => {
+        const controller = new AbortController();
+        controller.signal.addEventListener('abort', () => done(new Error('aborted')));
+        return Promise.resolve(controller);
+      },
+    };
+    const lists: string[][] = [];
+    const lw = new ListWatch(
+      't',
+      source,
+      { onList: (items: Obj[]) => lists.push(items.map((o) => o.metadata.name)), onEvent: () => undefined },
+      log,
+      { resyncMs: 10_000, backoffInitialMs: 10, pageSize: 1 },
+    );
+    lw.start();
+    await sleep(150);
+    await lw.stop();
+    expect(requests.slice(0, 4)).to.deep.equal([undefined, 'next', undefined, 'next']);
+    expect(lists).to.deep.equal([['a', 'b']]);
+  });
 });

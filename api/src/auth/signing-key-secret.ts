@@ -6,7 +6,7 @@
 // that disappears or turns unreadable later does not empty the set: the keys
 // already loaded keep signing and verifying until a good set replaces them.
 import { CoreV1Api, Watch, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { ListWatch, type ListWatchSource } from '../../../lib/kube/list-watch.js';
+import { ListWatch, pageOf, pageQuery, type ListWatchSource } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
 import {
   InMemoryKeySetSource,
@@ -40,10 +40,8 @@ export class SigningKeySecret {
     const watcher = new Watch(kubeConfig);
     const fieldSelector = `metadata.name=${signingKeySecretName}`;
     const source: ListWatchSource<V1Secret> = {
-      list: async () => {
-        const list = await core.listNamespacedSecret({ namespace, fieldSelector });
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-      },
+      list: async (page) =>
+        pageOf(await core.listNamespacedSecret({ namespace, fieldSelector, ...pageQuery(page) })),
       watch: (resourceVersion, onEvent, done) =>
         watcher.watch(
           `/api/v1/namespaces/${namespace}/secrets`,

@@ -4,7 +4,7 @@
 // name a database themselves; they name a tenant from a verified token, and
 // this directory says whether it may be served and how to reach its database.
 import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { ListWatch, type ListWatchSource } from '../../../lib/kube/list-watch.js';
+import { ListWatch, pageOf, pageQuery, type ListWatchSource } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
 import { group, plural, tenantLabel, version, type Tenant } from '../../../operator/src/api/tenant.js';
 import { problems } from '../http/problem.js';
@@ -62,12 +62,17 @@ export class TenantDirectory {
     const core = kubeConfig.makeApiClient(CoreV1Api);
     const watcher = new Watch(kubeConfig);
     const tenantSource: ListWatchSource<Tenant> = {
-      list: async () => {
-        const list = (await custom.listClusterCustomObject({ group, version, plural })) as {
+      list: async (page) => {
+        const list = (await custom.listClusterCustomObject({
+          group,
+          version,
+          plural,
+          ...pageQuery(page),
+        })) as {
           items: Tenant[];
-          metadata: { resourceVersion: string };
+          metadata: { resourceVersion: string; continue?: string };
         };
-        return { items: list.items, resourceVersion: list.metadata.resourceVersion };
+        return { items: list.items, ...list.metadata };
       },
       watch: (resourceVersion, onEvent, done) =>
         watcher.watch(
@@ -79,9 +84,13 @@ export class TenantDirectory {
     };
     const labelSelector = `${tenantLabel},tenantry.io/secret-kind=database`;
     const secretSource: ListWatchSource<V1Secret> = {
-      list: async () => {
-        const list = await core.listNamespacedSecret({ namespace: platformNamespace, labelSelector });
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+      list: async (page) => {
+        const list = await core.listNamespacedSecret({
+          namespace: platformNamespace,
+          labelSelector,
+          ...pageQuery(page),
+        });
+        return pageOf(list);
       },
       watch: (resourceVersion, onEvent, done) =>
         watcher.watch(

@@ -21,21 +21,21 @@ function fingerprint(tenant: Tenant): string {
 
 export class TenantWatch {
   private readonly seen = new Map<string, string>();
-  private readonly loop: ListWatch<Tenant>;
+  private readonly loop: ListWatch<Tenant, [name: string, fingerprint: string]>;
 
   constructor(cluster: Cluster, queue: Enqueue, log: Logger, options: { resyncMs: number }) {
-    this.loop = new ListWatch<Tenant>(
+    this.loop = new ListWatch(
       'tenants',
       {
-        list: () => cluster.listTenants(),
+        list: (page) => cluster.listTenants(page),
         watch: (rv, onEvent, done) => cluster.watchTenants(rv, onEvent, done),
       },
       {
         onList: (tenants) => {
           this.seen.clear();
-          for (const tenant of tenants) {
-            this.seen.set(tenant.metadata.name, fingerprint(tenant));
-            queue.add(tenant.metadata.name);
+          for (const [name, print] of tenants) {
+            this.seen.set(name, print);
+            queue.add(name);
           }
         },
         onEvent: (type, tenant) => {
@@ -53,6 +53,7 @@ export class TenantWatch {
       },
       log,
       { resyncMs: options.resyncMs, describeError: describeKubeError },
+      (tenant) => [tenant.metadata.name, fingerprint(tenant)],
     );
   }
 

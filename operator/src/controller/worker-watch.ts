@@ -26,20 +26,20 @@ function rolloutFingerprint(deployment: V1Deployment): string {
 
 export class WorkerWatch {
   private readonly seen = new Map<string, string>();
-  private readonly loop: ListWatch<V1Deployment>;
+  private readonly loop: ListWatch<V1Deployment, [key: string, fingerprint: string]>;
 
   constructor(cluster: Cluster, queue: Enqueue, log: Logger, options: { resyncMs: number }) {
     const key = (d: V1Deployment) => `${d.metadata?.namespace}/${d.metadata?.name}`;
-    this.loop = new ListWatch<V1Deployment>(
+    this.loop = new ListWatch(
       'worker deployments',
       {
-        list: () => cluster.listDeployments(selector),
+        list: (page) => cluster.listDeployments(selector, page),
         watch: (rv, onEvent, done) => cluster.watchDeployments(selector, rv, onEvent, done),
       },
       {
         onList: (deployments) => {
           this.seen.clear();
-          for (const d of deployments) this.seen.set(key(d), rolloutFingerprint(d));
+          for (const [k, print] of deployments) this.seen.set(k, print);
         },
         onEvent: (type, deployment) => {
           const tenant = deployment.metadata?.labels?.[tenantLabel];
@@ -56,6 +56,7 @@ export class WorkerWatch {
       },
       log,
       { resyncMs: options.resyncMs, describeError: describeKubeError },
+      (d) => [key(d), rolloutFingerprint(d)],
     );
   }
 

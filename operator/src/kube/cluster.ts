@@ -15,7 +15,13 @@ import {
   type V1Deployment,
   type V1Secret,
 } from '@kubernetes/client-node';
-import type { WatchEventType } from '../../../lib/kube/list-watch.js';
+import {
+  pageOf,
+  pageQuery,
+  type ListPage,
+  type ListPageRequest,
+  type WatchEventType,
+} from '../../../lib/kube/list-watch.js';
 import { fieldManager, group, plural, version, type Tenant } from '../api/tenant.js';
 
 export function isNotFound(error: unknown): boolean {
@@ -89,12 +95,19 @@ export class Cluster {
     }
   }
 
-  async listTenants(): Promise<{ items: Tenant[]; resourceVersion: string }> {
-    const list = (await this.custom.listClusterCustomObject({ group, version, plural })) as {
-      items: Tenant[];
-      metadata: { resourceVersion: string };
+  /** One page of the Tenants (see ListWatchSource.list). */
+  async listTenants(page: ListPageRequest): Promise<ListPage<Tenant>> {
+    const list = (await this.custom.listClusterCustomObject({
+      group,
+      version,
+      plural,
+      ...pageQuery(page),
+    })) as { items: Tenant[]; metadata: { resourceVersion: string; continue?: string } };
+    return {
+      items: list.items,
+      resourceVersion: list.metadata.resourceVersion,
+      continue: list.metadata.continue,
     };
-    return { items: list.items, resourceVersion: list.metadata.resourceVersion };
   }
 
   /** Applies a JSON merge patch to the status subresource. */
@@ -152,9 +165,12 @@ export class Cluster {
   }
 
   /** Deployments in every namespace that match the label selector. */
-  async listDeployments(labelSelector: string): Promise<{ items: V1Deployment[]; resourceVersion: string }> {
-    const list = await this.apps.listDeploymentForAllNamespaces({ labelSelector });
-    return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+  async listDeployments(labelSelector: string, page: ListPageRequest): Promise<ListPage<V1Deployment>> {
+    const list = await this.apps.listDeploymentForAllNamespaces({
+      labelSelector,
+      ...pageQuery(page),
+    });
+    return pageOf(list);
   }
 
   watchDeployments(
