@@ -307,7 +307,35 @@ CREATE TABLE app.message_deliveries (
 );
 `,
   },
+  {
+    version: 6,
+    name: 'outbox notifications',
+    // Tells listening relays that outbox rows were committed, so they relay at
+    // once instead of at their next poll. One notification per statement and
+    // topic root (the topic up to its first dot, e.g. "integration"), so each
+    // relay wakes only for its own rows; PostgreSQL delivers them at commit and
+    // folds identical ones within a transaction. The relays read the rows
+    // themselves. The channel is `outboxChannel` below. OR REPLACE and IF
+    // EXISTS keep it safe on a database where these objects already exist.
+    sql: `
+CREATE OR REPLACE FUNCTION app.notify_outbox() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.pg_notify('app_outbox', root)
+     FROM (SELECT DISTINCT left(split_part(topic, '.', 1), 100) AS root FROM inserted) AS roots;
+  RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS outbox_notify ON app.outbox;
+CREATE TRIGGER outbox_notify AFTER INSERT ON app.outbox
+  REFERENCING NEW TABLE AS inserted
+  FOR EACH STATEMENT EXECUTE FUNCTION app.notify_outbox();
+`,
+  },
 ];
+
+/** The channel migration 6 notifies, with each inserted topic's root as the payload. */
+export const outboxChannel = 'app_outbox';
 
 /**
  * Tables in schema `app` on which the app role may only SELECT and INSERT.

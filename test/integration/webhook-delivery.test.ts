@@ -9,12 +9,16 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { createLogger } from '../../lib/logger.js';
+import { quoteIdent } from '../../lib/tenant-schema/migrate.js';
+import { outboxChannel } from '../../lib/tenant-schema/migrations.js';
 import { generateWebhookSecret } from '../../lib/webhooks/standard-webhooks.js';
 import { tenantNames, type TenantNames } from '../../operator/src/api/tenant.js';
 import { RabbitMqAdmin } from '../../operator/src/messaging/rabbitmq-admin.js';
+import { appRoleName } from '../../operator/src/sql/tenant-database.js';
 import { Deliverer } from '../../worker/src/deliverer.js';
 import { EndpointGate } from '../../worker/src/endpoint-gate.js';
 import { HttpSender } from '../../worker/src/http-sender.js';
+import { OutboxListener } from '../../worker/src/outbox-listener.js';
 import { OutboxRelay } from '../../worker/src/outbox-relay.js';
 import { RetrySchedule } from '../../worker/src/schedule.js';
 import { attemptHeader, webhookTopology } from '../../worker/src/topology.js';
@@ -47,12 +51,16 @@ interface WorkerOptions {
   disableAfterMs?: number;
   /** AMQP URL for the relay, e.g. through a TCP proxy. */
   relayAmqpUrl?: string;
+  pollIntervalMs?: number;
+  /** Wake the relay on outbox notifications, as worker/src/main.ts does. */
+  listen?: boolean;
 }
 
 interface RunningWorker {
   prefix: string;
   deliverer: Deliverer;
   relay: OutboxRelay;
+  listener: OutboxListener | undefined;
   stop(): Promise<void>;
 }
 
@@ -146,17 +154,28 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
       topology,
       store,
       batchSize: 200,
-      pollIntervalMs: 50,
+      pollIntervalMs: options.pollIntervalMs ?? 50,
       logger,
       confirmTimeoutMs: 5_000,
     });
+    const listener = options.listen
+      ? new OutboxListener({
+          connectionString: db.loginUrl,
+          logger,
+          onNotify: () => relay.poke(),
+          minDelayMs: 50,
+        })
+      : undefined;
     deliverer.start();
     relay.start();
+    listener?.start();
     const worker: RunningWorker = {
       prefix,
       deliverer,
       relay,
+      listener,
       stop: async () => {
+        await listener?.stop();
         await relay.stop();
         await deliverer.drain(5_000);
         await pool.end();
@@ -449,6 +468,120 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
     } finally {
       await proxy?.close();
     }
+  });
+
+  it('notifies the outbox channel once per committed statement and topic root', async () => {
+    const client = new pg.Client({ connectionString: db.loginUrl });
+    await client.connect();
+    try {
+      const payloads: string[] = [];
+      client.on('notification', (message) => payloads.push(`${message.channel} ${message.payload}`));
+      await client.query(`LISTEN ${outboxChannel}`);
+      const writer = await app.connect();
+      try {
+        await writer.query('BEGIN');
+        await writer.query(
+          `INSERT INTO outbox (topic, payload) VALUES ('user.created', '{}'), ('user.updated', '{}'),
+             ('integration.user-service', '{}')`,
+        );
+        await writer.query(`INSERT INTO outbox (topic, payload) VALUES ('user.deleted', '{}')`);
+        await new Promise((ok) => setTimeout(ok, 200));
+        // Nothing before the commit.
+        expect(payloads).to.deep.equal([]);
+        await writer.query('COMMIT');
+      } finally {
+        writer.release();
+      }
+      await until('the notifications', () => (payloads.length >= 2 ? true : undefined));
+      await new Promise((ok) => setTimeout(ok, 200));
+      expect(payloads.sort()).to.deep.equal([`${outboxChannel} integration`, `${outboxChannel} user`]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('relays at once on an outbox notification, and again after the listening connection is cut', async () => {
+    // With a one-minute poll, only the notification can bring these rows out in time.
+    const worker = startWorker({ pollIntervalMs: 60_000, listen: true });
+    await ready(worker);
+    await until('the listener to connect', () => (worker.listener?.connected ? true : undefined));
+    const endpoint = await addEndpoint('/woken', []);
+    const deliveredWithin = async (topic: string, ms: number) => {
+      const started = Date.now();
+      await emit(topic);
+      await until(`${topic} to arrive`, () => (receiver.on('/woken').length > 0 ? true : undefined), {
+        timeoutMs: ms,
+        intervalMs: 10,
+      });
+      return Date.now() - started;
+    };
+    expect(await deliveredWithin('user.created', 5_000)).to.be.below(5_000);
+
+    // The database ends the listening session (as a restart would): the listener reconnects.
+    receiver.received.length = 0;
+    const listeningPids = async () => {
+      const { rows } = await admin.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = $1`,
+        [`LISTEN ${outboxChannel}`],
+      );
+      return rows.map((r) => r.pid);
+    };
+    const [before] = await listeningPids();
+    expect(before).to.be.a('number');
+    await admin.query('SELECT pg_terminate_backend($1)', [before]);
+    await eventually('the listener to reconnect', async () => {
+      const pids = await listeningPids();
+      return pids.length === 1 && pids[0] !== before && worker.listener?.connected ? true : undefined;
+    });
+    expect(await deliveredWithin('user.updated', 5_000)).to.be.below(5_000);
+    expect((await deliveriesOf(endpoint.id)).length).to.equal(2);
+  });
+
+  it('returns every message of a batch whose recording fails to the queue, and loses none', async () => {
+    const worker = startWorker({ prefetch: 50 });
+    await ready(worker);
+    const endpoint = await addEndpoint('/unrecorded', []);
+    const appRole = quoteIdent(appRoleName(db.names));
+    const count = 40;
+    // Every attempt is sent, but no batch of them can be recorded.
+    await admin.query(`REVOKE INSERT ON app.webhook_attempts FROM ${appRole}`);
+    try {
+      await emit('order.shipped', count);
+      await until(
+        'every event to be attempted',
+        () => (receiver.idsOn('/unrecorded').size >= count ? true : undefined),
+        { timeoutMs: 20_000 },
+      );
+      const sentBefore = receiver.on('/unrecorded').length;
+      await new Promise((ok) => setTimeout(ok, 2_500));
+      // Nothing was recorded, and nothing was acked: the deliveries are still open and
+      // are attempted again, each about once a second (no hot loop).
+      expect(await attemptsOf(endpoint.id)).to.deep.equal([]);
+      const open = await deliveriesOf(endpoint.id);
+      expect(open).to.have.length(count);
+      expect(open.filter((d) => d.status === 'succeeded')).to.deep.equal([]);
+      const resent = receiver.on('/unrecorded').length - sentBefore;
+      expect(resent).to.be.within(count, count * 5);
+    } finally {
+      await admin.query(`GRANT INSERT ON app.webhook_attempts TO ${appRole}`);
+    }
+    const done = await eventually(
+      'every delivery to be recorded',
+      async () => {
+        const rows = await deliveriesOf(endpoint.id);
+        return rows.every((d) => d.status === 'succeeded') ? rows : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    expect(done).to.have.length(count);
+    // One recorded attempt per delivery: the failed batches left nothing behind.
+    const attempts = await attemptsOf(endpoint.id);
+    expect(attempts).to.have.length(count);
+    expect(new Set(attempts.map((a) => `${a.attempt} ${a.outcome}`))).to.deep.equal(new Set(['1 succeeded']));
+    await eventually('the work queue to be empty', async () => {
+      const q = await brokerChannel.checkQueue(`${worker.prefix}webhooks.work`);
+      return q.messageCount === 0 ? true : undefined;
+    });
   });
 
   it('keeps healthy endpoints at full speed while one endpoint times out', async function () {

@@ -1,6 +1,7 @@
 // Outgoing-webhook test helpers: a loopback receiver that records every
-// request, and the tenant worker (outbox relay and deliverer) run in-process
-// against a tenant's own database and RabbitMQ user, wired like worker/src/main.ts.
+// request, and the tenant worker (outbox relay, its listener, and deliverer)
+// run in-process against a tenant's own database and RabbitMQ user, wired like
+// worker/src/main.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
@@ -9,6 +10,7 @@ import { tenantNames } from '../../operator/src/api/tenant.js';
 import { Deliverer } from '../../worker/src/deliverer.js';
 import { EndpointGate } from '../../worker/src/endpoint-gate.js';
 import { HttpSender } from '../../worker/src/http-sender.js';
+import { OutboxListener } from '../../worker/src/outbox-listener.js';
 import { OutboxRelay } from '../../worker/src/outbox-relay.js';
 import { RetrySchedule } from '../../worker/src/schedule.js';
 import { webhookTopology } from '../../worker/src/topology.js';
@@ -150,8 +152,16 @@ export function startTestWorker(options: TestWorkerOptions): TestWorker {
     logger,
     confirmTimeoutMs: 5_000,
   });
+  const listener = new OutboxListener({
+    connectionString: options.databaseUrl,
+    logger,
+    onNotify: (topicRoot) => {
+      if (topicRoot !== 'integration') relay.poke();
+    },
+  });
   deliverer.start();
   relay.start();
+  listener.start();
   return {
     relay,
     deliverer,
@@ -163,6 +173,7 @@ export function startTestWorker(options: TestWorkerOptions): TestWorker {
       );
     },
     stop: async () => {
+      await listener.stop();
       await relay.stop();
       await deliverer.drain(5_000);
       await pool.end();

@@ -9,11 +9,13 @@ import {
   newMessageId,
   signWebhook,
 } from '../../lib/webhooks/standard-webhooks.js';
+import { Batcher } from '../../worker/src/batcher.js';
 import { loadWorkerConfig } from '../../worker/src/config.js';
 import { EndpointGate } from '../../worker/src/endpoint-gate.js';
 import { HttpSender, parseRetryAfter } from '../../worker/src/http-sender.js';
 import { parseSchedule, RetrySchedule, standardSchedule } from '../../worker/src/schedule.js';
 import { webhookTopology } from '../../worker/src/topology.js';
+import { endpointStreaks, type AttemptRecord } from '../../worker/src/webhook-store.js';
 
 describe('webhook delivery: pure parts', () => {
   describe('Standard Webhooks signing', () => {
@@ -73,6 +75,115 @@ describe('webhook delivery: pure parts', () => {
       const names = [t.workExchange, t.workQueue, t.retryExchange, t.parkedQueue, ...t.delayQueues.values()];
       for (const name of names) expect(name.startsWith('tenant.acme.')).to.equal(true);
       expect(() => webhookTopology('', [5_000])).to.throw(/invalid queue prefix/);
+    });
+  });
+
+  describe('batching of database work', () => {
+    /** A batcher whose batches wait for `release` and are recorded in `batches`. */
+    function gatedBatcher(options: { maxSize: number; concurrency: number; failOn?: number }) {
+      const batches: number[][] = [];
+      const releases: (() => void)[] = [];
+      const batcher = new Batcher<number, string>({
+        maxSize: options.maxSize,
+        concurrency: options.concurrency,
+        run: async (inputs) => {
+          batches.push(inputs);
+          await new Promise<void>((resolve) => releases.push(resolve));
+          if (inputs.includes(options.failOn ?? -1)) throw new Error('batch failed');
+          return inputs.map((n) => `#${n}`);
+        },
+      });
+      const releaseAll = () => releases.splice(0).forEach((release) => release());
+      return { batcher, batches, releaseAll };
+    }
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+    it('runs the calls of one turn as one batch and answers each with its own result', async () => {
+      const { batcher, batches, releaseAll } = gatedBatcher({ maxSize: 10, concurrency: 1 });
+      const results = Promise.all([1, 2, 3].map((n) => batcher.add(n)));
+      await turn();
+      releaseAll();
+      expect(await results).to.deep.equal(['#1', '#2', '#3']);
+      expect(batches).to.deep.equal([[1, 2, 3]]);
+    });
+
+    it('gathers calls made while a batch runs into the next, up to the size limit', async () => {
+      const { batcher, batches, releaseAll } = gatedBatcher({ maxSize: 2, concurrency: 1 });
+      const first = batcher.add(1);
+      await turn();
+      const later = [2, 3, 4].map((n) => batcher.add(n));
+      await turn();
+      // Only one batch at a time: the others wait for it.
+      expect(batches).to.deep.equal([[1]]);
+      releaseAll();
+      expect(await first).to.equal('#1');
+      await turn();
+      releaseAll();
+      await turn();
+      releaseAll();
+      expect(await Promise.all(later)).to.deep.equal(['#2', '#3', '#4']);
+      expect(batches).to.deep.equal([[1], [2, 3], [4]]);
+    });
+
+    it('rejects every call of a failed batch and goes on with the next', async () => {
+      const { batcher, batches, releaseAll } = gatedBatcher({ maxSize: 10, concurrency: 2, failOn: 2 });
+      const failed = [1, 2].map((n) => batcher.add(n).catch((error: Error) => error.message));
+      await turn();
+      const next = batcher.add(3);
+      await turn();
+      // A second batch runs beside the first.
+      expect(batches).to.deep.equal([[1, 2], [3]]);
+      releaseAll();
+      expect(await Promise.all(failed)).to.deep.equal(['batch failed', 'batch failed']);
+      expect(await next).to.equal('#3');
+    });
+
+    it('folds a batch of attempts into each endpoint streak as if recorded one by one', () => {
+      const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
+      const attempt = (endpointId: string, succeeded: boolean, second: number, disableReason?: string) =>
+        ({
+          deliveryId: `d${second}`,
+          endpointId,
+          attempt: 1,
+          startedAt: at(second),
+          durationMs: 1,
+          responseStatus: succeeded ? 200 : 500,
+          error: undefined,
+          succeeded,
+          status: succeeded ? 'succeeded' : 'retrying',
+          nextAttemptAt: undefined,
+          disableAfterMs: 1000,
+          ...(disableReason ? { disableReason } : {}),
+        }) satisfies AttemptRecord;
+      const streaks = endpointStreaks([
+        attempt('b', false, 3),
+        attempt('b', false, 1),
+        attempt('a', false, 1),
+        attempt('a', true, 2),
+        attempt('a', false, 5),
+        attempt('a', false, 4),
+        attempt('c', false, 1, 'the endpoint answered 410 Gone'),
+        attempt('c', true, 2),
+        attempt('d', false, 1),
+        attempt('d', true, 2),
+      ]);
+      expect(
+        streaks.map(({ endpointId, reset, since, disableReason }) => ({
+          endpointId,
+          reset,
+          since,
+          disableReason,
+        })),
+      ).to.deep.equal([
+        // A success ended the old streak; failures after it start a new one at their earliest.
+        { endpointId: 'a', reset: true, since: at(4), disableReason: undefined },
+        // Only failures: the streak goes on (or starts at the earliest of them).
+        { endpointId: 'b', reset: false, since: at(1), disableReason: undefined },
+        // A 410 disables even when a later attempt succeeded.
+        { endpointId: 'c', reset: true, since: undefined, disableReason: 'the endpoint answered 410 Gone' },
+        // Ended on a success: no streak.
+        { endpointId: 'd', reset: true, since: undefined, disableReason: undefined },
+      ]);
     });
   });
 

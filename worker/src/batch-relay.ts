@@ -1,7 +1,9 @@
 // The loop shared by the outbox relays: claim a batch from the tenant
 // database, publish one message per item on a confirm channel, and let the
 // source commit only after every confirm arrived (or roll back on failure or
-// timeout). A full batch runs the next at once; failures back off.
+// timeout). A full batch runs the next at once, and so does a poke (an outbox
+// notification) that came while a batch ran; otherwise it polls. Failures back
+// off, and pokes do not cut a backoff short.
 import type { Options } from 'amqplib';
 import type { ConfirmChannel } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
@@ -38,6 +40,8 @@ export class BatchRelay<T> {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private poked = false;
+  private backingOff = false;
   /** Rows published and committed since start. */
   relayed = 0;
 
@@ -59,9 +63,10 @@ export class BatchRelay<T> {
     this.loop ??= this.run();
   }
 
-  /** Runs a batch now instead of at the next poll. */
+  /** Runs a batch now instead of at the next poll (or right after the one running). */
   poke(): void {
-    this.wake?.();
+    this.poked = true;
+    if (!this.backingOff) this.wake?.();
   }
 
   async stop(): Promise<void> {
@@ -76,6 +81,7 @@ export class BatchRelay<T> {
     let failures = 0;
     while (!this.stopped) {
       let handled = 0;
+      this.poked = false;
       if (this.session.connected) {
         try {
           handled = await source.relayBatch(batchSize, (items) => this.publish(items));
@@ -86,9 +92,11 @@ export class BatchRelay<T> {
           logger.warn({ relay: name, err: errorText(error), failures }, 'outbox batch rolled back; retrying');
         }
       }
-      // A full batch means more may be waiting: go again at once.
-      if (handled >= batchSize && !this.stopped) continue;
+      if (this.stopped) break;
+      // A full batch means more may be waiting; a poke, that rows came in meanwhile: go again at once.
+      if (failures === 0 && (handled >= batchSize || this.poked)) continue;
       const pause = Math.min(pollIntervalMs * 2 ** failures, 30_000);
+      this.backingOff = failures > 0;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pause);
         this.wake = () => {
@@ -96,6 +104,7 @@ export class BatchRelay<T> {
           resolve();
         };
       });
+      this.wake = undefined;
     }
   }
 

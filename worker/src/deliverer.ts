@@ -4,9 +4,13 @@
 // database, schedule a retry or park it, and only then ack, on the channel it
 // came from. A crash anywhere before the ack means the broker redelivers it:
 // deliveries are at-least-once, and receivers deduplicate by webhook-id.
+// The database work of the messages in flight is batched (batcher.ts): one
+// statement loads the deliveries of many messages, one transaction records
+// their attempts, and each message is acked only after its batch committed.
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { signWebhook } from '../../lib/webhooks/standard-webhooks.js';
+import { Batcher } from './batcher.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
 import type { EndpointGate } from './endpoint-gate.js';
 import type { HttpSender, SendResult } from './http-sender.js';
@@ -20,7 +24,7 @@ import {
   parkedRoutingKey,
   type WebhookTopology,
 } from './topology.js';
-import type { DeliveryToSend, WebhookStore } from './webhook-store.js';
+import type { AttemptRecord, DeliveryToSend, WebhookStore } from './webhook-store.js';
 
 /** The body of a work message: which delivery, and the outbox row it came from. */
 export interface DeliveryMessage {
@@ -47,6 +51,8 @@ export class Deliverer {
   private readonly inFlight = new Set<Promise<void>>();
   private consumerTag: string | undefined;
   private draining = false;
+  private readonly loads: Batcher<DeliveryMessage, DeliveryToSend | undefined>;
+  private readonly records: Batcher<AttemptRecord, void>;
 
   constructor(private readonly options: DelivererOptions) {
     this.session = new BrokerSession({
@@ -54,6 +60,21 @@ export class Deliverer {
       name: 'deliverer',
       logger: options.logger,
       setup: (channel) => this.setup(channel),
+    });
+    const { store, logger, prefetch } = options;
+    // Two load batches at once, so one waiting for a relay's commit does not hold up the rest.
+    this.loads = new Batcher({ maxSize: prefetch, concurrency: 2, run: (bodies) => this.loadBatch(bodies) });
+    // One record batch at a time: batches grow with the load, and this
+    // worker's transactions never lock the same endpoint rows against each other.
+    this.records = new Batcher<AttemptRecord, void>({
+      maxSize: prefetch,
+      concurrency: 1,
+      run: async (records) => {
+        for (const { endpointId, reason } of await store.recordAttempts(records)) {
+          logger.warn({ endpointId, reason }, 'endpoint disabled');
+        }
+        return records.map(() => undefined);
+      },
     });
   }
 
@@ -147,7 +168,7 @@ export class Deliverer {
     }
     let gateOutcome: 'success' | 'failure' | 'neutral' = 'neutral';
     try {
-      const delivery = await store.loadDelivery(body.delivery_id, body.outbox_id);
+      const delivery = await this.loads.add(body);
       if (!delivery) {
         // The relay rolled back after publishing; it publishes a fresh delivery.
         logger.info(
@@ -163,7 +184,6 @@ export class Deliverer {
         gateOutcome = 'success';
         return;
       }
-      await store.markDelivering(delivery.deliveryId);
       const result = await this.send(delivery);
       gateOutcome =
         result.status !== undefined && result.status >= 200 && result.status < 300 ? 'success' : 'failure';
@@ -172,6 +192,24 @@ export class Deliverer {
     } finally {
       decision.release(gateOutcome);
     }
+  }
+
+  /**
+   * The deliveries of a batch of messages. One the relay has published but
+   * not yet committed is invisible: waiting for the relay's transaction tells
+   * "not committed yet" from "rolled back", so a worker never drops a delivery
+   * that is about to exist.
+   */
+  private async loadBatch(bodies: DeliveryMessage[]): Promise<(DeliveryToSend | undefined)[]> {
+    const { store } = this.options;
+    const found = await store.loadDeliveries(bodies.map((b) => b.delivery_id));
+    const unseen = bodies.filter((b) => b.outbox_id !== undefined && !found.has(b.delivery_id));
+    if (unseen.length > 0) {
+      await store.awaitRelayCommits([...new Set(unseen.map((b) => b.outbox_id as string))]);
+      const late = await store.loadDeliveries(unseen.map((b) => b.delivery_id));
+      for (const [id, delivery] of late) found.set(id, delivery);
+    }
+    return bodies.map((b) => found.get(b.delivery_id));
   }
 
   private async send(delivery: DeliveryToSend): Promise<SendResult> {
@@ -193,13 +231,14 @@ export class Deliverer {
     attempt: number,
     result: SendResult,
   ): Promise<void> {
-    const { schedule, store, logger } = this.options;
+    const { schedule } = this.options;
     const startedAt = new Date(Date.now() - result.durationMs);
     const succeeded = result.status !== undefined && result.status >= 200 && result.status < 300;
     const gone = result.status === 410;
     const last = attempt >= schedule.maxAttempts || gone || result.permanent === true;
     const tier = succeeded || last ? undefined : schedule.tierBefore(attempt + 1, result.retryAfterMs);
-    const outcome = await store.recordAttempt({
+    // Resolves once the batch holding this attempt has committed.
+    await this.records.add({
       deliveryId: delivery.deliveryId,
       endpointId: delivery.endpointId,
       attempt,
@@ -213,9 +252,6 @@ export class Deliverer {
       ...(gone ? { disableReason: 'the endpoint answered 410 Gone' } : {}),
       disableAfterMs: this.options.disableAfterMs,
     });
-    if (outcome.endpointDisabled) {
-      logger.warn({ endpointId: delivery.endpointId, reason: outcome.endpointDisabled }, 'endpoint disabled');
-    }
     this.options.onAttempt?.({ deliveryId: delivery.deliveryId, attempt, result });
     if (succeeded) return;
     if (tier !== undefined) {

@@ -1,6 +1,7 @@
-// Composition root of the tenant worker: outbox relay and webhook deliverer
-// against the tenant's own database and RabbitMQ user, with probes on
-// HTTP_PORT. SIGTERM drains in-flight deliveries, then exits.
+// Composition root of the tenant worker: outbox relays (woken by the outbox
+// listener, polling as the fallback) and webhook deliverer against the
+// tenant's own database and RabbitMQ user, with probes on HTTP_PORT. SIGTERM
+// drains in-flight deliveries, then exits.
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { startHealthServer } from '../../lib/health-server.js';
@@ -10,6 +11,7 @@ import { Deliverer } from './deliverer.js';
 import { EndpointGate } from './endpoint-gate.js';
 import { HttpSender } from './http-sender.js';
 import { createIntegrationEngine } from './integrations/integration-engine.js';
+import { OutboxListener } from './outbox-listener.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { RetrySchedule } from './schedule.js';
 import { webhookTopology } from './topology.js';
@@ -61,6 +63,15 @@ async function main(): Promise<void> {
     settings: config.integrations,
     logger,
   });
+  const listener = new OutboxListener({
+    connectionString: config.databaseUrl,
+    logger,
+    // Each relay wakes for its own topics (integration.* or the rest), and both after a reconnect.
+    onNotify: (topicRoot) => {
+      if (topicRoot !== 'integration') relay.poke();
+      if (topicRoot === undefined || topicRoot === 'integration') integrations.relay.poke();
+    },
+  });
   const health = await startHealthServer({
     registry: new Registry(),
     host: config.http.host,
@@ -74,12 +85,14 @@ async function main(): Promise<void> {
   deliverer.start();
   relay.start();
   integrations.start();
+  listener.start();
 
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining');
+    await listener.stop();
     await relay.stop();
     await Promise.all([
       deliverer.drain(config.shutdownTimeoutMs),

@@ -1,7 +1,7 @@
 // The tenant database side of webhook delivery: fan-out of outbox rows into
-// messages and deliveries, the delivery a worker is about to send, and the
-// record of each attempt. Every query is schema-qualified; the pool connects as
-// the tenant's login role, so the app role's privileges apply.
+// messages and deliveries, the deliveries a worker is about to send, and the
+// record of each attempt, a batch at a time. Every query is schema-qualified;
+// the pool connects as the tenant's login role, so the app role's privileges apply.
 import type pg from 'pg';
 import { deliveriesRequestedTopic, type DeliveriesRequested } from '../../lib/webhooks/outbox-topics.js';
 import { eventTypeMatches, newMessageId } from '../../lib/webhooks/standard-webhooks.js';
@@ -51,9 +51,48 @@ export interface AttemptRecord {
   disableAfterMs: number;
 }
 
-export interface AttemptOutcome {
-  /** Set when this attempt disabled the endpoint. */
-  endpointDisabled?: string;
+export interface DisabledEndpoint {
+  endpointId: string;
+  reason: string;
+}
+
+/** What a batch of attempts does to one endpoint's failing streak. */
+export interface EndpointStreak {
+  endpointId: string;
+  /** A success ended the streak within the batch. */
+  reset: boolean;
+  /** When the failures after the batch's last success began; undefined when it ended on a success. */
+  since: Date | undefined;
+  /** A reason to disable the endpoint now (an attempt answered 410). */
+  disableReason: string | undefined;
+  disableAfterMs: number;
+}
+
+/** Folds a batch's attempts, in order, into one streak change per endpoint (sorted by id). */
+export function endpointStreaks(records: readonly AttemptRecord[]): EndpointStreak[] {
+  const streaks = new Map<string, EndpointStreak>();
+  for (const r of records) {
+    let streak = streaks.get(r.endpointId);
+    if (!streak) {
+      streak = {
+        endpointId: r.endpointId,
+        reset: false,
+        since: undefined,
+        disableReason: undefined,
+        disableAfterMs: r.disableAfterMs,
+      };
+      streaks.set(r.endpointId, streak);
+    }
+    if (r.succeeded) {
+      streak.reset = true;
+      streak.since = undefined;
+    } else if (!streak.since || r.startedAt < streak.since) {
+      streak.since = r.startedAt;
+    }
+    streak.disableReason ??= r.disableReason;
+    streak.disableAfterMs = r.disableAfterMs;
+  }
+  return [...streaks.values()].sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1));
 }
 
 const lostConnection = new WeakMap<pg.PoolClient, () => void>();
@@ -189,29 +228,11 @@ export class WebhookStore {
   }
 
   /**
-   * The delivery and what is needed to send it. A delivery the relay has
-   * published but not yet committed is invisible; waiting on its outbox row's
-   * lock tells "not committed yet" from "rolled back", so a worker never drops
-   * a delivery that is about to exist.
+   * The deliveries named by `deliveryIds` and what is needed to send them, in
+   * one read. A delivery is not marked while its request is in flight: that
+   * would cost a write and a commit per batch on the way to every first attempt.
    */
-  async loadDelivery(deliveryId: string, outboxId: string | undefined): Promise<DeliveryToSend | undefined> {
-    const found = await this.selectDelivery(deliveryId);
-    if (found || outboxId === undefined) return found;
-    const client = await checkout(this.pool);
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT 1 FROM app.outbox WHERE id = $1 FOR KEY SHARE', [outboxId]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      checkin(client);
-    }
-    return this.selectDelivery(deliveryId);
-  }
-
-  private async selectDelivery(deliveryId: string): Promise<DeliveryToSend | undefined> {
+  async loadDeliveries(deliveryIds: readonly string[]): Promise<Map<string, DeliveryToSend>> {
     const { rows } = await this.pool.query<{
       id: string;
       status: DeliveryStatus;
@@ -232,31 +253,37 @@ export class WebhookStore {
          FROM app.webhook_deliveries d
          JOIN app.webhook_messages m ON m.id = d.message_id
          JOIN app.webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.id = $1`,
-      [deliveryId],
+        WHERE d.id = ANY($1::uuid[])`,
+      [deliveryIds],
     );
-    const row = rows[0];
-    if (!row) return undefined;
-    return {
-      deliveryId: row.id,
-      status: row.status,
-      attempts: row.attempts,
-      messageId: row.message_id,
-      eventType: row.event_type,
-      payload: row.payload,
-      messageCreatedAt: row.message_created_at,
-      endpointId: row.endpoint_id,
-      url: row.url,
-      enabled: row.enabled,
-      secrets: row.previous_secret ? [row.secret, row.previous_secret] : [row.secret],
-    };
+    return new Map(
+      rows.map((row) => [
+        row.id,
+        {
+          deliveryId: row.id,
+          status: row.status,
+          attempts: row.attempts,
+          messageId: row.message_id,
+          eventType: row.event_type,
+          payload: row.payload,
+          messageCreatedAt: row.message_created_at,
+          endpointId: row.endpoint_id,
+          url: row.url,
+          enabled: row.enabled,
+          secrets: row.previous_secret ? [row.secret, row.previous_secret] : [row.secret],
+        },
+      ]),
+    );
   }
 
-  async markDelivering(deliveryId: string): Promise<void> {
-    await this.pool.query(
-      `UPDATE app.webhook_deliveries SET status = 'delivering', updated_at = now() WHERE id = $1`,
-      [deliveryId],
-    );
+  /**
+   * Waits until no relay transaction holds these outbox rows. A worker can get
+   * a work message before the relay that published it commits; once the
+   * relay's transaction is over, its deliveries either exist (committed) or
+   * never will (rolled back), so a missing delivery is never dropped early.
+   */
+  async awaitRelayCommits(outboxIds: readonly string[]): Promise<void> {
+    await this.pool.query('SELECT 1 FROM app.outbox WHERE id = ANY($1::bigint[]) FOR KEY SHARE', [outboxIds]);
   }
 
   /** A deferral is not an attempt: only the status, the counter and the next time change. */
@@ -286,69 +313,81 @@ export class WebhookStore {
   }
 
   /**
-   * Records one attempt and its consequences in one transaction: the attempt
-   * row, the delivery's new status, the endpoint's failing streak, and, when
-   * the endpoint is disabled, the tenant-visible outbox event saying so.
+   * Records a batch of attempts and their consequences in one transaction: the
+   * attempt rows, each delivery's new status, each endpoint's failing streak,
+   * and for an endpoint this disables, the tenant-visible outbox event saying
+   * so. The records count in their order, as if recorded one after another.
+   * Attempts of deliveries deleted meanwhile (with their endpoint) are skipped.
+   * Returns the endpoints the batch disabled.
    */
-  async recordAttempt(record: AttemptRecord): Promise<AttemptOutcome> {
+  async recordAttempts(records: readonly AttemptRecord[]): Promise<DisabledEndpoint[]> {
     const client = await checkout(this.pool);
     try {
       await client.query('BEGIN');
+      // The last attempt of a delivery sets its status.
+      const latest = [...new Map(records.map((r) => [r.deliveryId, r])).values()];
+      const updated = await client.query<{ id: string }>(
+        `UPDATE app.webhook_deliveries d
+            SET status = r.status, attempts = greatest(d.attempts, r.attempt), next_attempt_at = r.next_attempt_at,
+                last_attempt_at = r.started_at, last_error = r.error, last_response_status = r.response_status,
+                last_duration_ms = r.duration_ms, updated_at = now()
+           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+                       $7::int[], $8::int[])
+                AS r(id, status, attempt, next_attempt_at, started_at, error, response_status, duration_ms)
+          WHERE d.id = r.id
+      RETURNING d.id`,
+        [
+          latest.map((r) => r.deliveryId),
+          latest.map((r) => r.status),
+          latest.map((r) => r.attempt),
+          latest.map((r) => r.nextAttemptAt ?? null),
+          latest.map((r) => r.startedAt),
+          latest.map((r) => r.error ?? null),
+          latest.map((r) => r.responseStatus ?? null),
+          latest.map((r) => r.durationMs),
+        ],
+      );
+      // The updated rows stay locked until COMMIT, so their attempts can reference them.
+      const present = new Set(updated.rows.map((row) => row.id));
+      const kept = records.filter((r) => present.has(r.deliveryId));
       await client.query(
         `INSERT INTO app.webhook_attempts
            (delivery_id, attempt, started_at, duration_ms, response_status, error, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+         SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[])`,
         [
-          record.deliveryId,
-          record.attempt,
-          record.startedAt,
-          record.durationMs,
-          record.responseStatus ?? null,
-          record.error ?? null,
-          record.succeeded ? 'succeeded' : 'failed',
+          kept.map((r) => r.deliveryId),
+          kept.map((r) => r.attempt),
+          kept.map((r) => r.startedAt),
+          kept.map((r) => r.durationMs),
+          kept.map((r) => r.responseStatus ?? null),
+          kept.map((r) => r.error ?? null),
+          kept.map((r) => (r.succeeded ? 'succeeded' : 'failed')),
         ],
       );
-      await client.query(
-        `UPDATE app.webhook_deliveries
-            SET status = $2, attempts = greatest(attempts, $3), next_attempt_at = $4, last_attempt_at = $5,
-                last_error = $6, last_response_status = $7, last_duration_ms = $8, updated_at = now()
-          WHERE id = $1`,
-        [
-          record.deliveryId,
-          record.status,
-          record.attempt,
-          record.nextAttemptAt ?? null,
-          record.startedAt,
-          record.error ?? null,
-          record.responseStatus ?? null,
-          record.durationMs,
-        ],
+      const streaks = endpointStreaks(kept);
+      const { rows: failing } = await client.query<{ id: string; failing_ms: number }>(
+        `UPDATE app.webhook_endpoints e
+            SET failing_since = CASE WHEN s.reset THEN s.since ELSE coalesce(e.failing_since, s.since) END,
+                updated_at = now()
+           FROM unnest($1::uuid[], $2::bool[], $3::timestamptz[]) AS s(id, reset, since)
+          WHERE e.id = s.id AND (s.since IS NOT NULL OR e.failing_since IS NOT NULL)
+      RETURNING e.id, extract(epoch FROM (now() - e.failing_since)) * 1000 AS failing_ms`,
+        [streaks.map((s) => s.endpointId), streaks.map((s) => s.reset), streaks.map((s) => s.since ?? null)],
       );
-      let disableReason = record.disableReason;
-      if (record.succeeded) {
-        await client.query(
-          `UPDATE app.webhook_endpoints SET failing_since = NULL, updated_at = now()
-            WHERE id = $1 AND failing_since IS NOT NULL`,
-          [record.endpointId],
-        );
-      } else {
-        const { rows } = await client.query<{ failing_ms: number }>(
-          `UPDATE app.webhook_endpoints SET failing_since = coalesce(failing_since, $2), updated_at = now()
-            WHERE id = $1
-        RETURNING extract(epoch FROM (now() - failing_since)) * 1000 AS failing_ms`,
-          [record.endpointId, record.startedAt],
-        );
-        const failingMs = Number(rows[0]?.failing_ms ?? 0);
-        if (!disableReason && failingMs >= record.disableAfterMs) {
-          disableReason = `failing continuously for ${Math.round(failingMs / 1000)}s`;
+      const failingMs = new Map(failing.map((row) => [row.id, Number(row.failing_ms ?? 0)]));
+      const disabled: DisabledEndpoint[] = [];
+      for (const streak of streaks) {
+        let reason = streak.disableReason;
+        const ms = failingMs.get(streak.endpointId) ?? 0;
+        if (!reason && streak.since && ms >= streak.disableAfterMs) {
+          reason = `failing continuously for ${Math.round(ms / 1000)}s`;
+        }
+        if (reason && (await this.disable(client, streak.endpointId, reason))) {
+          disabled.push({ endpointId: streak.endpointId, reason });
         }
       }
-      const outcome: AttemptOutcome = {};
-      if (disableReason && (await this.disable(client, record.endpointId, disableReason))) {
-        outcome.endpointDisabled = disableReason;
-      }
       await client.query('COMMIT');
-      return outcome;
+      return disabled;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
