@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { deliveriesRequestedTopic, type DeliveriesRequested } from '../../lib/webhooks/outbox-topics.js';
 import { eventTypeMatches, newMessageId } from '../../lib/webhooks/standard-webhooks.js';
 
-export type DeliveryStatus = 'pending' | 'delivering' | 'succeeded' | 'retrying' | 'failed' | 'deferred';
+export type DeliveryStatus = 'pending' | 'succeeded' | 'retrying' | 'failed' | 'deferred';
 
 /** The tenant-visible event written to the outbox when an endpoint is disabled. */
 export const endpointDisabledTopic = 'webhook.endpoint.disabled';
