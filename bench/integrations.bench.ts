@@ -22,8 +22,9 @@ const repoRoot = resolve(import.meta.dirname, '..');
 function startChild(
   script: string,
   env: Record<string, string>,
+  nodeArgs: string[] = [],
 ): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -142,10 +143,15 @@ try {
   const base = await load(baseline.port, '/hook', secret, 'base');
   baseline.child.kill('SIGTERM');
 
-  const api = await startChild('bench/support/integration-api.ts', {
-    BENCH_KUBECONFIG: platform.cp.kubeconfigPath,
-    BENCH_PLATFORM_NAMESPACE: platform.platformNamespace,
-  });
+  const api = await startChild(
+    'bench/support/integration-api.ts',
+    {
+      BENCH_KUBECONFIG: platform.cp.kubeconfigPath,
+      BENCH_PLATFORM_NAMESPACE: platform.platformNamespace,
+    },
+    // BENCH_INTAKE_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/intake-profile", to profile the API under load.
+    (process.env.BENCH_INTAKE_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  );
   children.push(api.child);
   const path = `/api/integrations/webhooks/communication-service/${tenant}`;
   progress(`API: ${concurrency} in flight for ${seconds}s`);

@@ -18,6 +18,7 @@ import type { RateLimits } from './ratelimit/rate-limits.js';
 import { apiClientRoutes } from './routes/api-clients.js';
 import { integrationRoutes, integrationWebhookRoutes } from './routes/integrations.js';
 import { OrganizationRoutes } from './integrations/organization-routes.js';
+import { IncomingEventStore } from './integrations/incoming-event-store.js';
 import { ProviderConfigs } from './integrations/provider-configs.js';
 import { WebhookIntake } from './integrations/webhook-intake.js';
 import { auditLogRoutes } from './routes/audit-logs.js';
@@ -96,7 +97,13 @@ export function createApp(deps: AppDeps): Express {
     integrations: {
       configs,
       routes: organizationRoutes,
-      intake: new WebhookIntake(deps.directory, deps.databases, configs, organizationRoutes),
+      intake: new WebhookIntake(
+        deps.directory,
+        deps.databases,
+        configs,
+        organizationRoutes,
+        new IncomingEventStore(deps.log),
+      ),
     },
   };
   app.use('/api/integrations/webhooks', integrationWebhookRoutes(integrationDeps));

@@ -15,7 +15,7 @@ import {
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { ProviderSimulator, sampleEvents, type SampleEvent } from '../support/provider-simulator.js';
-import { createTestVhost, uniqueSuffix, type TestVhost } from '../support/services.js';
+import { createTestVhost, serviceUrls, uniqueSuffix, type TestVhost } from '../support/services.js';
 import { eventually } from '../support/wait.js';
 
 const password = 'correct horse battery staple 42';
@@ -419,6 +419,122 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
       const empty = await send(tenantA, 'communication-service', { events: [] });
       expect(empty.status).to.equal(400);
       expect(empty.body.errors[0].field).to.equal('events');
+    });
+
+    it('answers 400, not a 5xx, for values the database could not store', async () => {
+      const event = uniqueEvent(sampleEvents('communication-service')[0]!);
+      const nul = await send(tenantA, 'communication-service', {
+        ...event,
+        data: { ...event.data, note: 'a\u0000b' },
+      });
+      expect(nul.status).to.equal(400);
+      expect(fields(nul.body)).to.deep.equal(['data.note']);
+      // JSON.stringify would not write an unpaired surrogate escape; the raw text does.
+      const surrogate = await send(
+        tenantA,
+        'communication-service',
+        JSON.stringify(event).replace('"data":{', '"data":{"note":"\\ud800",'),
+      );
+      expect(surrogate.status).to.equal(400);
+      expect(fields(surrogate.body)).to.deep.equal(['data.note']);
+      let deep: unknown = 'bottom';
+      for (let i = 0; i < 40; i += 1) deep = { d: deep };
+      const nested = await send(tenantA, 'communication-service', {
+        ...event,
+        data: { ...event.data, deep },
+      });
+      expect(nested.status).to.equal(400);
+      expect(fields(nested.body)[0]).to.match(/^data\.deep(\.d)+$/);
+      const noEventId: SampleEvent = { ...event };
+      delete noEventId.event_id;
+      const longId = await send(tenantA, 'communication-service', noEventId, { id: 'x'.repeat(300) });
+      expect(longId.status).to.equal(400);
+      expect(fields(longId.body)).to.deep.equal(['event_id']);
+      expect(await eventRow(tenantA, 'communication-service', event.event_id!)).to.equal(undefined);
+    });
+
+    it('accepts each event exactly once among many concurrent requests with overlapping event_ids', async () => {
+      const events = Array.from({ length: 12 }, () => uniqueEvent(sampleEvents('communication-service')[0]!));
+      // Four deliveries of each event (each its own webhook-id), and batches repeating some of them.
+      const singles = events.flatMap((e) => [e, e, e, e]);
+      const batches = [0, 1, 2].map((b) => ({ events: [events[b]!, events[b + 3]!, events[b]!] }));
+      const answers = await Promise.all(
+        [...singles, ...batches].map((payload) => send(tenantA, 'communication-service', payload)),
+      );
+      expect(answers.every((a) => a.status === 200 || a.status === 202)).to.equal(true);
+      const accepted = new Map<string, string[]>();
+      type Result = { status: string; event_id: string; id?: string };
+      const results = answers.flatMap(({ body }) => (body.results ?? [body]) as Result[]);
+      for (const r of results) {
+        if (r.status === 'accepted') accepted.set(r.event_id, [...(accepted.get(r.event_id) ?? []), r.id!]);
+        else expect(r.status).to.equal('duplicate');
+      }
+      const ids = events.map((e) => e.event_id!);
+      expect(ids.map((id) => accepted.get(id)?.length)).to.deep.equal(ids.map(() => 1));
+      const { rows } = await db[tenantA]!.query<{ id: string; event_id: string; outbox: number }>(
+        `SELECT e.id, e.event_id,
+                (SELECT count(*)::int FROM app.outbox o WHERE o.payload->>'event' = e.id::text) AS outbox
+           FROM app.integration_events e WHERE e.provider = 'communication-service' AND e.event_id = ANY($1)`,
+        [ids],
+      );
+      expect(rows).to.have.length(ids.length);
+      for (const row of rows) {
+        expect(accepted.get(row.event_id)).to.deep.equal([row.id]);
+        expect(row.outbox).to.equal(1);
+      }
+    });
+
+    it('answers 503 problem+json for the requests of a statement that failed, storing none of them', async () => {
+      // An insider's trigger makes one event fail the statement it shares with others.
+      const url = new URL(serviceUrls.postgres);
+      url.pathname = new URL(api.directory.servable(tenantA).credentials.uri).pathname;
+      const superuser = new pg.Client({ connectionString: url.toString() });
+      await superuser.connect();
+      const poison = `poison_${uniqueSuffix()}`;
+      await superuser.query(`
+        CREATE FUNCTION app.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.event_id = '${poison}' THEN RAISE EXCEPTION 'refused'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_poison AFTER INSERT ON app.integration_events
+          FOR EACH ROW EXECUTE FUNCTION app.refuse_poison();`);
+      try {
+        const events = Array.from({ length: 16 }, () =>
+          uniqueEvent(sampleEvents('communication-service')[0]!),
+        );
+        events[8] = { ...events[8]!, event_id: poison };
+        const answers = await Promise.all(
+          events.map(async (event) => {
+            const body = JSON.stringify(event);
+            const res = await fetch(hook('communication-service', tenantA), {
+              method: 'POST',
+              headers: {
+                'content-type': 'application/json',
+                ...ProviderSimulator.sign(secrets[`${tenantA}/communication-service`]!, body),
+              },
+              body,
+            });
+            return { event, res, body: (await res.json()) as { status: number | string } };
+          }),
+        );
+        const failed = answers.filter((a) => a.res.status === 503);
+        expect(failed.map((a) => a.event.event_id)).to.include(poison);
+        for (const { res, body } of failed) {
+          expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
+          expect(res.headers.get('retry-after')).to.match(/^\d+$/);
+          expect(body.status).to.equal(503);
+        }
+        expect(answers.every((a) => a.res.status === 202 || a.res.status === 503)).to.equal(true);
+        for (const { event, res } of answers) {
+          const row = await eventRow(tenantA, 'communication-service', event.event_id!);
+          expect(row === undefined, `${event.event_id} answered ${res.status}`).to.equal(res.status === 503);
+        }
+      } finally {
+        await superuser.query('DROP TRIGGER refuse_poison ON app.integration_events');
+        await superuser.query('DROP FUNCTION app.refuse_poison()');
+        await superuser.end();
+      }
     });
   });
 

@@ -1,9 +1,9 @@
 // Incoming provider webhooks: find the tenant (from the path, or from the
 // payload's organization_id), verify the Standard Webhooks signature on the
 // raw body, validate each event, and store every new event together with its
-// outbox row in one statement. Duplicates (same provider and event_id, or
+// outbox row (incoming-event-store.ts: one statement, shared with concurrent
+// requests for the same tenant). Duplicates (same provider and event_id, or
 // webhook-id when the event has none) insert nothing and report "duplicate".
-import { QueryTypes } from 'sequelize';
 import {
   eventTypes,
   incomingEventSchema,
@@ -12,12 +12,17 @@ import {
 } from '../../../lib/integrations/catalog.js';
 import { verifyWebhook, WebhookVerificationError } from '../../../lib/webhooks/verification.js';
 import { fieldErrors, problems, ProblemError, type FieldError } from '../http/problem.js';
-import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
+import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import type { IncomingEventStore, NewEvent } from './incoming-event-store.js';
 import type { OrganizationRoutes } from './organization-routes.js';
 import type { ProviderConfigs } from './provider-configs.js';
 
 export const maxBatchSize = 100;
+/** Deepest nesting of objects and arrays in an event; PostgreSQL and JSON.stringify recurse. */
+export const maxEventDepth = 32;
+/** Longest event_id (the column's CHECK), also when webhook-id stands in for it. */
+const idLimit = 200;
 
 export interface IntakeRequest {
   provider: Provider;
@@ -75,6 +80,7 @@ export class WebhookIntake {
     private readonly databases: TenantDatabases,
     private readonly configs: ProviderConfigs,
     private readonly routes: OrganizationRoutes,
+    private readonly events: IncomingEventStore,
     private readonly toleranceSeconds = 300,
   ) {}
 
@@ -113,8 +119,8 @@ export class WebhookIntake {
     const results: EventResult[] = [];
     const valid: ValidEvent[] = [];
     events.forEach((raw, index) => {
-      const checked = validateEvent(provider, raw, config.organizationId);
       const fallbackId = batch ? `${request.headers.id}:${index}` : request.headers.id!;
+      const checked = validateEvent(provider, raw, config.organizationId, fallbackId);
       if ('errors' in checked) {
         const eventId = (raw as { event_id?: unknown } | null)?.event_id;
         results.push({
@@ -127,24 +133,25 @@ export class WebhookIntake {
           })),
         });
       } else {
-        valid.push({ index, eventId: checked.event.event_id ?? fallbackId, event: checked.event });
+        valid.push({ index, eventId: checked.eventId, event: checked.event });
       }
     });
     if (!batch && results.length > 0) {
       const rejected = results[0] as Extract<EventResult, { status: 'rejected' }>;
       throw problems.validation(rejected.errors);
     }
-    const inserted = await store(db, provider, valid);
-    for (const v of valid) {
-      const id = inserted.get(v.eventId);
-      // Two copies of one event in one batch: the first is accepted, the second is a duplicate.
-      if (id !== undefined) {
-        inserted.delete(v.eventId);
-        results.push({ index: v.index, event_id: v.eventId, status: 'accepted', id });
-      } else {
-        results.push({ index: v.index, event_id: v.eventId, status: 'duplicate' });
-      }
-    }
+    const ids = await this.events.store(
+      db,
+      valid.map((v) => newEvent(provider, v)),
+    );
+    valid.forEach((v, i) => {
+      const id = ids[i];
+      results.push(
+        id === undefined
+          ? { index: v.index, event_id: v.eventId, status: 'duplicate' }
+          : { index: v.index, event_id: v.eventId, status: 'accepted', id },
+      );
+    });
     results.sort((a, b) => a.index - b.index);
     const count = (status: EventResult['status']) => results.filter((r) => r.status === status).length;
     const accepted = count('accepted');
@@ -184,10 +191,14 @@ function validateEvent(
   provider: Provider,
   raw: unknown,
   organizationId: string,
-): { event: IncomingEvent } | { errors: FieldError[] } {
+  fallbackId: string,
+): { event: IncomingEvent; eventId: string } | { errors: FieldError[] } {
   const result = incomingEventSchema.safeParse(raw);
   if (!result.success) return { errors: fieldErrors(result.error) };
   const event = result.data;
+  // Checked before the insert: a value the database refuses would fail every request sharing its statement.
+  const unstorable = unstorableValue(event);
+  if (unstorable) return { errors: [unstorable] };
   const idField = eventTypes[provider][event.event_type];
   if (idField === undefined) {
     return {
@@ -200,8 +211,16 @@ function validateEvent(
     };
   }
   const id = event.data[idField];
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200) {
-    return { errors: [{ field: `data.${idField}`, message: 'required: a string of 1 to 200 characters' }] };
+  if (typeof id !== 'string' || id.length === 0 || id.length > idLimit) {
+    return {
+      errors: [{ field: `data.${idField}`, message: `required: a string of 1 to ${idLimit} characters` }],
+    };
+  }
+  const eventId = event.event_id ?? fallbackId;
+  if (eventId.length > idLimit) {
+    return {
+      errors: [{ field: 'event_id', message: `required when webhook-id is too long to stand in for it` }],
+    };
   }
   if (event.organization_id !== undefined && event.organization_id !== organizationId) {
     return {
@@ -210,38 +229,38 @@ function validateEvent(
       ],
     };
   }
-  return { event };
+  return { event, eventId };
 }
 
-/**
- * Inserts the new events and one outbox row for each, atomically (a single
- * statement); returns event_id → row id for the rows that were new.
- */
-async function store(db: TenantDb, provider: Provider, events: ValidEvent[]): Promise<Map<string, string>> {
-  if (events.length === 0) return new Map();
-  const rows = await db.sequelize.query<{ id: string; event_id: string }>(
-    `WITH ev AS (
-       INSERT INTO app.integration_events (provider, event_id, event_type, organization_id, payload)
-       SELECT $1, t.event_id, t.event_type, t.organization_id, t.payload
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[])
-           AS t(event_id, event_type, organization_id, payload)
-       ON CONFLICT (provider, event_id) DO NOTHING
-       RETURNING id, event_id, event_type
-     ), ob AS (
-       INSERT INTO app.outbox (topic, payload)
-       SELECT 'integration.' || $1 || '.' || ev.event_type, jsonb_build_object('event', ev.id) FROM ev
-     )
-     SELECT id, event_id FROM ev`,
-    {
-      bind: [
-        provider,
-        events.map((e) => e.eventId),
-        events.map((e) => e.event.event_type),
-        events.map((e) => e.event.organization_id ?? null),
-        events.map((e) => JSON.stringify(e.event)),
-      ],
-      type: QueryTypes.SELECT,
-    },
-  );
-  return new Map(rows.map((r) => [r.event_id, r.id]));
+// NUL and unpaired surrogates: jsonb and text refuse them.
+const unstorableText = /[\0\p{Cs}]/u;
+
+/** The first part of a value PostgreSQL cannot store as jsonb, or that nests deeper than maxEventDepth. */
+function unstorableValue(value: unknown, path: string[] = []): FieldError | undefined {
+  const at = (message: string) => ({ field: path.join('.') || 'body', message });
+  if (typeof value === 'string') {
+    return unstorableText.test(value)
+      ? at('contains NUL or an unpaired surrogate, which cannot be stored')
+      : undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  if (path.length >= maxEventDepth) return at(`nested deeper than ${maxEventDepth} levels`);
+  for (const [key, item] of Object.entries(value)) {
+    if (unstorableText.test(key)) {
+      return at('has a key with NUL or an unpaired surrogate, which cannot be stored');
+    }
+    const found = unstorableValue(item, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function newEvent(provider: Provider, v: ValidEvent): NewEvent {
+  return {
+    provider,
+    eventId: v.eventId,
+    eventType: v.event.event_type,
+    organizationId: v.event.organization_id ?? null,
+    payload: JSON.stringify(v.event),
+  };
 }

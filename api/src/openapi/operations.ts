@@ -748,6 +748,7 @@ export const operations: OperationDoc[] = [
       200: { description: 'a duplicate: already accepted, no second effect', schema: { type: 'object' } },
       202: { description: 'accepted (per-event results for a batch)', schema: { type: 'object' } },
       401: 'missing, wrong or stale signature, or unknown organization',
+      503: 'the events could not be stored and none of them was; retry after Retry-After',
     },
   })),
   {
