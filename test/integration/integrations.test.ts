@@ -168,7 +168,9 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
         amqpUrl: vhost.url,
         queuePrefix: `tenant.${tenant}.t${run}.`,
         settings: {
-          schedule: [0, 300, 600],
+          // Tenant B parks after three attempts. Tenant A has attempts to spare: while its circuit is open, a
+          // half-open probe spends one, and the circuit test must not park an event before the provider recovers.
+          schedule: tenant === tenantA ? [0, 300, 600, 600, 600, 600, 600, 600] : [0, 300, 600],
           prefetch: 20,
           api: {
             timeoutMs: 400,
