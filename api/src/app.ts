@@ -72,6 +72,8 @@ const requestId: RequestHandler = (req, res, next) => {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETag hashing of every JSON body: API clients do not revalidate, and the hash costs on each response.
+  app.set('etag', false);
   app.set('trust proxy', deps.trustProxy);
   app.set('query parser', 'simple');
   app.use(requestId);
