@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import amqp from 'amqplib';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
@@ -458,13 +459,20 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
         { timeoutMs: 60_000 },
       );
       expect(await unsentCount()).to.equal(0);
-      const { rows } = await app.query<{ n: number }>(
-        `SELECT count(DISTINCT m.outbox_id)::int AS n FROM webhook_messages m
-           JOIN webhook_deliveries d ON d.message_id = m.id
-          WHERE d.endpoint_id = $1 AND d.status = 'succeeded'`,
-        [endpoint.id],
+      // The receiver sees a delivery just before its attempt is recorded: wait for the records.
+      const succeeded = async () => {
+        const { rows } = await app.query<{ n: number }>(
+          `SELECT count(DISTINCT m.outbox_id)::int AS n FROM webhook_messages m
+             JOIN webhook_deliveries d ON d.message_id = m.id
+            WHERE d.endpoint_id = $1 AND d.status = 'succeeded'`,
+          [endpoint.id],
+        );
+        return rows[0]?.n ?? 0;
+      };
+      await eventually('every delivery to be recorded', async () =>
+        (await succeeded()) >= 420 ? true : undefined,
       );
-      expect(rows[0]?.n).to.equal(420);
+      expect(await succeeded()).to.equal(420);
     } finally {
       await proxy?.close();
     }
@@ -633,7 +641,7 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
     for (let i = 0; i < 3; i++) endpoints.push(await addEndpoint(`/kill/${i}`, []));
     receiver.behaviours.set('/kill/0', (_req, res) => setTimeout(() => res.writeHead(200).end(), 5));
     const accepted = 300;
-    const spawnWorker = () => {
+    const spawnWorker = (httpPort = 0) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'worker/src/main.ts'], {
         cwd: repoRoot,
         env: {
@@ -643,7 +651,7 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
           AMQP_URL: tenantAmqpUrl,
           AMQP_QUEUE_PREFIX: prefix,
           HTTP_HOST: '127.0.0.1',
-          HTTP_PORT: '0',
+          HTTP_PORT: String(httpPort),
           WEBHOOK_ALLOW_LOOPBACK: 'true',
           WEBHOOK_RETRY_SCHEDULE: '0,200ms,400ms,800ms',
           OUTBOX_POLL_INTERVAL: '50ms',
@@ -666,13 +674,30 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
     const deliveredAtKill = keys().size;
     expect(deliveredAtKill).to.be.below(accepted * endpoints.length);
 
-    const second = spawnWorker();
+    const metricsPort = await freePort();
+    const second = spawnWorker(metricsPort);
     const delivered = await until(
       'every accepted delivery to arrive',
       () => (keys().size >= accepted * endpoints.length ? keys() : undefined),
       { timeoutMs: 120_000 },
     );
     expect(delivered.size).to.equal(accepted * endpoints.length);
+    // The second worker's metrics count at least every delivery the first one had not made.
+    const metrics = await eventually(
+      'the second worker to count its attempts',
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        const succeeded = Number(
+          /^tenantry_worker_webhook_attempts_total\{outcome="succeeded"\} (\d+)/m.exec(text)?.[1],
+        );
+        return succeeded >= accepted * endpoints.length - deliveredAtKill ? text : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    expect(metrics).to.match(/^tenantry_worker_ready 1$/m);
+    expect(metrics).to.match(/^tenantry_worker_webhook_attempt_duration_seconds_count \d+/m);
+    expect(metrics).to.match(/^tenantry_worker_outbox_relayed_total\{relay="webhooks"\} \d+/m);
+    expect(metrics).to.match(/^tenantry_worker_process_resident_memory_bytes \d+/m);
     second.kill('SIGTERM');
     const code = await new Promise((ok) => second.once('exit', ok));
     expect(code).to.equal(0);
@@ -683,3 +708,15 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
     expect(rows).to.deep.equal([{ status: 'succeeded', n: accepted * endpoints.length }]);
   });
 });
+
+/** A loopback port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}

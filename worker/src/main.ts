@@ -3,7 +3,6 @@
 // tenant's own database and RabbitMQ user, with probes on HTTP_PORT. SIGTERM
 // drains in-flight deliveries, then exits.
 import pg from 'pg';
-import { Registry } from 'prom-client';
 import { startHealthServer } from '../../lib/health-server.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadWorkerConfig } from './config.js';
@@ -11,6 +10,7 @@ import { Deliverer } from './deliverer.js';
 import { EndpointGate } from './endpoint-gate.js';
 import { HttpSender } from './http-sender.js';
 import { createIntegrationEngine } from './integrations/integration-engine.js';
+import { createWorkerMetrics } from './metrics.js';
 import { OutboxListener } from './outbox-listener.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { RetrySchedule } from './schedule.js';
@@ -31,6 +31,11 @@ async function main(): Promise<void> {
   const topology = webhookTopology(config.queuePrefix, schedule.tiers);
   const store = new WebhookStore(pool);
   const d = config.delivery;
+  // The relays are created below; the metrics read them only when scraped, after start-up.
+  const metrics = createWorkerMetrics({
+    relayed: { webhooks: () => relay.relayed, integrations: () => integrations.relay.relayed },
+    ready: () => isReady(),
+  });
   const deliverer = new Deliverer({
     amqpUrl: config.amqpUrl,
     topology,
@@ -46,6 +51,7 @@ async function main(): Promise<void> {
     prefetch: d.prefetch,
     disableAfterMs: d.disableAfterMs,
     logger,
+    onAttempt: metrics.onAttempt,
   });
   const relay = new OutboxRelay({
     amqpUrl: config.amqpUrl,
@@ -62,6 +68,7 @@ async function main(): Promise<void> {
     queuePrefix: config.queuePrefix,
     settings: config.integrations,
     logger,
+    onOutcome: metrics.onOutcome,
   });
   const listener = new OutboxListener({
     connectionString: config.databaseUrl,
@@ -72,11 +79,14 @@ async function main(): Promise<void> {
       if (topicRoot === undefined || topicRoot === 'integration') integrations.relay.poke();
     },
   });
+  function isReady(): boolean {
+    return deliverer.ready && relay.ready && integrations.ready;
+  }
   const health = await startHealthServer({
-    registry: new Registry(),
+    registry: metrics.registry,
     host: config.http.host,
     port: config.http.port,
-    isReady: () => deliverer.ready && relay.ready && integrations.ready,
+    isReady,
   });
   logger.info(
     { port: health.port, queuePrefix: config.queuePrefix, schedule: schedule.delays },
