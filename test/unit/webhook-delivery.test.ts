@@ -9,7 +9,7 @@ import {
   newMessageId,
   signWebhook,
 } from '../../lib/webhooks/standard-webhooks.js';
-import { Batcher } from '../../worker/src/batcher.js';
+import { Batcher } from '../../lib/batcher.js';
 import { loadWorkerConfig } from '../../worker/src/config.js';
 import { EndpointGate } from '../../worker/src/endpoint-gate.js';
 import { HttpSender, parseRetryAfter } from '../../worker/src/http-sender.js';
@@ -80,12 +80,18 @@ describe('webhook delivery: pure parts', () => {
 
   describe('batching of database work', () => {
     /** A batcher whose batches wait for `release` and are recorded in `batches`. */
-    function gatedBatcher(options: { maxSize: number; concurrency: number; failOn?: number }) {
+    function gatedBatcher(options: {
+      maxSize: number;
+      concurrency: number;
+      failOn?: number;
+      sizeOf?: (n: number) => number;
+    }) {
       const batches: number[][] = [];
       const releases: (() => void)[] = [];
       const batcher = new Batcher<number, string>({
         maxSize: options.maxSize,
         concurrency: options.concurrency,
+        ...(options.sizeOf ? { sizeOf: options.sizeOf } : {}),
         run: async (inputs) => {
           batches.push(inputs);
           await new Promise<void>((resolve) => releases.push(resolve));
@@ -123,6 +129,21 @@ describe('webhook delivery: pure parts', () => {
       releaseAll();
       expect(await Promise.all(later)).to.deep.equal(['#2', '#3', '#4']);
       expect(batches).to.deep.equal([[1], [2, 3], [4]]);
+    });
+
+    it('counts a batch by sizeOf, and never splits an input larger than the limit', async () => {
+      // Each input n weighs n: with a limit of 5, [2, 3] fit, 9 goes alone, [1, 4] fit.
+      const { batcher, batches, releaseAll } = gatedBatcher({ maxSize: 5, concurrency: 1, sizeOf: (n) => n });
+      const first = batcher.add(0);
+      await turn();
+      const later = [2, 3, 9, 1, 4].map((n) => batcher.add(n));
+      for (let i = 0; i < 4; i++) {
+        releaseAll();
+        await turn();
+      }
+      expect(await first).to.equal('#0');
+      expect(await Promise.all(later)).to.deep.equal(['#2', '#3', '#9', '#1', '#4']);
+      expect(batches).to.deep.equal([[0], [2, 3], [9], [1, 4]]);
     });
 
     it('rejects every call of a failed batch and goes on with the next', async () => {

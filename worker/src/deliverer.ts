@@ -4,13 +4,13 @@
 // database, schedule a retry or park it, and only then ack, on the channel it
 // came from. A crash anywhere before the ack means the broker redelivers it:
 // deliveries are at-least-once, and receivers deduplicate by webhook-id.
-// The database work of the messages in flight is batched (batcher.ts): one
+// The database work of the messages in flight is batched (lib/batcher.ts): one
 // statement loads the deliveries of many messages, one transaction records
 // their attempts, and each message is acked only after its batch committed.
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { signWebhook } from '../../lib/webhooks/standard-webhooks.js';
-import { Batcher } from './batcher.js';
+import { Batcher } from '../../lib/batcher.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
 import type { EndpointGate } from './endpoint-gate.js';
 import type { HttpSender, SendResult } from './http-sender.js';

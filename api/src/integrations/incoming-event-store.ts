@@ -2,9 +2,10 @@
 // the requests that reach one tenant database while its previous statement
 // runs wait for it and then go together in one INSERT, so one commit (one WAL
 // flush) serves many requests. Under no load a request waits only for the end
-// of the current event-loop turn. A request's events always go in one
-// statement, so they are stored all together or not at all.
+// of the current event-loop turn (lib/batcher.ts). A request's events always go
+// in one statement, so they are stored all together or not at all.
 import { QueryTypes } from 'sequelize';
+import { Batcher } from '../../../lib/batcher.js';
 import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { Logger } from '../../../lib/logger.js';
 import { problems } from '../http/problem.js';
@@ -22,23 +23,11 @@ export interface NewEvent {
   payload: string;
 }
 
-interface Waiting {
-  events: readonly NewEvent[];
-  done(ids: (string | undefined)[]): void;
-  fail(error: Error): void;
-}
-
-interface TenantQueue {
-  waiting: Waiting[];
-  /** A statement is running or about to start; new requests wait for the next one. */
-  busy: boolean;
-}
-
 const keyOf = (e: { provider: string; eventId: string }) => `${e.provider}\0${e.eventId}`;
 
 export class IncomingEventStore {
   // Keyed by the pool handle: a tenant whose pool is replaced gets a new queue.
-  private readonly queues = new WeakMap<TenantDb, TenantQueue>();
+  private readonly queues = new WeakMap<TenantDb, Batcher<readonly NewEvent[], (string | undefined)[]>>();
 
   constructor(
     private readonly log: Logger,
@@ -56,39 +45,23 @@ export class IncomingEventStore {
     if (events.length === 0) return Promise.resolve([]);
     let queue = this.queues.get(db);
     if (!queue) {
-      queue = { waiting: [], busy: false };
+      // One statement at a time per tenant database; requests meanwhile gather for the next.
+      queue = new Batcher({
+        maxSize: this.maxEventsPerStatement,
+        sizeOf: (request) => request.length,
+        concurrency: 1,
+        run: (group) => this.flush(db, group),
+      });
       this.queues.set(db, queue);
     }
-    const stored = new Promise<(string | undefined)[]>((done, fail) => {
-      queue.waiting.push({ events, done, fail });
-    });
-    if (!queue.busy) {
-      queue.busy = true;
-      // Requests that finish reading in this event-loop turn join the first statement.
-      setImmediate(() => void this.drain(db, queue));
-    }
-    return stored;
+    return queue.add(events);
   }
 
-  private async drain(db: TenantDb, queue: TenantQueue): Promise<void> {
-    while (queue.waiting.length > 0) {
-      let events = 0;
-      let take = 0;
-      for (const next of queue.waiting) {
-        if (take > 0 && events + next.events.length > this.maxEventsPerStatement) break;
-        events += next.events.length;
-        take += 1;
-      }
-      await this.flush(db, queue.waiting.splice(0, take));
-    }
-    queue.busy = false;
-  }
-
-  private async flush(db: TenantDb, group: Waiting[]): Promise<void> {
+  private async flush(db: TenantDb, group: (readonly NewEvent[])[]): Promise<(string | undefined)[][]> {
     // Only the first copy of an event goes into the statement; later copies are duplicates.
     const seen = new Set<string>();
-    const first = group.map((w) =>
-      w.events.map((e) => {
+    const first = group.map((request) =>
+      request.map((e) => {
         const key = keyOf(e);
         if (seen.has(key)) return false;
         seen.add(key);
@@ -97,12 +70,12 @@ export class IncomingEventStore {
     );
     // In key order: statements of several replicas then take their row locks in the same order, never a deadlock.
     const rows = group
-      .flatMap((w, i) => w.events.filter((_, j) => first[i]![j]))
+      .flatMap((request, i) => request.filter((_, j) => first[i]![j]))
       .sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1));
     try {
       const inserted = await insertEvents(db, rows);
-      group.forEach((w, i) =>
-        w.done(w.events.map((e, j) => (first[i]![j] ? inserted.get(keyOf(e)) : undefined))),
+      return group.map((request, i) =>
+        request.map((e, j) => (first[i]![j] ? inserted.get(keyOf(e)) : undefined)),
       );
     } catch (error) {
       // The error's text only: its parameters would carry the payloads.
@@ -116,10 +89,7 @@ export class IncomingEventStore {
         },
         'storing incoming events failed',
       );
-      const problem = problems.unavailable(
-        'the events could not be stored; nothing was stored, retry shortly',
-      );
-      for (const w of group) w.fail(problem);
+      throw problems.unavailable('the events could not be stored; nothing was stored, retry shortly');
     }
   }
 }

@@ -2,12 +2,18 @@
 // gather for the next: an idle worker adds no wait (a call runs on the next
 // turn of the event loop), a busy one makes one database round trip for every
 // message that arrived meanwhile. A batch that fails rejects each of its calls.
+// The worker batches its delivery reads and attempt records with it, the API
+// its incoming events (group commit).
 
 export interface BatcherOptions<In, Out> {
   /** Runs one batch; resolves with one result per input, in the same order. */
   run: (inputs: In[]) => Promise<Out[]>;
-  /** The most inputs in one batch. */
+  /**
+   * The most a batch holds, counted by `sizeOf` (one per input by default). An
+   * input is never split: one larger than this goes in a batch of its own.
+   */
   maxSize: number;
+  sizeOf?: (input: In) => number;
   /** Batches running at once. */
   concurrency: number;
 }
@@ -41,10 +47,23 @@ export class Batcher<In, Out> {
 
   private startBatches(): void {
     while (this.running < this.options.concurrency && this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.options.maxSize);
+      const batch = this.waiting.splice(0, this.countFitting());
       this.running += 1;
       void this.runBatch(batch);
     }
+  }
+
+  /** How many of the waiting calls the next batch takes: at least one, then as many as fit. */
+  private countFitting(): number {
+    const { maxSize, sizeOf = () => 1 } = this.options;
+    let size = 0;
+    let count = 0;
+    for (const call of this.waiting) {
+      size += sizeOf(call.input);
+      if (count > 0 && size > maxSize) break;
+      count += 1;
+    }
+    return count;
   }
 
   private async runBatch(batch: Call<In, Out>[]): Promise<void> {
