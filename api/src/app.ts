@@ -1,9 +1,7 @@
 // The Express application, built from its dependencies so tests can run it
 // in-process against real services. main.ts is the only place that reads
 // configuration and opens connections.
-import { randomUUID } from 'node:crypto';
-import express, { type Express, type RequestHandler } from 'express';
-import { pinoHttp } from 'pino-http';
+import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import { platformVersion, type Logger } from '../../lib/logger.js';
 import { planPolicies } from '../../operator/src/api/tenant.js';
@@ -11,6 +9,7 @@ import { authenticate, tenantScope } from './auth/context.js';
 import { NoSigningKeyError, publicJwks, type KeySetSource } from './auth/keys.js';
 import type { Sessions } from './auth/sessions.js';
 import type { TokenService } from './auth/tokens.js';
+import { accessLog } from './http/access-log.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
 import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
@@ -61,14 +60,6 @@ export interface AppDeps {
 
 const probePaths = new Set(['/healthz', '/readyz', '/health', '/metrics']);
 
-const requestId: RequestHandler = (req, res, next) => {
-  const incoming = req.get('x-request-id');
-  const id = incoming && /^[A-Za-z0-9._-]{1,128}$/.test(incoming) ? incoming : randomUUID();
-  res.setHeader('x-request-id', id);
-  res.locals.requestId = id;
-  next();
-};
-
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -76,21 +67,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('trust proxy', deps.trustProxy);
   app.set('query parser', 'simple');
-  app.use(requestId);
-  app.use(
-    pinoHttp({
-      logger: deps.log,
-      genReqId: (_req, res) => String(res.getHeader('x-request-id')),
-      autoLogging: { ignore: (req) => probePaths.has((req.url ?? '').split('?')[0]!.replace(/\/$/, '')) },
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url.split('?')[0],
-        }),
-      },
-    }),
-  );
+  app.use(accessLog(deps.log, { skip: (path) => probePaths.has(path) }));
   // Incoming provider webhooks are verified on the raw body, so they come before the JSON parser.
   const configs = new ProviderConfigs();
   const organizationRoutes = new OrganizationRoutes(deps.directory, deps.databases, deps.log);
@@ -176,13 +153,15 @@ export function createApp(deps: AppDeps): Express {
   // Everything else needs a token, then counts against the tenant's plan and the caller's own budget.
   const requireAuth = [
     authenticate(deps.tokens),
-    deps.rateLimits.perTenant((_req, tenant) => {
-      const spec = deps.directory.get(tenant)?.tenant.spec;
-      return spec
-        ? (spec.rateLimit?.requestsPerMinute ?? planPolicies[spec.plan].requestsPerMinute)
-        : undefined;
-    }),
-    deps.rateLimits.perUser(600),
+    deps.rateLimits.together(
+      deps.rateLimits.perTenant((_req, tenant) => {
+        const spec = deps.directory.get(tenant)?.tenant.spec;
+        return spec
+          ? (spec.rateLimit?.requestsPerMinute ?? planPolicies[spec.plan].requestsPerMinute)
+          : undefined;
+      }),
+      deps.rateLimits.perUser(600),
+    ),
   ];
   app.use('/api/users', ...requireAuth, userRoutes(deps));
   app.use('/api/audit-logs', ...requireAuth, auditLogRoutes(deps));

@@ -114,7 +114,10 @@ export function errorHandler(
         new ProblemError(parserError.status, 'Bad Request', 'the request could not be read'),
       );
     }
-    log.error({ err: error, path: req.path, method: req.method }, 'unhandled error');
+    log.error(
+      { err: error, reqId: String(res.locals.requestId), path: req.path, method: req.method },
+      'unhandled error',
+    );
     sendProblem(
       res,
       new ProblemError(500, 'Internal Server Error', 'something went wrong; the request id identifies it'),
