@@ -72,6 +72,9 @@ function main(): void {
     maxRetriesPerRequest: 2,
     enableOfflineQueue: false,
     lazyConnect: false,
+    // Commands issued in the same turn of the event loop (the rate limiters of concurrent requests)
+    // leave in one write.
+    enableAutoPipelining: true,
   });
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis error'));
   // SAML request IDs, replay caches, OIDC states and hand-off codes, shared by every replica.

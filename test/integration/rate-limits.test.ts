@@ -87,8 +87,10 @@ async function startReplica(options: ReplicaOptions): Promise<Replica> {
   app.get('/user', limits.perUser(2), ok);
   app.get(
     '/both',
-    limits.perTenant(() => 3, { name: 'both-tenant' }),
-    limits.perUser(2, { name: 'both-user' }),
+    limits.together(
+      limits.perTenant(() => 3, { name: 'both-tenant' }),
+      limits.perUser(2, { name: 'both-user' }),
+    ),
     ok,
   );
   app.post(
@@ -376,6 +378,33 @@ describe('rate limits (Redis)', function () {
     expect(response.headers.get('x-ratelimit-remaining')).to.be.null;
     // No misconfiguration reported by express-rate-limit's own checks.
     expect(api.logs).to.deep.equal([]);
+  });
+
+  it('counts side-by-side limiters together, and answers with the first refusal in order', async () => {
+    // The API's client: commands of concurrent limiters leave in one write.
+    const pipelined = new Redis(serviceUrls.redis, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+    cleanups.push(() => Promise.resolve(pipelined.disconnect()));
+    const api = await replica({ redis: pipelined });
+    const ada = { 'x-test-tenant': 'acme', 'x-test-user': 'ada' };
+    const bob = { 'x-test-tenant': 'acme', 'x-test-user': 'bob' };
+    const detail = async (response: Response) => ((await response.json()) as { detail: string }).detail;
+
+    expect(await statuses(repeat(2, () => () => get(api, '/both', ada)))).to.deep.equal([200, 200]);
+    // Ada's own limit (2) is spent; the tenant (3) still has room, and counts this request too.
+    const third = await get(api, '/both', ada);
+    expect(third.status).to.equal(429);
+    expect(await detail(third)).to.match(/^you have made too many requests/);
+    expect(rateLimitEntries(third)['both-tenant']?.r).to.equal(0);
+    // So Bob, within his own limit, finds the tenant's budget spent.
+    const fourth = await get(api, '/both', bob);
+    expect(fourth.status).to.equal(429);
+    expect(await detail(fourth)).to.match(/^this tenant has made too many requests/);
+    expect(rateLimitEntries(fourth)['both-user']?.r).to.equal(1);
+    // Both refuse Ada now: the tenant's refusal, first in order, is the answer.
+    const fifth = await get(api, '/both', ada);
+    expect(fifth.status).to.equal(429);
+    expect(await detail(fifth)).to.match(/^this tenant has made too many requests/);
+    expect(fifth.headers.get('retry-after')).to.match(/^\d+$/);
   });
 
   it('answers 429 as problem+json with Retry-After', async () => {
