@@ -247,6 +247,26 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
         .true;
     });
 
+    it('lists each user exactly as GET /api/users/:id shows it, and counts past the last page', async () => {
+      const member = token(tenantA, 'member');
+      const all = await api.call('GET', '/api/users?page_size=100&ordering=created_at', { token: member });
+      expect(all.status).to.equal(200);
+      const listed = all.body.results as { id: string; created_at: string }[];
+      expect(listed.length).to.be.at.least(2);
+      for (const user of listed) {
+        const one = await api.call('GET', `/api/users/${user.id}`, { token: member });
+        expect(user).to.deep.equal(one.body);
+      }
+      const times = listed.map((u) => Date.parse(u.created_at));
+      expect(times).to.deep.equal([...times].sort((a, b) => a - b));
+      const past = await api.call('GET', '/api/users?page=50&page_size=100', { token: member });
+      expect(past.body).to.deep.include({ count: all.body.count, results: [], next: null });
+      expect(past.body.previous).to.contain('page=49');
+      // LIKE wildcards in a search are literal characters.
+      const wild = await api.call('GET', '/api/users?search=%25_%25', { token: member });
+      expect(wild.body).to.deep.include({ count: 0, results: [] });
+    });
+
     it('caps the page size and names bad query parameters', async () => {
       const res = await api.call('GET', '/api/users?page_size=1000&ordering=password_hash', {
         token: token(tenantA, 'member'),
