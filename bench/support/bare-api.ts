@@ -15,7 +15,8 @@ const pools = new Map(
   ]),
 );
 
-// The same two statements the API runs for GET /api/users?page_size=20: the count, then the page.
+// The query behind GET /api/users?page_size=20, as two plain statements: the count, then the page
+// (the API gets both from one statement).
 const countSql = 'SELECT count(*)::int AS count FROM app.users';
 const pageSql = `SELECT id, email, first_name, last_name, role, is_active, department, external_id, created_at, updated_at
   FROM app.users ORDER BY email ASC, id ASC LIMIT $1 OFFSET 0`;
