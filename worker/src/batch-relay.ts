@@ -8,6 +8,7 @@ import type { Options } from 'amqplib';
 import type { ConfirmChannel } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
+import { Pause } from './pause.js';
 
 /** Claims rows, calls `publish` with them inside its transaction, commits only if it resolves. */
 export interface RelaySource<T> {
@@ -39,7 +40,7 @@ export class BatchRelay<T> {
   readonly session: BrokerSession;
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private poked = false;
   private backingOff = false;
   /** Rows published and committed since start. */
@@ -66,12 +67,12 @@ export class BatchRelay<T> {
   /** Runs a batch now instead of at the next poll (or right after the one running). */
   poke(): void {
     this.poked = true;
-    if (!this.backingOff) this.wake?.();
+    if (!this.backingOff) this.pause.wake();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
     await this.session.stop();
   }
@@ -95,16 +96,9 @@ export class BatchRelay<T> {
       if (this.stopped) break;
       // A full batch means more may be waiting; a poke, that rows came in meanwhile: go again at once.
       if (failures === 0 && (handled >= batchSize || this.poked)) continue;
-      const pause = Math.min(pollIntervalMs * 2 ** failures, 30_000);
+      const wait = Math.min(pollIntervalMs * 2 ** failures, 30_000);
       this.backingOff = failures > 0;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pause);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
+      await this.pause.for(wait);
     }
   }
 

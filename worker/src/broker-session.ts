@@ -5,6 +5,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { redactUrl } from '../../lib/services.js';
+import { Backoff, Pause } from './pause.js';
 
 export interface BrokerSessionOptions {
   url: string;
@@ -22,7 +23,7 @@ export class BrokerSession {
   private current: ConfirmChannel | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
 
   constructor(private readonly options: BrokerSessionOptions) {}
 
@@ -49,7 +50,7 @@ export class BrokerSession {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.pause.wake();
     const model = this.model;
     this.model = undefined;
     this.current = undefined;
@@ -59,19 +60,22 @@ export class BrokerSession {
 
   private async run(): Promise<void> {
     const { logger, name } = this.options;
-    const minDelay = this.options.minDelayMs ?? 200;
-    const maxDelay = this.options.maxDelayMs ?? 30_000;
-    let delay = minDelay;
+    const backoff = new Backoff(this.options.minDelayMs, this.options.maxDelayMs);
     while (!this.stopped) {
       try {
         const { closed } = await this.connectOnce();
         logger.info({ session: name }, 'connected to the broker');
-        delay = minDelay;
+        backoff.reset();
         const reason = await closed;
         logger.warn({ session: name, reason }, 'broker connection or channel lost');
       } catch (error) {
         logger.warn(
-          { session: name, url: redactUrl(this.options.url), err: errorText(error), retryInMs: delay },
+          {
+            session: name,
+            url: redactUrl(this.options.url),
+            err: errorText(error),
+            retryInMs: backoff.current,
+          },
           'cannot reach the broker',
         );
       }
@@ -80,15 +84,7 @@ export class BrokerSession {
       this.model = undefined;
       if (model) await closeQuietly(model);
       if (this.stopped) break;
-      const jittered = delay * (0.8 + Math.random() * 0.4);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, jittered);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      delay = Math.min(delay * 2, maxDelay);
+      await this.pause.for(backoff.next());
     }
   }
 

@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { Logger } from '../../lib/logger.js';
 import { outboxChannel } from '../../lib/tenant-schema/migrations.js';
 import { errorText } from './broker-session.js';
+import { Backoff, Pause } from './pause.js';
 
 export interface OutboxListenerOptions {
   connectionString: string;
@@ -25,7 +26,7 @@ export interface OutboxListenerOptions {
 export class OutboxListener {
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly pause = new Pause();
   private hangUp: ((reason: string) => void) | undefined;
   private listening = false;
 
@@ -43,15 +44,13 @@ export class OutboxListener {
   async stop(): Promise<void> {
     this.stopped = true;
     this.hangUp?.('stopped');
-    this.wake?.();
+    this.pause.wake();
     await this.loop;
   }
 
   private async run(): Promise<void> {
     const { logger, onNotify } = this.options;
-    const minDelay = this.options.minDelayMs ?? 200;
-    const maxDelay = this.options.maxDelayMs ?? 30_000;
-    let delay = minDelay;
+    const backoff = new Backoff(this.options.minDelayMs, this.options.maxDelayMs);
     while (!this.stopped) {
       const client = new pg.Client({
         connectionString: this.options.connectionString,
@@ -71,7 +70,7 @@ export class OutboxListener {
         await client.connect();
         await client.query(`LISTEN ${outboxChannel}`);
         this.listening = true;
-        delay = minDelay;
+        backoff.reset();
         logger.info('listening for outbox notifications');
         onNotify(undefined);
         const reason = await lost;
@@ -80,7 +79,7 @@ export class OutboxListener {
         }
       } catch (error) {
         logger.warn(
-          { err: errorText(error), retryInMs: delay },
+          { err: errorText(error), retryInMs: backoff.current },
           'cannot listen for outbox notifications; polling meanwhile',
         );
       }
@@ -88,16 +87,7 @@ export class OutboxListener {
       this.hangUp = undefined;
       await client.end().catch(() => undefined);
       if (this.stopped) break;
-      const jittered = delay * (0.8 + Math.random() * 0.4);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, jittered);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-      delay = Math.min(delay * 2, maxDelay);
+      await this.pause.for(backoff.next());
     }
   }
 }
