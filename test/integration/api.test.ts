@@ -245,6 +245,17 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
       });
       expect((dept.body.results as { department: string }[]).every((u) => u.department === 'sales')).to.be
         .true;
+      // Filters bound the count and the page alike, on every page.
+      const filter = `is_active=true&search=${tenantA}&ordering=-email`;
+      const members = await api.call('GET', `/api/users?${filter}&page_size=100`, {
+        token: token(tenantA, 'member'),
+      });
+      const second = await api.call('GET', `/api/users?${filter}&page_size=1&page=2`, {
+        token: token(tenantA, 'member'),
+      });
+      expect(members.body.results).to.have.length.at.least(2);
+      expect(second.body.count).to.equal(members.body.count).and.equal(members.body.results.length);
+      expect(second.body.results).to.deep.equal([members.body.results[1]]);
     });
 
     it('lists each user exactly as GET /api/users/:id shows it, and counts past the last page', async () => {
