@@ -1,6 +1,8 @@
-// The API's token signing keys: an ES256 key set that rotates. The newest key
-// signs; older keys stay published (and accepted) until every token they
-// signed has expired, then they are dropped. The operator keeps the set in the
+// The API's token signing keys: an ES256 key set that rotates. A new key is
+// published for a while before it signs, so every API replica and every cached
+// copy of the JWKS knows it before the first token carries it. The newest key
+// whose time has come signs; older keys stay published (and accepted) until
+// every token they signed has expired, then they are dropped. The operator keeps the set in the
 // Secret named below and rotates it; the API reads it from there (or from a
 // mounted file). This module only computes, stores and parses the set, so both
 // import the one implementation.
@@ -49,6 +51,11 @@ export interface SigningKey {
   publicJwk: PublicEcJwk;
   createdAt: Date;
   /**
+   * Set on a key added by rotation: it is published from `createdAt` but signs
+   * only from this time. Keys without it sign from the start.
+   */
+  notBefore?: Date;
+  /**
    * Set when a newer key takes over signing: from then on the key only
    * verifies, and it is dropped at this time.
    */
@@ -70,6 +77,12 @@ export interface RotationPolicy {
    * token lifetime plus clock tolerance, or live tokens start failing.
    */
   retireAfterMs: number;
+  /**
+   * How long a new key is published before it signs: longer than it takes every
+   * API replica to load the Secret and any JWKS cache to refresh. 0 signs at once.
+   * Must be shorter than `rotateAfterMs`.
+   */
+  publishAheadMs: number;
 }
 
 /** Where the current key set comes from (a Secret watcher in production). */
@@ -122,11 +135,14 @@ export function generateSigningKey(now: Date): SigningKey {
 /**
  * The key set after a rotation check at `now`. Does not change `keys`.
  *
- * - Adds a key when the set is empty or its newest key is `rotateAfterMs` old;
- *   the key it replaces gets `notAfter = now + retireAfterMs`.
+ * - Starts an empty set with a key that signs at once.
+ * - Adds a key once the newest has signed for `rotateAfterMs`. The new key signs
+ *   from `notBefore = now + publishAheadMs`; until then the key it replaces goes
+ *   on signing, and it gets `notAfter = notBefore + retireAfterMs`.
  * - Drops keys whose `notAfter` has passed. A non-newest key without
  *   `notAfter` (imported from elsewhere) is dropped once it is
- *   `rotateAfterMs + retireAfterMs` old, the earliest it could have stopped signing.
+ *   `publishAheadMs + rotateAfterMs + retireAfterMs` old, the earliest it could
+ *   have stopped signing.
  * - Never drops the newest key.
  */
 export function rotateKeySet(
@@ -140,24 +156,38 @@ export function rotateKeySet(
   const ordered = sortOldestFirst(keys);
   const newest = ordered.at(-1);
   let next = ordered.map((k) => ({ ...k }));
-  if (!newest || at - newest.createdAt.getTime() >= policy.rotateAfterMs) {
-    next = next.map((k) => (k.notAfter ? k : { ...k, notAfter: new Date(at + policy.retireAfterMs) }));
+  if (!newest) {
     next.push(generate(now));
+  } else if (at - signsFrom(newest) >= policy.rotateAfterMs) {
+    const notBefore = at + policy.publishAheadMs;
+    next = next.map((k) => (k.notAfter ? k : { ...k, notAfter: new Date(notBefore + policy.retireAfterMs) }));
+    next.push({ ...generate(now), notBefore: new Date(notBefore) });
   }
   const keep = next.at(-1);
   return next.filter((k) => {
     if (k === keep) return true;
     const dropAt =
-      k.notAfter?.getTime() ?? k.createdAt.getTime() + policy.rotateAfterMs + policy.retireAfterMs;
+      k.notAfter?.getTime() ??
+      k.createdAt.getTime() + policy.publishAheadMs + policy.rotateAfterMs + policy.retireAfterMs;
     return at < dropAt;
   });
 }
 
-/** The key that signs new tokens: the newest one. */
-export function currentSigningKey(keys: readonly SigningKey[]): SigningKey {
-  const newest = sortOldestFirst(keys).at(-1);
-  if (!newest) throw new NoSigningKeyError();
-  return newest;
+/**
+ * The key that signs new tokens at `now`: the newest key whose `notBefore` has
+ * come. Should none have come (a set edited by hand), the one that comes first.
+ */
+export function currentSigningKey(keys: readonly SigningKey[], now: Date): SigningKey {
+  const ordered = sortOldestFirst(keys);
+  const signing = ordered.filter((k) => signsFrom(k) <= now.getTime()).at(-1);
+  const first = [...ordered].sort((a, b) => signsFrom(a) - signsFrom(b))[0];
+  const key = signing ?? first;
+  if (!key) throw new NoSigningKeyError();
+  return key;
+}
+
+function signsFrom(key: SigningKey): number {
+  return (key.notBefore ?? key.createdAt).getTime();
 }
 
 /** The document served at `/.well-known/jwks.json`, newest key first. */
@@ -190,6 +220,7 @@ const storedKeySchema = z.object({
   }),
   publicJwk: z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: base64url, y: base64url }),
   createdAt: z.iso.datetime({ offset: true }),
+  notBefore: z.iso.datetime({ offset: true }).optional(),
   notAfter: z.iso.datetime({ offset: true }).optional(),
 });
 const storedKeySetSchema = z.object({ version: z.literal(1), keys: z.array(storedKeySchema) });
@@ -210,6 +241,7 @@ export function serializeKeySet(keys: readonly SigningKey[]): string {
       },
       publicJwk: publicPart(k.publicJwk),
       createdAt: k.createdAt.toISOString(),
+      ...(k.notBefore ? { notBefore: k.notBefore.toISOString() } : {}),
       ...(k.notAfter ? { notAfter: k.notAfter.toISOString() } : {}),
     })),
   });
@@ -254,6 +286,7 @@ export function parseKeySet(json: string): SigningKey[] {
       privateJwk: { ...stored.privateJwk },
       publicJwk: derived,
       createdAt: new Date(stored.createdAt),
+      ...(stored.notBefore ? { notBefore: new Date(stored.notBefore) } : {}),
       ...(stored.notAfter ? { notAfter: new Date(stored.notAfter) } : {}),
     };
   });
@@ -301,7 +334,12 @@ function sortOldestFirst(keys: readonly SigningKey[]): SigningKey[] {
 }
 
 function checkPolicy(policy: RotationPolicy): void {
-  for (const [name, value] of Object.entries(policy)) {
+  for (const name of ['rotateAfterMs', 'retireAfterMs'] as const) {
+    const value = policy[name];
     if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number`);
+  }
+  const ahead = policy.publishAheadMs;
+  if (!Number.isFinite(ahead) || ahead < 0 || ahead >= policy.rotateAfterMs) {
+    throw new RangeError('publishAheadMs must be at least 0 and shorter than rotateAfterMs');
   }
 }

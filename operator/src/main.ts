@@ -96,6 +96,7 @@ async function main(): Promise<void> {
       policy: {
         rotateAfterMs: config.signingKeys.rotateAfterMs,
         retireAfterMs: config.signingKeys.retireAfterMs,
+        publishAheadMs: config.signingKeys.publishAheadMs,
       },
       intervalMs: config.signingKeys.checkIntervalMs,
       log,

@@ -4,7 +4,7 @@
 // lose a key.
 import { CoreV1Api } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { createLogger } from '../../lib/logger.js';
 import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import {
@@ -25,9 +25,11 @@ import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { uniqueSuffix } from '../support/services.js';
 import { eventually } from '../support/wait.js';
 
-// The operator's test schedule: a new key every 8 s, the previous one verifies 5 s more.
+// The operator's test schedule: a new key every 8 s of signing, published 3 s before it signs; the
+// previous one verifies 5 s more.
 const rotateSeconds = 8;
 const retireSeconds = 5;
+const publishAheadSeconds = 3;
 
 interface SecretObject {
   metadata: { labels?: Record<string, string>; resourceVersion: string };
@@ -80,6 +82,7 @@ describe('API signing keys managed by the operator', function () {
       SIGNING_KEY_ROTATION_DAYS: String(rotateSeconds / 86_400),
       SIGNING_KEY_RETIRE_AFTER_HOURS: String(retireSeconds / 3600),
       SIGNING_KEY_CHECK_SECONDS: '1',
+      SIGNING_KEY_PUBLISH_AHEAD_SECONDS: String(publishAheadSeconds),
     });
   });
 
@@ -137,7 +140,7 @@ describe('API signing keys managed by the operator', function () {
     expect(kidOf(issued.body.access_token as string)).to.equal(key.kid);
   });
 
-  it('rotates: the API signs with the new key, verifies the old one until it retires, then rejects it', async () => {
+  it('rotates: the API publishes the new key before signing with it, verifies the old one until it retires, then rejects it', async () => {
     const api = await startApi(platform.platformNamespace);
     await eventually('the API to load the keys', async () =>
       (await api.call('GET', '/readyz')).status === 200 ? true : undefined,
@@ -147,7 +150,7 @@ describe('API signing keys managed by the operator', function () {
     const oldToken = first.body.access_token as string;
     const oldKid = kidOf(oldToken);
 
-    // A rotation reaches the running API: a new key is current, the old one still published.
+    // A rotation reaches the running API: a new key is published first, the old one still with it.
     const newKid = await eventually(
       'a rotation to reach the API',
       async () => {
@@ -156,19 +159,38 @@ describe('API signing keys managed by the operator', function () {
       },
       { timeoutMs: 30_000, intervalMs: 100 },
     );
-    expect((await api.call('GET', '/api/tenants', { token: oldToken })).status).to.equal(200);
-    const second = await adminToken(api);
-    const newToken = second.body.access_token as string;
-    expect(kidOf(newToken)).to.equal(newKid);
-    expect((await api.call('GET', '/api/tenants', { token: newToken })).status).to.equal(200);
-
-    const secret = (await readSecret(platform.platformNamespace))!;
-    const stored = keysIn(secret);
+    const publishedAt = Date.now();
+    const stored = keysIn((await readSecret(platform.platformNamespace))!);
+    const added = stored.find((k) => k.kid === newKid)!;
+    const signsFrom = added.notBefore!.getTime();
+    expect(signsFrom - added.createdAt.getTime()).to.equal(publishAheadSeconds * 1000);
+    // The API had the key before any token could carry it.
+    expect(publishedAt).to.be.below(signsFrom);
     const previous = stored.find((k) => k.kid === oldKid);
-    // Kept for verification for the retirement period, not forever.
-    expect(previous?.notAfter).to.be.instanceOf(Date);
-    expect(previous!.notAfter!.getTime() - Date.now()).to.be.at.most(retireSeconds * 1000);
-    expect(currentSigningKey(stored).kid).to.equal(newKid);
+    // Kept for verification for the retirement period after the new key takes over, not forever.
+    expect(previous?.notAfter?.getTime()).to.equal(signsFrom + retireSeconds * 1000);
+
+    // No token carries the new key before its notBefore (iat is in whole seconds), and one does after.
+    let newToken: string | undefined;
+    const deadline = Date.now() + 30_000;
+    while (newToken === undefined) {
+      const issued = await adminToken(api);
+      expect(issued.status).to.equal(200);
+      const token = issued.body.access_token as string;
+      const iatMs = (decodeJwt(token).iat ?? 0) * 1000;
+      if (kidOf(token) === oldKid) {
+        expect(iatMs).to.be.below(signsFrom);
+        expect(Date.now(), 'a token signed with the new key in time').to.be.below(deadline);
+        await new Promise((ok) => setTimeout(ok, 200));
+      } else {
+        expect(kidOf(token)).to.equal(newKid);
+        expect(iatMs).to.be.at.least(signsFrom - 1000);
+        newToken = token;
+      }
+    }
+    expect((await api.call('GET', '/api/tenants', { token: oldToken })).status).to.equal(200);
+    expect((await api.call('GET', '/api/tenants', { token: newToken })).status).to.equal(200);
+    expect(currentSigningKey(stored, new Date()).kid).to.equal(newKid);
 
     await eventually(
       'the old key to retire',
@@ -192,6 +214,7 @@ describe('API signing keys managed by the operator', function () {
     ) as { items: { message: string; involvedObject: { name: string } }[] };
     expect(events.items.length).to.be.at.least(1);
     expect(events.items[0]!.involvedObject.name).to.equal(signingKeySecretName);
+    expect(events.items[0]!.message).to.match(/is published and signs API tokens from \S+Z; /);
     const text = JSON.stringify(events.items) + platform.operator.logs.join('\n');
     for (const key of stored) expect(text).not.to.contain(key.privateJwk.d);
   });
@@ -229,7 +252,7 @@ describe('API signing keys managed by the operator', function () {
       const rotation = new SigningKeyRotation({
         core: racing,
         namespace,
-        policy: { rotateAfterMs: 30 * day, retireAfterMs: day },
+        policy: { rotateAfterMs: 30 * day, retireAfterMs: day, publishAheadMs: 0 },
         intervalMs: 60_000,
         log,
         identity: 'test',
@@ -251,7 +274,7 @@ describe('API signing keys managed by the operator', function () {
     expect(created[1]!.current).to.equal(created[0]!.current);
 
     for (let round = 0; round < 3; round++) {
-      const before = currentSigningKey(keys).kid;
+      const before = currentSigningKey(keys, new Date(clock)).kid;
       clock += 31 * day;
       const outcomes = await race();
       // Exactly one writer's new key landed; the other saw it and left it alone.

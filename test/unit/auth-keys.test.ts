@@ -14,7 +14,7 @@ import {
 } from '../../api/src/auth/keys.js';
 
 const hour = 60 * 60 * 1000;
-const policy = { rotateAfterMs: 24 * hour, retireAfterMs: 2 * hour };
+const policy = { rotateAfterMs: 24 * hour, retireAfterMs: 2 * hour, publishAheadMs: hour / 6 };
 const t0 = new Date('2030-01-01T00:00:00.000Z');
 
 function at(ms: number): Date {
@@ -52,10 +52,12 @@ describe('signing keys', () => {
   });
 
   describe('rotateKeySet', () => {
-    it('starts an empty set with one key', () => {
+    it('starts an empty set with one key that signs at once', () => {
       const keys = rotateKeySet([], t0, policy);
       expect(keys).to.have.length(1);
       expect(keys[0]?.createdAt.getTime()).to.equal(t0.getTime());
+      expect(keys[0]?.notBefore).to.be.undefined;
+      expect(currentSigningKey(keys, t0).kid).to.equal(keys[0]?.kid);
     });
 
     it('keeps the set while the newest key is younger than rotateAfterMs', () => {
@@ -65,29 +67,50 @@ describe('signing keys', () => {
       expect(later[0]?.notAfter).to.be.undefined;
     });
 
-    it('adds a key once the newest is rotateAfterMs old and schedules the old one to retire', () => {
+    it('adds a key once the newest is rotateAfterMs old, publishes it ahead, then retires the old one', () => {
       const first = rotateKeySet([], t0, policy);
       const snapshot = serializeKeySet(first);
       const now = at(policy.rotateAfterMs);
       const next = rotateKeySet(first, now, policy);
+      const takeover = now.getTime() + policy.publishAheadMs;
       expect(next).to.have.length(2);
       expect(next[0]?.kid).to.equal(first[0]?.kid);
-      expect(next[0]?.notAfter?.getTime()).to.equal(now.getTime() + policy.retireAfterMs);
+      expect(next[0]?.notAfter?.getTime()).to.equal(takeover + policy.retireAfterMs);
       expect(next[1]?.createdAt.getTime()).to.equal(now.getTime());
+      expect(next[1]?.notBefore?.getTime()).to.equal(takeover);
       expect(next[1]?.notAfter).to.be.undefined;
-      expect(currentSigningKey(next).kid).to.equal(next[1]?.kid);
+      // Published from now on; the old key signs until the new one's notBefore.
+      expect(publicJwks(next).keys.map((k) => k.kid)).to.deep.equal([next[1]?.kid, next[0]?.kid]);
+      expect(currentSigningKey(next, now).kid).to.equal(next[0]?.kid);
+      expect(currentSigningKey(next, new Date(takeover - 1)).kid).to.equal(next[0]?.kid);
+      expect(currentSigningKey(next, new Date(takeover)).kid).to.equal(next[1]?.kid);
       // The input is left alone.
       expect(serializeKeySet(first)).to.equal(snapshot);
       expect(first).to.have.length(1);
     });
 
     it('drops a retired key exactly when its notAfter passes, not before', () => {
-      const rotatedAt = policy.rotateAfterMs;
-      const two = rotateKeySet(rotateKeySet([], t0, policy), at(rotatedAt), policy);
-      const justBefore = rotateKeySet(two, at(rotatedAt + policy.retireAfterMs - 1), policy);
+      const retiredAt = policy.rotateAfterMs + policy.publishAheadMs + policy.retireAfterMs;
+      const two = rotateKeySet(rotateKeySet([], t0, policy), at(policy.rotateAfterMs), policy);
+      const justBefore = rotateKeySet(two, at(retiredAt - 1), policy);
       expect(kids(justBefore)).to.deep.equal(kids(two));
-      const after = rotateKeySet(two, at(rotatedAt + policy.retireAfterMs), policy);
+      const after = rotateKeySet(two, at(retiredAt), policy);
       expect(kids(after)).to.deep.equal([two[1]?.kid]);
+    });
+
+    it('counts the next rotation from when the newest key started signing', () => {
+      const two = rotateKeySet(rotateKeySet([], t0, policy), at(policy.rotateAfterMs), policy);
+      const due = 2 * policy.rotateAfterMs + policy.publishAheadMs;
+      const newest = (keys: SigningKey[]) => keys.at(-1)?.kid;
+      expect(newest(rotateKeySet(two, at(due - 1), policy))).to.equal(newest(two));
+      expect(newest(rotateKeySet(two, at(due), policy))).to.not.equal(newest(two));
+    });
+
+    it('signs at once after a rotation when publishAheadMs is 0', () => {
+      const now = at(policy.rotateAfterMs);
+      const next = rotateKeySet(rotateKeySet([], t0, policy), now, { ...policy, publishAheadMs: 0 });
+      expect(currentSigningKey(next, now).kid).to.equal(next[1]?.kid);
+      expect(next[0]?.notAfter?.getTime()).to.equal(now.getTime() + policy.retireAfterMs);
     });
 
     it('counts retirement from when a key stopped signing, even if rotation ran late', () => {
@@ -96,7 +119,9 @@ describe('signing keys', () => {
       const late = at(7 * 24 * hour);
       const next = rotateKeySet(first, late, policy);
       expect(kids(next)).to.include(first[0]?.kid);
-      expect(next[0]?.notAfter?.getTime()).to.equal(late.getTime() + policy.retireAfterMs);
+      expect(next[0]?.notAfter?.getTime()).to.equal(
+        late.getTime() + policy.publishAheadMs + policy.retireAfterMs,
+      );
     });
 
     it('never drops the newest key, even one marked with a past notAfter', () => {
@@ -105,10 +130,10 @@ describe('signing keys', () => {
       expect(kids(next)).to.deep.equal([key.kid]);
     });
 
-    it('drops an older key without notAfter once it is rotate + retire old', () => {
+    it('drops an older key without notAfter once it is publish + rotate + retire old', () => {
       const old = generateSigningKey(t0);
       const newer = generateSigningKey(at(policy.rotateAfterMs));
-      const limit = policy.rotateAfterMs + policy.retireAfterMs;
+      const limit = policy.publishAheadMs + policy.rotateAfterMs + policy.retireAfterMs;
       // Evaluated before the newer key is due for rotation, so only the fallback rule applies.
       expect(kids(rotateKeySet([newer, old], at(limit - 1), policy))).to.deep.equal([old.kid, newer.kid]);
       expect(kids(rotateKeySet([newer, old], at(limit), policy))).to.deep.equal([newer.kid]);
@@ -126,14 +151,20 @@ describe('signing keys', () => {
     });
 
     it('refuses a policy without positive durations', () => {
-      expect(() => rotateKeySet([], t0, { rotateAfterMs: 0, retireAfterMs: 1 })).to.throw(
+      expect(() => rotateKeySet([], t0, { ...policy, rotateAfterMs: 0 })).to.throw(
         RangeError,
         /rotateAfterMs/,
       );
-      expect(() => rotateKeySet([], t0, { rotateAfterMs: 1, retireAfterMs: Number.NaN })).to.throw(
+      expect(() => rotateKeySet([], t0, { ...policy, retireAfterMs: Number.NaN })).to.throw(
         RangeError,
         /retireAfterMs/,
       );
+      for (const publishAheadMs of [-1, policy.rotateAfterMs, Number.POSITIVE_INFINITY]) {
+        expect(() => rotateKeySet([], t0, { ...policy, publishAheadMs })).to.throw(
+          RangeError,
+          /publishAheadMs/,
+        );
+      }
     });
   });
 
@@ -141,12 +172,22 @@ describe('signing keys', () => {
     it('is the newest key whatever the order', () => {
       const old = generateSigningKey(t0);
       const newest = generateSigningKey(at(hour));
-      expect(currentSigningKey([newest, old]).kid).to.equal(newest.kid);
-      expect(currentSigningKey([old, newest]).kid).to.equal(newest.kid);
+      expect(currentSigningKey([newest, old], at(hour)).kid).to.equal(newest.kid);
+      expect(currentSigningKey([old, newest], at(hour)).kid).to.equal(newest.kid);
+    });
+
+    it('skips keys whose notBefore has not come, unless none has', () => {
+      const old = generateSigningKey(t0);
+      const pending = { ...generateSigningKey(at(hour)), notBefore: at(2 * hour) };
+      const later = { ...generateSigningKey(at(hour)), notBefore: at(3 * hour) };
+      expect(currentSigningKey([pending, old], at(2 * hour - 1)).kid).to.equal(old.kid);
+      expect(currentSigningKey([pending, old], at(2 * hour)).kid).to.equal(pending.kid);
+      // A set edited by hand to hold only keys of the future: the first to come signs.
+      expect(currentSigningKey([later, pending], t0).kid).to.equal(pending.kid);
     });
 
     it('throws on an empty set', () => {
-      expect(() => currentSigningKey([])).to.throw(/empty/);
+      expect(() => currentSigningKey([], t0)).to.throw(/empty/);
     });
   });
 
@@ -189,6 +230,7 @@ describe('signing keys', () => {
       const parsed = parseKeySet(json);
       expect(parsed).to.deep.equal(keys);
       expect(parsed[0]?.notAfter).to.be.instanceOf(Date);
+      expect(parsed[1]?.notBefore).to.be.instanceOf(Date);
       expect(JSON.parse(json)).to.include({ version: 1 });
       expect(json).to.include(t0.toISOString());
     });

@@ -4,6 +4,7 @@ import { decodeProtectedHeader, decodeJwt } from 'jose';
 import {
   generateSigningKey,
   InMemoryKeySetSource,
+  publicJwks,
   rotateKeySet,
   type SigningKey,
 } from '../../api/src/auth/keys.js';
@@ -339,25 +340,35 @@ describe('TokenService', () => {
 
   describe('key rotation', () => {
     const hour = 3_600_000;
-    const policy = { rotateAfterMs: 24 * hour, retireAfterMs: hour };
+    const policy = { rotateAfterMs: 60_000, retireAfterMs: hour, publishAheadMs: 30_000 };
+    const after = (ms: number) => new Date(t0.getTime() + ms);
 
-    it('verifies tokens of the previous key until it is retired, then rejects them', async () => {
+    it('publishes a new key before signing with it, and verifies the previous one until it retires', async () => {
       const beforeRotation = await service.issueAccessToken(subject);
 
-      // The key set moves on by its own clock; the verification clock stays
-      // within the token's lifetime, so only the key decides the outcome.
-      const rotated = rotateKeySet(source.current(), new Date(t0.getTime() + policy.rotateAfterMs), policy);
+      now = after(60_000);
+      const rotated = rotateKeySet(source.current(), now, policy);
       source.replace(rotated);
-      now = new Date(t0.getTime() + 60_000);
-      const afterRotation = await service.issueAccessToken(subject);
-      expect(decodeProtectedHeader(afterRotation.token).kid).to.equal(rotated[1]?.kid);
-      expect(rotated[1]?.kid).to.not.equal(key.kid);
-      expect((await service.verifyAccessToken(beforeRotation.token)).jti).to.equal(beforeRotation.jti);
-      expect((await service.verifyAccessToken(afterRotation.token)).jti).to.equal(afterRotation.jti);
+      const added = rotated[1]!;
+      expect(added.kid).to.not.equal(key.kid);
+      expect(added.notBefore?.getTime()).to.equal(now.getTime() + policy.publishAheadMs);
+      // Published at once, but the previous key signs until the new one's notBefore.
+      expect(publicJwks(source.current()).keys.map((k) => k.kid)).to.include(added.kid);
+      const whilePublished = await service.issueAccessToken(subject);
+      expect(decodeProtectedHeader(whilePublished.token).kid).to.equal(key.kid);
 
-      const retiredAt = new Date(t0.getTime() + policy.rotateAfterMs + policy.retireAfterMs);
-      source.replace(rotateKeySet(rotated, retiredAt, policy));
+      now = after(90_000);
+      const afterRotation = await service.issueAccessToken(subject);
+      expect(decodeProtectedHeader(afterRotation.token).kid).to.equal(added.kid);
+      for (const issued of [beforeRotation, whilePublished, afterRotation]) {
+        expect((await service.verifyAccessToken(issued.token)).jti).to.equal(issued.jti);
+      }
+
+      // The key set moves on by its own clock; the verification clock stays within the tokens'
+      // lifetime, so only the key decides the outcome.
+      source.replace(rotateKeySet(rotated, after(90_000 + policy.retireAfterMs), policy));
       expect(await rejectionReason(beforeRotation.token)).to.equal('unknown_kid');
+      expect(await rejectionReason(whilePublished.token)).to.equal('unknown_kid');
       expect((await service.verifyAccessToken(afterRotation.token)).jti).to.equal(afterRotation.jti);
     });
   });

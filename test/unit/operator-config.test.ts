@@ -56,6 +56,7 @@ describe('operator configuration', () => {
     expect(loadOperatorConfig({}).signingKeys).to.deep.equal({
       rotateAfterMs: 30 * 86_400_000,
       retireAfterMs: 24 * 3_600_000,
+      publishAheadMs: 600_000,
       checkIntervalMs: 60_000,
     });
     expect(
@@ -72,6 +73,19 @@ describe('operator configuration', () => {
       'SIGNING_KEY_RETIRE_AFTER_HOURS',
       'SIGNING_KEY_ROTATION_DAYS',
     ]);
+  });
+
+  it('publishes a new signing key ahead of signing, for less than the rotation period', () => {
+    expect(
+      loadOperatorConfig({ SIGNING_KEY_ROTATION_DAYS: '0.01', SIGNING_KEY_PUBLISH_AHEAD_SECONDS: '0' })
+        .signingKeys,
+    ).to.include({ rotateAfterMs: 864_000, publishAheadMs: 0 });
+    expect(
+      problems({ SIGNING_KEY_ROTATION_DAYS: '0.01', SIGNING_KEY_PUBLISH_AHEAD_SECONDS: '864' }),
+    ).to.deep.equal(['SIGNING_KEY_PUBLISH_AHEAD_SECONDS: must be shorter than SIGNING_KEY_ROTATION_DAYS']);
+    expect(problems({ SIGNING_KEY_PUBLISH_AHEAD_SECONDS: '-1' })[0]).to.match(
+      /^SIGNING_KEY_PUBLISH_AHEAD_SECONDS:/,
+    );
   });
 
   it('never echoes a secret from a bad URL', () => {

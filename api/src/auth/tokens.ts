@@ -139,7 +139,7 @@ export class TokenService {
     nonEmpty(subject.sub, 'sub');
     nonEmpty(subject.tid, 'tid');
     if (!tenantRoles.includes(subject.role)) throw new TypeError(`unknown role ${String(subject.role)}`);
-    const key = currentSigningKey(this.#keys.current());
+    const key = currentSigningKey(this.#keys.current(), this.#now());
     const iat = Math.floor(this.#now().getTime() / 1000);
     const exp = iat + this.#ttl;
     const jti = randomUUID();

@@ -1,7 +1,7 @@
 // Keeps the API's token signing keys in the Secret `tenantry-api-signing-keys`
 // of the platform namespace: creates the key set when the Secret is missing,
-// adds a new current key once the newest is older than the rotation age, and
-// drops superseded keys once they have verified for the retirement period
+// adds a new key once the newest has signed for the rotation age (published
+// ahead of signing, so every replica has it first), and drops superseded keys once they have verified for the retirement period
 // (lib/signing-keys.ts computes the set). Runs only on the leader.
 //
 // Every write is guarded: a create fails if the Secret appeared meanwhile, and
@@ -43,11 +43,14 @@ export interface SigningKeyRotationOptions {
 }
 
 export interface RotationOutcome {
-  /** created: a new Secret; rotated: a new current key; retired: only old keys dropped. */
+  /** created: a new Secret; rotated: a new key added; retired: only old keys dropped. */
   action: 'created' | 'rotated' | 'retired' | 'unchanged';
   /** Key ids in the Secret afterwards, oldest first. */
   kids: string[];
+  /** The key that signs now. */
   current: string;
+  /** The newest key: after a rotation, the one that signs from its `notBefore`. */
+  newest: string;
 }
 
 const maxAttempts = 5;
@@ -125,7 +128,7 @@ export class SigningKeyRotation {
           if (isConflict(error)) continue; // created by someone else meanwhile
           throw error;
         }
-        return this.report('created', [], keys);
+        return this.report('created', [], keys, now);
       }
 
       const stored = secret.data?.[signingKeySecretKey];
@@ -138,7 +141,7 @@ export class SigningKeyRotation {
         ([k, v]) => secret.metadata?.labels?.[k] === v,
       );
       if (serializeKeySet(after) === serializeKeySet(before) && labelled) {
-        return outcome('unchanged', after);
+        return outcome('unchanged', after, now);
       }
       try {
         // A merge patch that names the resourceVersion read above: the API server refuses
@@ -162,11 +165,12 @@ export class SigningKeyRotation {
         if (isConflict(error)) continue;
         throw error;
       }
-      const added = currentSigningKey(after).kid !== currentSigningKey(before).kid;
+      const added = after.some((k) => !before.some((b) => b.kid === k.kid));
       return this.report(
         added ? 'rotated' : after.length === before.length ? 'unchanged' : 'retired',
         before,
         after,
+        now,
         secret,
       );
     }
@@ -189,32 +193,28 @@ export class SigningKeyRotation {
     action: RotationOutcome['action'],
     before: readonly SigningKey[],
     after: readonly SigningKey[],
+    now: Date,
     secret?: V1Secret,
   ): RotationOutcome {
-    const result = outcome(action, after);
+    const result = outcome(action, after, now);
     const kept = new Set(after.map((k) => k.kid));
     const retired = before.filter((k) => !kept.has(k.kid)).map((k) => k.kid);
-    const previous = before.length > 0 ? currentSigningKey(before) : undefined;
+    const previous = before.length > 0 ? currentSigningKey(before, now) : undefined;
     // Not `secret`: the logger redacts that key.
     const object = `${this.options.namespace}/${signingKeySecretName}`;
     if (action === 'created') {
       this.options.log.info({ object, current: result.current }, 'created the API signing keys');
     } else if (action === 'rotated') {
       const until = after.find((k) => k.kid === previous?.kid)?.notAfter?.toISOString();
+      const signsFrom = after.at(-1)?.notBefore?.toISOString() ?? now.toISOString();
       this.options.log.info(
-        {
-          object,
-          current: result.current,
-          previous: previous?.kid,
-          verifiesUntil: until,
-          retired,
-        },
+        { object, added: result.newest, signsFrom, previous: previous?.kid, verifiesUntil: until, retired },
         'rotated the API signing key',
       );
       this.event(
         secret,
         'SigningKeyRotated',
-        `key ${result.current} now signs API tokens; ${previous?.kid ?? 'the previous key'} verifies until ${until ?? 'its retirement'}`,
+        `key ${result.newest} is published and signs API tokens from ${signsFrom}; ${previous?.kid ?? 'the previous key'} signs until then and verifies until ${until ?? 'its retirement'}`,
       );
     } else if (action === 'retired') {
       this.options.log.info({ object, retired }, 'retired superseded API signing keys');
@@ -255,8 +255,14 @@ export class SigningKeyRotation {
   }
 }
 
-function outcome(action: RotationOutcome['action'], keys: readonly SigningKey[]): RotationOutcome {
-  return { action, kids: keys.map((k) => k.kid), current: currentSigningKey(keys).kid };
+/** `keys` oldest first, as rotateKeySet returns them. */
+function outcome(action: RotationOutcome['action'], keys: readonly SigningKey[], now: Date): RotationOutcome {
+  return {
+    action,
+    kids: keys.map((k) => k.kid),
+    current: currentSigningKey(keys, now).kid,
+    newest: keys.at(-1)!.kid,
+  };
 }
 
 function encode(text: string): string {
