@@ -2,9 +2,9 @@
 // published for a while before it signs, so every API replica and every cached
 // copy of the JWKS knows it before the first token carries it. The newest key
 // whose time has come signs; older keys stay published (and accepted) until
-// every token they signed has expired, then they are dropped. The operator keeps the set in the
-// Secret named below and rotates it; the API reads it from there (or from a
-// mounted file). This module only computes, stores and parses the set, so both
+// every token they signed has expired, then they are dropped. The operator
+// keeps the set in the Secret named below and rotates it; the API reads it from
+// there (or from a mounted file). This module only computes, stores and parses the set, so both
 // import the one implementation.
 import {
   createHash,

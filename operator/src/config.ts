@@ -1,50 +1,50 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { env, parseConfig } from '../../lib/config.js';
+import { ConfigError, env, parseConfig } from '../../lib/config.js';
 import { defaultServiceUrls } from '../../lib/services.js';
 
-const schema = z
-  .object({
-    OPERATOR_NAMESPACE: env.string('tenantry-system'),
-    POSTGRES_URL: env.url(defaultServiceUrls.postgres, ['postgres', 'postgresql']),
-    TENANT_DB_HOST: z.string().optional(),
-    TENANT_DB_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-    POSTGRES_CIDRS: env.list(),
-    RABBITMQ_URL: env.url(defaultServiceUrls.rabbitmq, ['amqp', 'amqps']),
-    RABBITMQ_MANAGEMENT_URL: env.url(defaultServiceUrls.rabbitmqManagement, ['http', 'https']),
-    RABBITMQ_VHOST: env.string('/'),
-    TENANT_AMQP_HOST: z.string().optional(),
-    TENANT_AMQP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-    RABBITMQ_CIDRS: env.list(),
-    WORKER_IMAGE: env.string('tenantry/tenantry:0.1.0'),
-    RESYNC_SECONDS: env.int(300, 1, 86_400),
-    RECONCILE_CONCURRENCY: env.int(4, 1, 64),
-    MIGRATION_CONCURRENCY: env.int(4, 1, 64),
-    HTTP_HOST: env.string('0.0.0.0'),
-    HTTP_PORT: env.int(9090, 0, 65535),
-    LEADER_ELECTION: env.bool(true),
-    LEASE_NAME: env.string('tenantry-operator'),
-    LEASE_DURATION_SECONDS: env.int(15, 2, 300),
-    POD_NAME: env.string(`${hostname()}-${process.pid}`),
-    // The API's signing keys (Secret tenantry-api-signing-keys): a new key once the newest is this old, and
-    // how long a superseded key keeps verifying (at least the API's ACCESS_TOKEN_TTL_SECONDS). Fractions are
-    // allowed, so tests can rotate within seconds.
-    SIGNING_KEY_ROTATION_DAYS: z.coerce.number().positive().max(3650).default(30),
-    SIGNING_KEY_RETIRE_AFTER_HOURS: z.coerce.number().positive().max(8760).default(24),
-    SIGNING_KEY_CHECK_SECONDS: env.int(60, 1, 86_400),
-    // How long a new key is published before it signs: longer than every API replica needs to load the
-    // Secret and any JWKS cache needs to refresh (the API serves the JWKS with max-age 300).
-    SIGNING_KEY_PUBLISH_AHEAD_SECONDS: env.int(600, 0, 86_400),
-  })
-  .refine((c) => c.SIGNING_KEY_PUBLISH_AHEAD_SECONDS < c.SIGNING_KEY_ROTATION_DAYS * 86_400, {
-    path: ['SIGNING_KEY_PUBLISH_AHEAD_SECONDS'],
-    message: 'must be shorter than SIGNING_KEY_ROTATION_DAYS',
-  });
+const schema = z.object({
+  OPERATOR_NAMESPACE: env.string('tenantry-system'),
+  POSTGRES_URL: env.url(defaultServiceUrls.postgres, ['postgres', 'postgresql']),
+  TENANT_DB_HOST: z.string().optional(),
+  TENANT_DB_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  POSTGRES_CIDRS: env.list(),
+  RABBITMQ_URL: env.url(defaultServiceUrls.rabbitmq, ['amqp', 'amqps']),
+  RABBITMQ_MANAGEMENT_URL: env.url(defaultServiceUrls.rabbitmqManagement, ['http', 'https']),
+  RABBITMQ_VHOST: env.string('/'),
+  TENANT_AMQP_HOST: z.string().optional(),
+  TENANT_AMQP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  RABBITMQ_CIDRS: env.list(),
+  WORKER_IMAGE: env.string('tenantry/tenantry:0.1.0'),
+  RESYNC_SECONDS: env.int(300, 1, 86_400),
+  RECONCILE_CONCURRENCY: env.int(4, 1, 64),
+  MIGRATION_CONCURRENCY: env.int(4, 1, 64),
+  HTTP_HOST: env.string('0.0.0.0'),
+  HTTP_PORT: env.int(9090, 0, 65535),
+  LEADER_ELECTION: env.bool(true),
+  LEASE_NAME: env.string('tenantry-operator'),
+  LEASE_DURATION_SECONDS: env.int(15, 2, 300),
+  POD_NAME: env.string(`${hostname()}-${process.pid}`),
+  // The API's signing keys (Secret tenantry-api-signing-keys): a new key once the newest is this old, and
+  // how long a superseded key keeps verifying (at least the API's ACCESS_TOKEN_TTL_SECONDS). Fractions are
+  // allowed, so tests can rotate within seconds.
+  SIGNING_KEY_ROTATION_DAYS: z.coerce.number().positive().max(3650).default(30),
+  SIGNING_KEY_RETIRE_AFTER_HOURS: z.coerce.number().positive().max(8760).default(24),
+  SIGNING_KEY_CHECK_SECONDS: env.int(60, 1, 86_400),
+  // How long a new key is published before it signs: longer than every API replica needs to load the
+  // Secret and any JWKS cache needs to refresh (the API serves the JWKS with max-age 300).
+  SIGNING_KEY_PUBLISH_AHEAD_SECONDS: env.int(600, 0, 86_400),
+});
 
 export type OperatorConfig = ReturnType<typeof loadOperatorConfig>;
 
 export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env) {
   const raw = parseConfig(schema, environment);
+  if (raw.SIGNING_KEY_PUBLISH_AHEAD_SECONDS >= raw.SIGNING_KEY_ROTATION_DAYS * 86_400) {
+    throw new ConfigError([
+      'SIGNING_KEY_PUBLISH_AHEAD_SECONDS: must be shorter than SIGNING_KEY_ROTATION_DAYS',
+    ]);
+  }
   const pg = new URL(raw.POSTGRES_URL);
   const amqp = new URL(raw.RABBITMQ_URL);
   return {

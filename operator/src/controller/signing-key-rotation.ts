@@ -1,8 +1,9 @@
 // Keeps the API's token signing keys in the Secret `tenantry-api-signing-keys`
 // of the platform namespace: creates the key set when the Secret is missing,
 // adds a new key once the newest has signed for the rotation age (published
-// ahead of signing, so every replica has it first), and drops superseded keys once they have verified for the retirement period
-// (lib/signing-keys.ts computes the set). Runs only on the leader.
+// ahead of signing, so every replica has it first), and drops superseded keys
+// once they have verified for the retirement period (lib/signing-keys.ts
+// computes the set). Runs only on the leader.
 //
 // Every write is guarded: a create fails if the Secret appeared meanwhile, and
 // a patch carries the resourceVersion it read, so a second operator (an old
