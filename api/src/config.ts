@@ -43,6 +43,10 @@ const schema = z.object({
   DB_MAX_CONNECTIONS: env.int(100, 1, 100_000),
   DB_RESERVED_CONNECTIONS: env.int(20, 0, 100_000),
   BODY_LIMIT_BYTES: env.int(1_048_576, 1024, 64 * 1_048_576),
+  // How long an idle keep-alive connection stays open. Longer than the idle timeout of the proxy in front
+  // (ingress-nginx and most cloud load balancers: 60 s), or the proxy may send a request on a connection the
+  // API is closing and answer 502. Node's own default is 5 s.
+  HTTP_KEEP_ALIVE_SECONDS: env.int(65, 1, 3600),
   SIGNUP_ENABLED: env.bool(false),
   // The plan of tenants created by self-service signup.
   SIGNUP_PLAN: z.enum(plans).default('free'),
@@ -117,6 +121,7 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
       statementTimeoutMs: 15_000,
     },
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    keepAliveMs: raw.HTTP_KEEP_ALIVE_SECONDS * 1000,
     signupEnabled: raw.SIGNUP_ENABLED,
     signup: { plan: raw.SIGNUP_PLAN, pendingTtlMs: raw.SIGNUP_PENDING_TTL_HOURS * 3_600_000 },
     mail: { outboxDir: raw.MAIL_OUTBOX_DIR, from: raw.MAIL_FROM },

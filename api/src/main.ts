@@ -172,6 +172,7 @@ function main(): void {
     const address = server.address();
     log.info({ port: typeof address === 'object' && address ? address.port : config.port }, 'api started');
   });
+  server.keepAliveTimeout = config.keepAliveMs;
 
   const shutdown = () => {
     log.info('shutting down: draining requests');

@@ -11,6 +11,7 @@ const repoRoot = resolve(import.meta.dirname, '../..');
 /** The real API process (`api/src/main.ts`), as it runs in production. */
 async function startApiProcess(
   cp: ControlPlane,
+  env: Record<string, string> = {},
 ): Promise<{ child: ChildProcess; port: number; logs: string[] }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'api/src/main.ts'], {
     cwd: repoRoot,
@@ -22,6 +23,7 @@ async function startApiProcess(
       PLATFORM_NAMESPACE: `tenantry-shutdown-${uniqueSuffix().slice(-6)}`,
       REDIS_URL: serviceUrls.redis,
       LOG_LEVEL: 'info',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -51,7 +53,7 @@ function connect(port: number): Promise<net.Socket> {
   });
 }
 
-describe('API graceful shutdown', function () {
+describe('API process: keep-alive and graceful shutdown', function () {
   this.timeout(60_000);
   let cp: ControlPlane;
 
@@ -98,6 +100,34 @@ describe('API graceful shutdown', function () {
       expect(response).to.include('application/problem+json');
       expect(await exited).to.equal(0);
       expect(api.logs.join('')).to.include('shutting down: draining requests');
+    } finally {
+      api.child.kill('SIGKILL');
+    }
+  });
+
+  it('keeps an idle keep-alive connection open for HTTP_KEEP_ALIVE_SECONDS, then closes it', async () => {
+    const api = await startApiProcess(cp, { HTTP_KEEP_ALIVE_SECONDS: '2' });
+    try {
+      const socket = await connect(api.port);
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = new Promise<number>((ok) => socket.once('close', () => ok(performance.now())));
+      const ask = async () => {
+        const before = received.length;
+        socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+        for (let i = 0; i < 100 && !received.slice(before).includes('{"status":"ok"}'); i++) {
+          await new Promise((ok) => setTimeout(ok, 20));
+        }
+        return received.slice(before);
+      };
+      expect(await ask()).to.match(/^HTTP\/1\.1 200 [\s\S]*Keep-Alive: timeout=2/i);
+      // Node's default would have closed it after 5 s idle; 1.5 s idle is within the 2 s set here.
+      await new Promise((ok) => setTimeout(ok, 1500));
+      expect(socket.destroyed, 'open after 1.5 s idle').to.equal(false);
+      expect(await ask()).to.match(/^HTTP\/1\.1 200 /);
+      const idleFrom = performance.now();
+      const idleMs = (await closed) - idleFrom;
+      expect(idleMs).to.be.within(1500, 4000);
     } finally {
       api.child.kill('SIGKILL');
     }
