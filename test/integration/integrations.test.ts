@@ -174,7 +174,10 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
           schedule: tenant === tenantA ? [0, 300, ...Array<number>(14).fill(600)] : [0, 300, 600],
           prefetch: 20,
           api: {
-            timeoutMs: 400,
+            // Generous for a loopback simulator: a loaded machine can stall an answer for a second, and
+            // a timeout counts as a failure towards tenant A's breaker. Failures here are the simulator's
+            // own 5xx and 429 answers, never timeouts.
+            timeoutMs: 5000,
             retries: 1,
             baseDelayMs: 20,
             // Tenant A's breaker opens quickly; tenant B's never, so its retries reach the schedule's end.
