@@ -179,9 +179,9 @@ export function rotateKeySet(
  */
 export function currentSigningKey(keys: readonly SigningKey[], now: Date): SigningKey {
   const ordered = sortOldestFirst(keys);
-  const signing = ordered.filter((k) => signsFrom(k) <= now.getTime()).at(-1);
-  const first = [...ordered].sort((a, b) => signsFrom(a) - signsFrom(b))[0];
-  const key = signing ?? first;
+  const key =
+    ordered.filter((k) => signsFrom(k) <= now.getTime()).at(-1) ??
+    ordered.sort((a, b) => signsFrom(a) - signsFrom(b))[0];
   if (!key) throw new NoSigningKeyError();
   return key;
 }

@@ -50,8 +50,6 @@ export interface RotationOutcome {
   kids: string[];
   /** The key that signs now. */
   current: string;
-  /** The newest key: after a rotation, the one that signs from its `notBefore`. */
-  newest: string;
 }
 
 const maxAttempts = 5;
@@ -207,15 +205,17 @@ export class SigningKeyRotation {
       this.options.log.info({ object, current: result.current }, 'created the API signing keys');
     } else if (action === 'rotated') {
       const until = after.find((k) => k.kid === previous?.kid)?.notAfter?.toISOString();
-      const signsFrom = after.at(-1)?.notBefore?.toISOString() ?? now.toISOString();
+      // rotateKeySet appends the key it adds.
+      const added = after.at(-1)!;
+      const signsFrom = (added.notBefore ?? now).toISOString();
       this.options.log.info(
-        { object, added: result.newest, signsFrom, previous: previous?.kid, verifiesUntil: until, retired },
+        { object, added: added.kid, signsFrom, previous: previous?.kid, verifiesUntil: until, retired },
         'rotated the API signing key',
       );
       this.event(
         secret,
         'SigningKeyRotated',
-        `key ${result.newest} is published and signs API tokens from ${signsFrom}; ${previous?.kid ?? 'the previous key'} signs until then and verifies until ${until ?? 'its retirement'}`,
+        `key ${added.kid} is published and signs API tokens from ${signsFrom}; ${previous?.kid ?? 'the previous key'} signs until then and verifies until ${until ?? 'its retirement'}`,
       );
     } else if (action === 'retired') {
       this.options.log.info({ object, retired }, 'retired superseded API signing keys');
@@ -256,14 +256,8 @@ export class SigningKeyRotation {
   }
 }
 
-/** `keys` oldest first, as rotateKeySet returns them. */
 function outcome(action: RotationOutcome['action'], keys: readonly SigningKey[], now: Date): RotationOutcome {
-  return {
-    action,
-    kids: keys.map((k) => k.kid),
-    current: currentSigningKey(keys, now).kid,
-    newest: keys.at(-1)!.kid,
-  };
+  return { action, kids: keys.map((k) => k.kid), current: currentSigningKey(keys, now).kid };
 }
 
 function encode(text: string): string {
