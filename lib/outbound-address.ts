@@ -3,6 +3,8 @@
 // without this check the platform could be pointed at cloud metadata services,
 // the cluster network or itself.
 import { lookup } from 'node:dns/promises';
+import http from 'node:http';
+import https from 'node:https';
 import { isIP } from 'node:net';
 
 /** An IPv4 range as [first address, prefix length]. */
@@ -121,36 +123,66 @@ export const lookupHost: ResolveHost = async (hostname) =>
 export interface OutboundPolicy {
   /** Allows plain http and non-public addresses; for development and tests only. */
   allowPrivate: boolean;
+  /** Used both to check a URL and, through `guardedLookup`, to connect. */
   resolveHost: ResolveHost;
+}
+
+/**
+ * A refused server-side request. The message is safe to show whoever chose the
+ * URL; `detail` names the addresses a host resolved to, which tell an outsider
+ * about the internal network, so it belongs in the server log only (pino's
+ * error serializer writes it).
+ */
+export class OutboundRefused extends Error {
+  readonly code = 'EADDRREFUSED';
+
+  constructor(
+    message: string,
+    readonly detail: string = message,
+  ) {
+    super(message);
+    this.name = 'OutboundRefused';
+  }
 }
 
 /**
  * Why a server-side request to `url` must not be made, or undefined when it
  * may. Decided before any connection: literal addresses are checked as they
- * are, host names by every address they resolve to.
+ * are, host names by every address they resolve to. Connecting must still go
+ * through `guardedLookup` (or `guardedFetch`), or the name can be rebound.
  */
-export async function outboundRefusal(url: URL, policy: OutboundPolicy): Promise<string | undefined> {
+export async function outboundRefusal(
+  url: URL,
+  policy: OutboundPolicy,
+): Promise<OutboundRefused | undefined> {
   if (url.protocol !== 'https:' && !(policy.allowPrivate && url.protocol === 'http:')) {
-    return `${url.protocol} is not allowed, use https`;
+    return new OutboundRefused(`${url.protocol} is not allowed, use https`);
   }
   // Credentials in the URL would be sent to whoever the host turns out to be.
-  if (url.username || url.password) return 'URLs with credentials are not allowed';
+  if (url.username || url.password) return new OutboundRefused('URLs with credentials are not allowed');
   if (policy.allowPrivate) return undefined;
   // WHATWG URL parsing has already normalised IPv4 forms such as 0x7f.1 to dotted quads.
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  let addresses: string[];
   if (isIP(host) !== 0) {
-    addresses = [host];
-  } else {
-    try {
-      addresses = await policy.resolveHost(host);
-    } catch {
-      return `${host} does not resolve`;
-    }
+    return isPublicAddress(host) ? undefined : new OutboundRefused(`${host} is not a public address`);
   }
-  if (addresses.length === 0) return `${host} does not resolve`;
-  const blocked = addresses.find((address) => !isPublicAddress(address));
-  return blocked === undefined ? undefined : `${host} resolves to non-public address ${blocked}`;
+  let addresses: string[];
+  try {
+    addresses = await policy.resolveHost(host);
+  } catch {
+    return new OutboundRefused(`${host} does not resolve`);
+  }
+  return addressRefusal(host, addresses);
+}
+
+function addressRefusal(host: string, addresses: string[]): OutboundRefused | undefined {
+  if (addresses.length === 0) return new OutboundRefused(`${host} does not resolve`);
+  const blocked = addresses.filter((address) => !isPublicAddress(address));
+  if (blocked.length === 0) return undefined;
+  return new OutboundRefused(
+    `${host} resolves to a non-public address`,
+    `${host} resolves to non-public address ${blocked.join(', ')}`,
+  );
 }
 
 type LookupCallback = (
@@ -163,18 +195,27 @@ type LookupCallback = (
  * A `lookup` for node:http(s) requests that refuses non-public addresses when
  * the connection is made. Checking the URL beforehand is not enough: a host
  * name can resolve to a public address at check time and to a private one at
- * connect time (DNS rebinding).
+ * connect time (DNS rebinding). The connection goes to an address this lookup
+ * checked, never to one from a later resolution.
  */
-export function guardedLookup(policy: Pick<OutboundPolicy, 'allowPrivate'>) {
+export function guardedLookup(policy: OutboundPolicy) {
   return (hostname: string, options: { all?: boolean; family?: number }, callback: LookupCallback): void => {
-    lookup(hostname, { all: true, verbatim: true, family: options.family ?? 0 }).then(
-      (entries) => {
-        const blocked = entries.find((entry) => !policy.allowPrivate && !isPublicAddress(entry.address));
-        if (entries.length === 0 || blocked) {
-          const reason = blocked ? `non-public address ${blocked.address}` : 'no address';
-          const error: NodeJS.ErrnoException = new Error(`${hostname} resolves to ${reason}`);
-          error.code = 'EADDRREFUSED';
-          callback(error, '');
+    policy.resolveHost(hostname).then(
+      (addresses) => {
+        const family = options.family === 4 || options.family === 6 ? options.family : 0;
+        const entries = addresses
+          .map((address) => ({ address, family: isIP(address) }))
+          .filter((entry) => entry.family !== 0 && (family === 0 || entry.family === family));
+        const refusal = policy.allowPrivate
+          ? entries.length === 0
+            ? new OutboundRefused(`${hostname} does not resolve`)
+            : undefined
+          : addressRefusal(
+              hostname,
+              entries.map((entry) => entry.address),
+            );
+        if (refusal) {
+          callback(refusal, '');
           return;
         }
         if (options.all) callback(null, entries);
@@ -183,4 +224,95 @@ export function guardedLookup(policy: Pick<OutboundPolicy, 'allowPrivate'>) {
       (error: NodeJS.ErrnoException) => callback(error, ''),
     );
   };
+}
+
+/** What `guardedFetch` sends; the subset of RequestInit that SSO clients use. */
+export interface GuardedRequestInit {
+  method?: string;
+  headers?: HeadersInit;
+  body?: string | URLSearchParams | Uint8Array | ArrayBuffer | null;
+  signal?: AbortSignal | null;
+}
+
+export interface GuardedFetchOptions {
+  /** A larger response body is an error; default 1 MiB. */
+  maxResponseBytes?: number;
+}
+
+/**
+ * A fetch for tenant-chosen URLs: the URL is checked, and the connection is
+ * made through `guardedLookup`, so a name rebound between the two cannot
+ * reach a private address. Redirects are returned, never followed (their
+ * target would escape the check). The body is read into memory, up to a cap.
+ */
+export function guardedFetch(policy: OutboundPolicy, options: GuardedFetchOptions = {}) {
+  const lookup = guardedLookup(policy);
+  const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
+  return async (input: string | URL, init: GuardedRequestInit = {}): Promise<Response> => {
+    const url = new URL(input);
+    const refusal = await outboundRefusal(url, policy);
+    if (refusal) throw refusal;
+    const headers = new Headers(init.headers);
+    const body = requestBody(init.body, headers);
+    init.signal?.throwIfAborted();
+    const transport = url.protocol === 'https:' ? https : http;
+    return new Promise<Response>((resolve, reject) => {
+      const request = transport.request(
+        url,
+        {
+          method: init.method ?? 'GET',
+          headers: Object.fromEntries(headers),
+          // A fresh connection each time: a pooled one could predate a change of policy.
+          agent: false,
+          lookup: lookup as never,
+          ...(init.signal ? { signal: init.signal } : {}),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > maxResponseBytes) {
+              response.destroy(
+                new Error(`the response from ${url.host} is larger than ${maxResponseBytes} bytes`),
+              );
+            } else chunks.push(chunk);
+          });
+          response.on('error', reject);
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            const answer = new Headers();
+            for (const [name, value] of Object.entries(response.headers)) {
+              for (const item of Array.isArray(value) ? value : [value ?? '']) answer.append(name, item);
+            }
+            const nullBody = status === 204 || status === 304 || init.method === 'HEAD';
+            try {
+              resolve(
+                new Response(nullBody ? null : Buffer.concat(chunks), {
+                  status,
+                  statusText: response.statusMessage ?? '',
+                  headers: answer,
+                }),
+              );
+            } catch (error) {
+              reject(error instanceof Error ? error : new Error(String(error)));
+            }
+          });
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+  };
+}
+
+function requestBody(body: GuardedRequestInit['body'], headers: Headers): string | Buffer | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (body instanceof URLSearchParams) {
+    if (!headers.has('content-type'))
+      headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8');
+    return body.toString();
+  }
+  if (typeof body === 'string') return body;
+  return Buffer.from(body instanceof ArrayBuffer ? new Uint8Array(body) : body);
 }

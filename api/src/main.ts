@@ -82,7 +82,7 @@ function main(): void {
   if (config.webhooks.allowLoopback)
     log.warn('WEBHOOKS_ALLOW_LOOPBACK is on: webhook endpoints may be http and loopback (development)');
   if (config.sso.allowPrivateIdps)
-    log.warn('SSO_ALLOW_PRIVATE_IDPS is on: OIDC issuers may be http and private (development)');
+    log.warn('SSO_ALLOW_PRIVATE_IDPS is on: IdP URLs may be http and private (development)');
   const sessions = new Sessions(tokens, directory, databases, {
     refreshTokenTtlMs: config.jwt.refreshTokenTtlMs,
     ...(config.platformAdmin ? { platformAdmin: config.platformAdmin } : {}),
@@ -144,7 +144,11 @@ function main(): void {
       : undefined,
     tenantAdmin: new TenantAdmin(tenantResources, directory),
     sso: {
-      saml: new SamlService({ publicBaseUrl: config.publicBaseUrl, store: ssoStore }),
+      saml: new SamlService({
+        publicBaseUrl: config.publicBaseUrl,
+        store: ssoStore,
+        allowPrivateIdps: config.sso.allowPrivateIdps,
+      }),
       oidc: new OidcService({
         publicBaseUrl: config.publicBaseUrl,
         store: ssoStore,

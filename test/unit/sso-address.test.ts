@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import {
   isPublicAddress,
   lookupHost,
+  OutboundRefused,
   outboundRefusal,
   type OutboundPolicy,
 } from '../../api/src/sso/address.js';
@@ -126,12 +127,15 @@ describe('outboundRefusal', () => {
 
   it('refuses a host when any of its addresses is private', async () => {
     const p = policy({ 'idp.example.com': ['93.184.216.34', '10.0.0.7'] });
-    expect(await outboundRefusal(new URL('https://idp.example.com/'), p)).to.include('10.0.0.7');
+    const refusal = await outboundRefusal(new URL('https://idp.example.com/'), p);
+    // The address is for the log only: whoever chose the URL learns nothing about the network.
+    expect(refusal?.message).to.equal('idp.example.com resolves to a non-public address');
+    expect(refusal?.detail).to.include('10.0.0.7');
   });
 
   it('refuses plain http', async () => {
     const p = policy({ 'idp.example.com': ['93.184.216.34'] });
-    expect(await outboundRefusal(new URL('http://idp.example.com/'), p)).to.include('http:');
+    expect((await outboundRefusal(new URL('http://idp.example.com/'), p))?.message).to.include('http:');
     expect(p.asked).to.deep.equal([]);
   });
 
@@ -146,7 +150,7 @@ describe('outboundRefusal', () => {
       'https://[fd00::1]:8443/x',
       'https://169.254.169.254/latest/meta-data',
     ]) {
-      expect(await outboundRefusal(new URL(url), p), url).to.be.a('string');
+      expect(await outboundRefusal(new URL(url), p), url).to.be.instanceOf(OutboundRefused);
     }
     expect(p.asked).to.deep.equal([]);
   });
@@ -156,23 +160,26 @@ describe('outboundRefusal', () => {
       allowPrivate: false,
       resolveHost: lookupHost,
     });
-    expect(refusal).to.match(/localhost resolves to non-public address (127\.0\.0\.1|::1)/);
+    expect(refusal?.message).to.equal('localhost resolves to a non-public address');
+    expect(refusal?.detail).to.match(/localhost resolves to non-public address (127\.0\.0\.1|::1)/);
   });
 
   it('refuses a host that does not resolve', async () => {
-    expect(await outboundRefusal(new URL('https://nowhere.example/'), policy({}))).to.include(
+    expect((await outboundRefusal(new URL('https://nowhere.example/'), policy({})))?.message).to.include(
       'does not resolve',
     );
   });
 
   it('refuses URLs carrying credentials', async () => {
     const p = policy({ 'idp.example.com': ['93.184.216.34'] });
-    expect(await outboundRefusal(new URL('https://u:p@idp.example.com/'), p)).to.include('credentials');
+    expect((await outboundRefusal(new URL('https://u:p@idp.example.com/'), p))?.message).to.include(
+      'credentials',
+    );
   });
 
   it('allows http and private addresses only when private issuers are allowed', async () => {
     const p = policy({}, true);
     expect(await outboundRefusal(new URL('http://127.0.0.1:4000/'), p)).to.equal(undefined);
-    expect(await outboundRefusal(new URL('ftp://127.0.0.1/'), p)).to.include('ftp:');
+    expect((await outboundRefusal(new URL('ftp://127.0.0.1/'), p))?.message).to.include('ftp:');
   });
 });

@@ -1,7 +1,8 @@
 // IdP metadata parsing and group-to-role mapping, without services.
 import { expect } from 'chai';
 import { mapRole, SsoError } from '../../api/src/sso/identity.js';
-import { fetchMetadataOverHttps } from '../../api/src/sso/saml.js';
+import { lookupHost } from '../../api/src/sso/address.js';
+import { metadataFetcher } from '../../api/src/sso/saml.js';
 import { parseIdpMetadata } from '../../api/src/sso/saml-metadata.js';
 import { generateSigningKey, type SigningKey } from '../support/saml-idp.js';
 
@@ -144,8 +145,9 @@ describe('SAML IdP metadata', () => {
       'https://169.254.169.254/latest/meta-data',
       'https://[::1]/metadata',
     ];
+    const fetchMetadata = metadataFetcher({ allowPrivate: false, resolveHost: lookupHost });
     for (const url of refused) {
-      const error: unknown = await fetchMetadataOverHttps(url).catch((caught: unknown) => caught);
+      const error: unknown = await fetchMetadata(url).catch((caught: unknown) => caught);
       expect(error, url).to.be.instanceOf(SsoError);
       expect((error as SsoError).code).to.equal('metadata_invalid');
       expect((error as SsoError).detail).to.match(/refused|not a URL/);

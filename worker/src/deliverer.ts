@@ -237,6 +237,12 @@ export class Deliverer {
     const gone = result.status === 410;
     const last = attempt >= schedule.maxAttempts || gone || result.permanent === true;
     const tier = succeeded || last ? undefined : schedule.tierBefore(attempt + 1, result.retryAfterMs);
+    if (result.refusal) {
+      this.options.logger.warn(
+        { deliveryId: delivery.deliveryId, endpointId: delivery.endpointId, err: result.refusal },
+        'endpoint URL refused',
+      );
+    }
     // Resolves once the batch holding this attempt has committed.
     await this.records.add({
       deliveryId: delivery.deliveryId,

@@ -3,7 +3,13 @@
 // allowed) and no redirect is ever followed.
 import http from 'node:http';
 import https from 'node:https';
-import { guardedLookup, lookupHost, outboundRefusal } from '../../lib/outbound-address.js';
+import {
+  guardedLookup,
+  lookupHost,
+  OutboundRefused,
+  outboundRefusal,
+  type OutboundPolicy,
+} from '../../lib/outbound-address.js';
 
 export interface SendResult {
   /** The HTTP status, when a response arrived. */
@@ -14,6 +20,8 @@ export interface SendResult {
   error?: string;
   /** The request may never succeed as configured (a refused URL): do not retry. */
   permanent?: boolean;
+  /** Why the URL was refused, with the addresses it resolved to: for the log, never for the tenant. */
+  refusal?: OutboundRefused;
   durationMs: number;
 }
 
@@ -27,6 +35,7 @@ const maxResponseBytes = 64 * 1024;
 
 export class HttpSender {
   private readonly agents: { http: http.Agent; https: https.Agent };
+  private readonly policy: OutboundPolicy;
   private readonly lookup: ReturnType<typeof guardedLookup>;
 
   constructor(private readonly options: HttpSenderOptions) {
@@ -34,7 +43,8 @@ export class HttpSender {
       http: new http.Agent({ keepAlive: true, maxSockets: 256 }),
       https: new https.Agent({ keepAlive: true, maxSockets: 256 }),
     };
-    this.lookup = guardedLookup({ allowPrivate: options.allowLoopback });
+    this.policy = { allowPrivate: options.allowLoopback, resolveHost: lookupHost };
+    this.lookup = guardedLookup(this.policy);
   }
 
   async post(url: string, headers: Record<string, string>, body: string): Promise<SendResult> {
@@ -46,11 +56,8 @@ export class HttpSender {
     } catch {
       return { error: 'the endpoint URL is not a URL', permanent: true, durationMs: 0 };
     }
-    const refusal = await outboundRefusal(parsed, {
-      allowPrivate: this.options.allowLoopback,
-      resolveHost: lookupHost,
-    });
-    if (refusal) return { error: `refused: ${refusal}`, permanent: true, durationMs: elapsed() };
+    const refusal = await outboundRefusal(parsed, this.policy);
+    if (refusal) return refused(refusal, elapsed());
     const transport = parsed.protocol === 'https:' ? https : http;
     return new Promise<SendResult>((resolve) => {
       let settled = false;
@@ -99,6 +106,8 @@ export class HttpSender {
         request.destroy();
       }, this.options.timeoutMs);
       request.on('error', (error: NodeJS.ErrnoException) => {
+        // Refused at connect time: the name now resolves somewhere it must not (DNS rebinding).
+        if (error instanceof OutboundRefused) return finish(refused(error));
         finish({ error: error.code ? `${error.code}: ${error.message}` : error.message });
       });
       request.end(body);
@@ -109,6 +118,15 @@ export class HttpSender {
     this.agents.http.destroy();
     this.agents.https.destroy();
   }
+}
+
+/**
+ * A refused URL's result. The error is stored as an attempt that tenants read
+ * through the API, so it carries the safe message; `refusal` keeps the
+ * resolved addresses for the log.
+ */
+function refused(refusal: OutboundRefused, durationMs = 0): SendResult {
+  return { error: `refused: ${refusal.message}`, refusal, permanent: true, durationMs };
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unusable. */

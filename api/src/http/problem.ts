@@ -87,7 +87,7 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 };
 
 export function errorHandler(
-  log: { error(obj: object, msg: string): void },
+  log: { error(obj: object, msg: string): void; warn?(obj: object, msg: string): void },
   classify: (error: unknown) => ProblemError | undefined = () => undefined,
 ): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
@@ -95,7 +95,13 @@ export function errorHandler(
       next(error);
       return;
     }
-    if (error instanceof ProblemError) return sendProblem(res, error);
+    if (error instanceof ProblemError) {
+      // A cause holds what the client must not see but an operator may need.
+      if (error.cause !== undefined) {
+        log.warn?.({ err: error.cause, reqId: String(res.locals.requestId), path: req.path }, error.message);
+      }
+      return sendProblem(res, error);
+    }
     const classified = classify(error);
     if (classified) return sendProblem(res, classified);
     const parserError = error as BodyParserError;

@@ -1,6 +1,8 @@
 // The outbound address policy is shared with webhook delivery; it lives in lib/.
 export {
+  guardedFetch,
   isPublicAddress,
+  OutboundRefused,
   lookupHost,
   outboundRefusal,
   type OutboundPolicy,

@@ -3,7 +3,14 @@
 // SsoIdentity. HTTP routes live elsewhere; this module only needs the tenant's
 // settings, a shared expiring store and the outbound network.
 import * as client from 'openid-client';
-import { lookupHost, outboundRefusal, type OutboundPolicy, type ResolveHost } from './address.js';
+import {
+  guardedFetch,
+  lookupHost,
+  OutboundRefused,
+  outboundRefusal,
+  type OutboundPolicy,
+  type ResolveHost,
+} from './address.js';
 import { mapRole, SsoError, type SsoErrorCode, type SsoIdentity } from './identity.js';
 import type { TenantSpec } from '../../../operator/src/api/tenant.js';
 import type { ExpiringStore } from './store.js';
@@ -27,8 +34,12 @@ export interface OidcServiceOptions {
   store: ExpiringStore;
   /** Allows http issuers and non-public addresses. Development and tests only. */
   allowPrivateIssuers?: boolean;
+  /** Resolves issuer host names, both to check them and to connect (default: the system resolver). */
   resolveHost?: ResolveHost;
-  /** The HTTP client for discovery, token and JWKS requests; every call is checked first. */
+  /**
+   * The HTTP client for discovery, token and JWKS requests; every call is checked first. The
+   * default connects only to the addresses it checked (`guardedFetch`); tests may observe traffic.
+   */
   fetch?: typeof globalThis.fetch;
   discoveryTtlMs?: number;
   timeoutSeconds?: number;
@@ -88,7 +99,7 @@ export class OidcService {
     this.store = options.store;
     this.allowPrivateIssuers = options.allowPrivateIssuers ?? false;
     this.policy = { allowPrivate: this.allowPrivateIssuers, resolveHost: options.resolveHost ?? lookupHost };
-    this.fetch = options.fetch ?? globalThis.fetch;
+    this.fetch = options.fetch ?? (guardedFetch(this.policy) as typeof globalThis.fetch);
     this.discoveryTtlMs = options.discoveryTtlMs ?? defaultDiscoveryTtlMs;
     this.timeoutSeconds = options.timeoutSeconds ?? 10;
   }
@@ -280,7 +291,7 @@ export class OidcService {
     for (const [name, value] of Object.entries(advertised)) {
       if (value === undefined) continue;
       const refusal = await outboundRefusal(parseUrl(value), this.policy);
-      if (refusal) throw new SsoError('issuer_not_allowed', `${name} ${value} is refused: ${refusal}`);
+      if (refusal) throw refused(`${name} ${value}`, refusal);
     }
     const discovered: DiscoveredIssuer = { metadata, expiresAt: Date.now() + this.discoveryTtlMs };
     this.issuers.set(issuer, discovered);
@@ -296,17 +307,28 @@ export class OidcService {
       throw new SsoError('issuer_not_allowed', `${issuer} is not an issuer identifier`);
     }
     const refusal = await outboundRefusal(url, this.policy);
-    if (refusal) throw new SsoError('issuer_not_allowed', `${issuer} is refused: ${refusal}`);
+    if (refusal) throw refused(issuer, refusal);
     return url;
   }
 
   /** Every request openid-client makes goes through here, so no URL escapes the guard. */
   private readonly guardedFetch: client.CustomFetch = async (url, options) => {
     const refusal = await outboundRefusal(parseUrl(url), this.policy);
-    if (refusal) throw new SsoError('issuer_not_allowed', `request to ${url} refused: ${refusal}`);
-    // openid-client's body type is wider than RequestInit's; it only sends strings and form data.
-    return this.fetch(url, options as RequestInit);
+    if (refusal) throw refused(`request to ${url}`, refusal);
+    try {
+      // openid-client's body type is wider than RequestInit's; it only sends strings and form data.
+      return await this.fetch(url, options as RequestInit);
+    } catch (error) {
+      // Refused when connecting: the name was rebound to a non-public address after the check.
+      if (error instanceof OutboundRefused) throw refused(`request to ${url}`, error);
+      throw error;
+    }
   };
+}
+
+/** The client sees the fixed wording of `issuer_not_allowed`; the log gets the resolved addresses. */
+function refused(what: string, refusal: OutboundRefused): SsoError {
+  return new SsoError('issuer_not_allowed', `${what} is refused: ${refusal.detail}`, { cause: refusal });
 }
 
 function parseUrl(value: string): URL {

@@ -20,7 +20,7 @@ import {
 } from '@node-saml/node-saml';
 import type { Element } from '@xmldom/xmldom';
 import type { TenantSpec } from '../../../operator/src/api/tenant.js';
-import { lookupHost, outboundRefusal } from './address.js';
+import { guardedFetch, lookupHost, OutboundRefused, type OutboundPolicy } from './address.js';
 import { mapRole, SsoError, type SsoIdentity } from './identity.js';
 import { parseIdpMetadata, type IdpMetadata } from './saml-metadata.js';
 import { ExpiringStoreCacheProvider, type ExpiringStore } from './store.js';
@@ -53,10 +53,14 @@ export interface SamlServiceOptions {
   /** Tolerated clock difference with IdPs; default 60 s, at most 5 min. */
   clockSkewMs?: number;
   /**
-   * Loads `idpMetadataUrl`. The default refuses anything but https to public
-   * addresses, follows no redirect and caps size and time.
+   * Loads `idpMetadataUrl`. The default (`metadataFetcher`) refuses anything
+   * but https to public addresses, follows no redirect and caps size and time.
    */
   fetchMetadata?: (url: string) => Promise<string>;
+  /** Allows http metadata URLs and non-public addresses. Development and tests only. */
+  allowPrivateIdps?: boolean;
+  /** Resolves metadata host names, both to check them and to connect (default: the system resolver). */
+  resolveHost?: OutboundPolicy['resolveHost'];
   /** How long a login may stay at the IdP; default 10 min. */
   requestTtlMs?: number;
   /** Assertions older than this (from IssueInstant) are refused whatever they claim; default 10 min. */
@@ -165,7 +169,12 @@ export class SamlService {
     this.requestTtlMs = options.requestTtlMs ?? 10 * 60_000;
     this.maxAssertionAgeMs = options.maxAssertionAgeMs ?? 10 * 60_000;
     this.metadataTtlMs = options.metadataTtlMs ?? 60 * 60_000;
-    this.fetchMetadata = options.fetchMetadata ?? fetchMetadataOverHttps;
+    this.fetchMetadata =
+      options.fetchMetadata ??
+      metadataFetcher({
+        allowPrivate: options.allowPrivateIdps ?? false,
+        resolveHost: options.resolveHost ?? lookupHost,
+      });
   }
 
   /** The SP entityID for `tenant`; also the Audience its assertions must name. */
@@ -622,31 +631,34 @@ const maxMetadataBytes = 1024 * 1024;
 
 /**
  * Fetches IdP metadata over https from a public address only (tenants choose
- * the URL), without redirects, within 10 s and 1 MiB.
+ * the URL), without redirects, within 10 s and 1 MiB. The connection goes
+ * through the guarded lookup, so the checked name cannot be rebound.
  */
-export async function fetchMetadataOverHttps(url: string): Promise<string> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new SsoError('metadata_invalid', `${url} is not a URL`);
-  }
-  const refusal = await outboundRefusal(parsed, { allowPrivate: false, resolveHost: lookupHost });
-  if (refusal) throw new SsoError('metadata_invalid', `request to ${url} refused: ${refusal}`);
-  const response = await fetch(parsed, {
-    redirect: 'error',
-    signal: AbortSignal.timeout(10_000),
-    headers: { accept: 'application/samlmetadata+xml, application/xml, text/xml' },
-  });
-  if (!response.ok || !response.body) {
-    throw new SsoError('metadata_invalid', `${url} answered ${response.status}`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += chunk.byteLength;
-    if (size > maxMetadataBytes) throw new SsoError('metadata_invalid', `${url} is larger than 1 MiB`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+export function metadataFetcher(policy: OutboundPolicy): (url: string) => Promise<string> {
+  const fetchGuarded = guardedFetch(policy, { maxResponseBytes: maxMetadataBytes });
+  return async (url) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new SsoError('metadata_invalid', `${url} is not a URL`);
+    }
+    let response: Response;
+    try {
+      response = await fetchGuarded(parsed, {
+        signal: AbortSignal.timeout(10_000),
+        headers: { accept: 'application/samlmetadata+xml, application/xml, text/xml' },
+      });
+    } catch (error) {
+      // The client sees metadata_invalid's fixed wording; the log gets the resolved addresses.
+      if (error instanceof OutboundRefused) {
+        throw new SsoError('metadata_invalid', `request to ${url} refused: ${error.detail}`, {
+          cause: error,
+        });
+      }
+      throw new SsoError('metadata_invalid', `fetching ${url} failed`, { cause: error });
+    }
+    if (!response.ok) throw new SsoError('metadata_invalid', `${url} answered ${response.status}`);
+    return await response.text();
+  };
 }

@@ -162,7 +162,12 @@ export async function checkEndpointUrl(value: string, settings: WebhookSettings)
     allowPrivate: loopback,
     resolveHost: settings.resolveHost,
   });
-  if (refusal) throw problems.validation([{ field: 'url', message: `refused: ${refusal}` }]);
+  if (refusal) {
+    const problem = problems.validation([{ field: 'url', message: `refused: ${refusal.message}` }]);
+    // The error mapper logs the cause: the addresses the host resolved to stay out of the answer.
+    problem.cause = refusal;
+    throw problem;
+  }
   return parsed.toString();
 }
 

@@ -8,15 +8,20 @@
 // reported so health can show them.
 import http from 'node:http';
 import https from 'node:https';
-import { guardedLookup, lookupHost, outboundRefusal } from '../../../lib/outbound-address.js';
+import {
+  guardedLookup,
+  lookupHost,
+  outboundRefusal,
+  type OutboundPolicy,
+} from '../../../lib/outbound-address.js';
 import type { EndpointGate } from '../endpoint-gate.js';
 import { parseRetryAfter } from '../http-sender.js';
 import type { CircuitStatus, ProviderSettings } from './integration-store.js';
 
 /** Not worth retrying as is (a 4xx other than 408/429, a refused URL, no API configured). */
 export class PermanentError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'PermanentError';
   }
 }
@@ -65,12 +70,14 @@ export class ProviderApi {
     http: new http.Agent({ keepAlive: true, maxSockets: 64 }),
     https: new https.Agent({ keepAlive: true, maxSockets: 64 }),
   };
+  private readonly policy: OutboundPolicy;
   private readonly lookup: ReturnType<typeof guardedLookup>;
   private readonly failures = new Map<string, number>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(private readonly options: ProviderApiOptions) {
-    this.lookup = guardedLookup({ allowPrivate: options.allowLoopback });
+    this.policy = { allowPrivate: options.allowLoopback, resolveHost: lookupHost };
+    this.lookup = guardedLookup(this.policy);
   }
 
   /**
@@ -81,11 +88,8 @@ export class ProviderApi {
   async get(key: string, settings: ProviderSettings, path: string): Promise<unknown> {
     if (!settings.apiBaseUrl) throw new PermanentError(`${settings.provider} has no api_base_url configured`);
     const url = new URL(`${settings.apiBaseUrl.replace(/\/$/, '')}${path}`);
-    const refusal = await outboundRefusal(url, {
-      allowPrivate: this.options.allowLoopback,
-      resolveHost: lookupHost,
-    });
-    if (refusal) throw new PermanentError(`provider API refused: ${refusal}`);
+    const refusal = await outboundRefusal(url, this.policy);
+    if (refusal) throw new PermanentError(`provider API refused: ${refusal.message}`, { cause: refusal });
     const { retries, baseDelayMs, maxInlineWaitMs } = this.options;
     let lastError = 'no attempt made';
     for (let attempt = 0; attempt <= retries; attempt++) {
