@@ -232,6 +232,8 @@ describe('/api/webhooks: endpoints, messages, test sends, domain events and repl
       expect(res.status, `${url}: ${JSON.stringify(res.body)}`).to.equal(400);
       expect(res.body.errors[0].field).to.equal('url');
       expect(res.body.errors[0].message).to.match(/^refused: /);
+      // What a name resolves to is for the server log, not for whoever registers endpoints.
+      if (url.includes('localhost')) expect(JSON.stringify(res.body)).not.to.match(/127\.0\.0\.1|::1/);
     }
     // A URL change goes through the same check.
     const created = await createEndpoint({ url: receiver.url('/ssrf-patch'), event_types: [] });
