@@ -15,6 +15,7 @@ import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, w
 import { join, resolve } from 'node:path';
 import { startControlPlane } from '../test/support/control-plane.js';
 import { installTenantCrd, samplesDir } from '../test/support/crds.js';
+import { preparePostgresServer } from '../test/support/postgres-server.js';
 
 const root = resolve(import.meta.dirname, '..');
 const devDir = join(root, '.dev');
@@ -141,6 +142,8 @@ function superviseWorkers(kubectl: (args: string[]) => Promise<string>): {
 async function main(): Promise<void> {
   mkdirSync(devDir, { recursive: true });
   const started = Date.now();
+  step('preparing PostgreSQL: only granted roles may connect to postgres and template1');
+  await preparePostgresServer();
   step('starting the control plane');
   const cp = await startControlPlane();
   copyFileSync(cp.kubeconfigPath, join(devDir, 'kubeconfig'));

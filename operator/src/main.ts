@@ -9,6 +9,7 @@ import { loadOperatorConfig } from './config.js';
 import { randomPassword, type ControllerDeps } from './controller/context.js';
 import { EventRecorder } from './controller/events.js';
 import { TenantReconciler } from './controller/reconciler.js';
+import { PublicConnectCheck } from './controller/server-privileges.js';
 import { SigningKeyRotation } from './controller/signing-key-rotation.js';
 import { TenantWatch } from './controller/tenant-watch.js';
 import { WorkerWatch } from './controller/worker-watch.js';
@@ -87,8 +88,15 @@ async function main(): Promise<void> {
   let watch: TenantWatch | undefined;
   let workers: WorkerWatch | undefined;
   let signingKeys: SigningKeyRotation | undefined;
+  const publicConnect = new PublicConnectCheck({
+    db,
+    gauge: metrics.databasesOpenToPublic,
+    log,
+    intervalMs: config.resyncMs,
+  });
   const startLeading = () => {
     leading = true;
+    publicConnect.start();
     // The API's token signing keys (docs/operator.md, "API signing keys").
     signingKeys = new SigningKeyRotation({
       core: cluster.core,
@@ -115,6 +123,7 @@ async function main(): Promise<void> {
     workers = undefined;
     signingKeys = undefined;
     for (const loop of stopping) await loop?.stop();
+    await publicConnect.stop();
   };
 
   await ensurePlatformNamespace(cluster, config.namespace, log);

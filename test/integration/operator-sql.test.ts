@@ -20,6 +20,7 @@ import {
   SchemaMigrationError,
 } from '../../lib/tenant-schema/migrate.js';
 import { migrations } from '../../lib/tenant-schema/migrations.js';
+import { grantAdminConnect, preparePostgresServer } from '../support/postgres-server.js';
 import { serviceUrls, uniqueSuffix, withPostgresAdmin } from '../support/services.js';
 
 const suffix = uniqueSuffix();
@@ -75,8 +76,10 @@ describe('operator SQL layer (non-superuser admin)', function () {
   const tenantB = tenantNames(`${tenantPrefix}-b`);
 
   before(async () => {
+    await preparePostgresServer();
     await superuser(async (c) => {
       await c.query(`CREATE ROLE "${adminRole}" LOGIN CREATEDB CREATEROLE`);
+      await grantAdminConnect(c, adminRole);
       // Were a plain password sent, the server would store it as MD5; a SCRAM
       // verifier in pg_authid then shows the operator hashed it itself.
       await c.query(`ALTER ROLE "${adminRole}" SET password_encryption = 'md5'`);
@@ -212,6 +215,38 @@ describe('operator SQL layer (non-superuser admin)', function () {
     expect(rows[0]).to.deep.equal({ user: tenantA.loginRoles[0], search_path: 'app' });
     expect(await sqlStateOf(connectAs(tenantA.loginRoles[0], tenantB.database))).to.equal('42501');
     expect(await sqlStateOf(connectAs(tenantB.loginRoles[0], tenantA.database))).to.equal('42501');
+  });
+
+  it('keeps a login role out of postgres and template1 on a prepared server', async () => {
+    // The server preparation (docs/operator.md) ran in before(); tests and make dev share it.
+    for (const database of ['postgres', 'template1', tenantB.database]) {
+      expect(await sqlStateOf(connectAs(tenantA.loginRoles[0], database)), database).to.equal('42501');
+    }
+    await connectAs(tenantA.loginRoles[0], tenantA.database);
+    // The operator's admin role itself still reaches postgres, where its URL points.
+    await connectAs(adminRole, 'postgres');
+  });
+
+  it('revokes PUBLIC CONNECT on databases it owns and names the others that still grant it', async () => {
+    const owned = `sqlt_${suffix}_owned`;
+    const foreign = `sqlt_${suffix}_foreign`;
+    const asAdmin = await connectAs(adminRole, 'postgres');
+    await asAdmin.query(`CREATE DATABASE "${owned}"`);
+    await superuser((c) => c.query(`CREATE DATABASE "${foreign}"`));
+    try {
+      expect(await sqlStateOf(connectAs(tenantA.loginRoles[0], owned).then((c) => c.end()))).to.equal(
+        'resolved',
+      );
+      const report = await admin.closePublicConnect();
+      expect(report.revoked).to.include(owned);
+      expect(report.open).to.include(foreign);
+      expect(report.open).not.to.include.members(['postgres', 'template1', owned]);
+      expect(await sqlStateOf(connectAs(tenantA.loginRoles[0], owned))).to.equal('42501');
+      expect((await admin.closePublicConnect()).revoked).not.to.include(owned);
+    } finally {
+      await asAdmin.query(`DROP DATABASE IF EXISTS "${owned}" WITH (FORCE)`);
+      await superuser((c) => c.query(`DROP DATABASE IF EXISTS "${foreign}" WITH (FORCE)`));
+    }
   });
 
   it('connects through the URI built for the Secret', async () => {

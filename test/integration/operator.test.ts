@@ -7,6 +7,7 @@ import { tenantPermissionPattern } from '../../operator/src/messaging/rabbitmq-a
 import type { ControlPlane } from '../support/control-plane.js';
 import { installTenantCrd } from '../support/crds.js';
 import { startOperator, type OperatorProcess } from '../support/operator-process.js';
+import { grantAdminConnect, preparePostgresServer } from '../support/postgres-server.js';
 import {
   createTestVhost,
   rabbitManagement,
@@ -109,7 +110,9 @@ ${extra}`,
     vhost = await createTestVhost('operator');
     proxy = await startTcpProxy(Number(new URL(serviceUrls.postgres).port || 5432));
     // The operator runs as a role with CREATEDB and CREATEROLE only: no superuser.
+    await preparePostgresServer();
     await sql(`CREATE ROLE "${adminRole}" LOGIN CREATEDB CREATEROLE`);
+    await withPostgresAdmin((c) => grantAdminConnect(c, adminRole));
     const adminUrl = new URL(serviceUrls.postgres);
     adminUrl.username = adminRole;
     adminUrl.password = '';

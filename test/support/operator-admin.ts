@@ -1,6 +1,8 @@
 // The PostgreSQL role the operator runs as outside production: LOGIN with
 // CREATEDB and CREATEROLE only, never a superuser, so tests and benchmarks
-// exercise the same privilege checks as a real install.
+// exercise the same privilege checks as a real install. The server is prepared
+// first, as for a real install: the role gets CONNECT on `postgres` explicitly.
+import { grantAdminConnect, preparePostgresServer } from './postgres-server.js';
 import { serviceUrls, uniqueSuffix, withPostgresAdmin } from './services.js';
 
 export interface OperatorAdminRole {
@@ -16,7 +18,11 @@ export async function createOperatorAdminRole(
   options: { port?: number } = {},
 ): Promise<OperatorAdminRole> {
   const name = `tenantry_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_admin_${uniqueSuffix().slice(-6)}`;
-  await withPostgresAdmin((c) => c.query(`CREATE ROLE "${name}" LOGIN CREATEDB CREATEROLE`));
+  await preparePostgresServer();
+  await withPostgresAdmin(async (c) => {
+    await c.query(`CREATE ROLE "${name}" LOGIN CREATEDB CREATEROLE`);
+    await grantAdminConnect(c, name);
+  });
   const url = new URL(serviceUrls.postgres);
   url.username = name;
   url.password = '';

@@ -11,6 +11,7 @@ export interface OperatorMetrics {
   readonly reconcileDuration: Histogram<'result'>;
   readonly tenantsByPhase: Gauge<'phase'>;
   readonly workQueueDepth: Gauge;
+  readonly databasesOpenToPublic: Gauge<'database'>;
 }
 
 export interface OperatorMetricsOptions {
@@ -56,6 +57,12 @@ export function createOperatorMetrics({
     workQueueDepth: new Gauge({
       name: `${prefix}workqueue_depth`,
       help: 'Keys waiting in the work queue.',
+      registers: [registry],
+    }),
+    databasesOpenToPublic: new Gauge({
+      name: `${prefix}databases_open_to_public`,
+      help: 'Databases, other than those the operator owns, that still grant CONNECT to PUBLIC (1 each); should be none.',
+      labelNames: ['database'] as const,
       registers: [registry],
     }),
   };

@@ -11,6 +11,7 @@ import {
 } from '../../../lib/tenant-schema/migrate.js';
 import type { TenantNames } from '../api/tenant.js';
 import { scramSha256Verifier } from './connection-info.js';
+import { closePublicConnect, type PublicConnectReport } from './server-privileges.js';
 
 export { quoteIdent };
 
@@ -337,6 +338,11 @@ export class TenantDatabaseAdmin {
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  /** Revokes PUBLIC's CONNECT on the databases the admin owns and names the others (server-privileges.ts). */
+  async closePublicConnect(): Promise<PublicConnectReport> {
+    return this.#withAdmin('checking which databases PUBLIC may connect to', closePublicConnect);
   }
 
   async close(): Promise<void> {
