@@ -152,7 +152,12 @@ async function main(): Promise<void> {
   await installTenantCrd(cp);
 
   const admin = platformAdmin();
-  const common = { KUBECONFIG: kubeconfig, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
+  const common = {
+    KUBECONFIG: kubeconfig,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    // As the chart does: the Secrets the API reads live apart from everything else.
+    PLATFORM_SECRETS_NAMESPACE: 'tenantry-secrets',
+  };
   step('starting the operator (logs: .dev/operator.log)');
   const operator = run('operator', 'operator/src/main.ts', {
     ...common,

@@ -31,6 +31,9 @@ const schema = z.object({
   PORT: env.int(8080, 0, 65535),
   PUBLIC_BASE_URL: env.url('http://127.0.0.1:8080', ['http', 'https']),
   PLATFORM_NAMESPACE: env.string('tenantry-system'),
+  // Where the Secrets the API reads live (tenant database copies, signing keys, OIDC client secrets);
+  // the operator reads the same variable. Defaults to PLATFORM_NAMESPACE.
+  PLATFORM_SECRETS_NAMESPACE: z.string().min(1).optional(),
   REDIS_URL: env.url(defaultServiceUrls.redis, ['redis', 'rediss']),
   JWT_AUDIENCE: env.string('tenantry-api'),
   JWT_KEYS_FILE: z.string().optional(),
@@ -104,6 +107,8 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
     port: raw.PORT,
     publicBaseUrl: raw.PUBLIC_BASE_URL.replace(/\/$/, ''),
     platformNamespace: raw.PLATFORM_NAMESPACE,
+    /** The only namespace whose Secrets the API reads. */
+    secretsNamespace: raw.PLATFORM_SECRETS_NAMESPACE ?? raw.PLATFORM_NAMESPACE,
     redisUrl: raw.REDIS_URL,
     jwt: {
       issuer: raw.PUBLIC_BASE_URL.replace(/\/$/, ''),

@@ -52,7 +52,7 @@ function main(): void {
       }
     });
   } else {
-    keySecret = new SigningKeySecret(kubeConfig, config.platformNamespace, log, {
+    keySecret = new SigningKeySecret(kubeConfig, config.secretsNamespace, log, {
       resyncMs: config.resyncMs,
     });
     keys = keySecret.keys;
@@ -64,7 +64,7 @@ function main(): void {
     audience: config.jwt.audience,
     accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds,
   });
-  const directory = new TenantDirectory(kubeConfig, config.platformNamespace, log, {
+  const directory = new TenantDirectory(kubeConfig, config.secretsNamespace, log, {
     resyncMs: config.resyncMs,
   });
   const databases = new TenantDatabases(directory, config.pools, log);
@@ -155,7 +155,7 @@ function main(): void {
         allowPrivateIssuers: config.sso.allowPrivateIdps,
       }),
       handoff: new SsoHandoff(ssoStore),
-      clientSecrets: new KubernetesClientSecrets(kubeConfig, config.platformNamespace).get,
+      clientSecrets: new KubernetesClientSecrets(kubeConfig, config.secretsNamespace).get,
       publicBaseUrl: config.publicBaseUrl,
       returnUrl: config.sso.returnUrl,
     },

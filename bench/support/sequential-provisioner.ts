@@ -83,6 +83,7 @@ async function main(): Promise<void> {
   const mq = new RabbitMqAdmin(config.rabbitmq.managementUrl, config.rabbitmq.vhost);
   const build: BuildContext = {
     platformNamespace: config.namespace,
+    secretsNamespace: config.secretsNamespace,
     workerImage: config.workerImage,
     postgres: { host: config.tenantDb.host, port: config.tenantDb.port, cidrs: config.tenantDb.cidrs },
     rabbitmq: { host: config.rabbitmq.host, port: config.rabbitmq.port, cidrs: config.rabbitmq.cidrs },

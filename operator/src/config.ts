@@ -5,6 +5,10 @@ import { defaultServiceUrls } from '../../lib/services.js';
 
 const schema = z.object({
   OPERATOR_NAMESPACE: env.string('tenantry-system'),
+  // Where the Secrets the API may read live: platform copies of tenant database Secrets, the API's
+  // signing keys, OIDC client secrets. Its own namespace, so the API's Role there reaches nothing else
+  // (the admin credentials stay in OPERATOR_NAMESPACE). The API reads the same variable.
+  PLATFORM_SECRETS_NAMESPACE: z.string().min(1).optional(),
   POSTGRES_URL: env.url(defaultServiceUrls.postgres, ['postgres', 'postgresql']),
   TENANT_DB_HOST: z.string().optional(),
   TENANT_DB_PORT: z.coerce.number().int().min(1).max(65535).optional(),
@@ -49,6 +53,7 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
   const amqp = new URL(raw.RABBITMQ_URL);
   return {
     namespace: raw.OPERATOR_NAMESPACE,
+    secretsNamespace: raw.PLATFORM_SECRETS_NAMESPACE ?? raw.OPERATOR_NAMESPACE,
     postgresAdminUrl: raw.POSTGRES_URL,
     /** How tenant workloads and the API reach PostgreSQL (may differ from the operator's own route). */
     tenantDb: {

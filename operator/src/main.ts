@@ -9,6 +9,7 @@ import { loadOperatorConfig } from './config.js';
 import { randomPassword, type ControllerDeps } from './controller/context.js';
 import { EventRecorder } from './controller/events.js';
 import { TenantReconciler } from './controller/reconciler.js';
+import { moveApiSecrets } from './controller/secrets-namespace.js';
 import { PublicConnectCheck } from './controller/server-privileges.js';
 import { SigningKeyRotation } from './controller/signing-key-rotation.js';
 import { TenantWatch } from './controller/tenant-watch.js';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     log,
     build: {
       platformNamespace: config.namespace,
+      secretsNamespace: config.secretsNamespace,
       workerImage: config.workerImage,
       postgres: { host: config.tenantDb.host, port: config.tenantDb.port, cidrs: config.tenantDb.cidrs },
       rabbitmq: { host: config.rabbitmq.host, port: config.rabbitmq.port, cidrs: config.rabbitmq.cidrs },
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
     // The API's token signing keys (docs/operator.md, "API signing keys").
     signingKeys = new SigningKeyRotation({
       core: cluster.core,
-      namespace: config.namespace,
+      namespace: config.secretsNamespace,
       policy: {
         rotateAfterMs: config.signingKeys.rotateAfterMs,
         retireAfterMs: config.signingKeys.retireAfterMs,
@@ -127,6 +129,13 @@ async function main(): Promise<void> {
   };
 
   await ensurePlatformNamespace(cluster, config.namespace, log);
+  if (config.secretsNamespace !== config.namespace) {
+    await ensurePlatformNamespace(cluster, config.secretsNamespace, log);
+    // Upgrades from releases that kept them beside the admin credentials (docs/operator.md).
+    await moveApiSecrets(cluster, config.namespace, config.secretsNamespace, log).catch((error: unknown) =>
+      log.error({ err: describeKubeError(error) }, 'could not move the API-readable Secrets'),
+    );
+  }
   await mq
     .ensureVhost()
     .catch((error: unknown) => log.warn({ err: String(error) }, 'could not ensure the RabbitMQ vhost'));
@@ -140,7 +149,10 @@ async function main(): Promise<void> {
     // A standby replica is ready to take over; the leader once it has listed the Tenants.
     isReady: () => !leading || (watch?.synced ?? false),
   });
-  log.info({ port: health.port, namespace: config.namespace }, 'operator started');
+  log.info(
+    { port: health.port, namespace: config.namespace, secretsNamespace: config.secretsNamespace },
+    'operator started',
+  );
 
   const shutdown = async (code: number): Promise<void> => {
     if (shuttingDown) return;

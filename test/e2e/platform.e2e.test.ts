@@ -25,7 +25,8 @@ const root = resolve(import.meta.dirname, '../..');
 const apiUrl = (process.env.E2E_API_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
 const kubeconfig = process.env.E2E_KUBECONFIG ?? join(root, '.dev/kubeconfig');
 const mailDir = process.env.E2E_MAIL_DIR ?? join(root, '.dev/mail');
-const platformNamespace = 'tenantry-system';
+/** Where `make dev` keeps the Secrets the API reads (PLATFORM_SECRETS_NAMESPACE). */
+const secretsNamespace = 'tenantry-secrets';
 /** Provisioning, deletion and namespace finalization each get this long. */
 const slow = { timeoutMs: 120_000, intervalMs: 500 };
 
@@ -147,7 +148,7 @@ async function platformSecretExists(name: string): Promise<boolean> {
     'get',
     'secret',
     '-n',
-    platformNamespace,
+    secretsNamespace,
     secret,
     '--ignore-not-found',
     '-o',
@@ -185,7 +186,7 @@ async function purgeTenant(name: string): Promise<void> {
       }
     }
   });
-  await kubectl(['delete', 'secret', '-n', platformNamespace, `${names.namespace}-db`, '--ignore-not-found']);
+  await kubectl(['delete', 'secret', '-n', secretsNamespace, `${names.namespace}-db`, '--ignore-not-found']);
   await rabbitManagement('DELETE', `/users/${encodeURIComponent(names.amqpUser)}`);
 }
 

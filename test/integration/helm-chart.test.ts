@@ -385,7 +385,7 @@ describe('Helm chart charts/tenantry', function () {
       });
     });
 
-    it('lets the API read Secrets in its own namespace only, and write only Tenants', () => {
+    it('lets the API read Secrets in the secrets namespace only, and write only Tenants', () => {
       const manifests = rendered.get('default-values.yaml')!;
       const clusterRole = named(manifests, 'ClusterRole', '-api');
       expect(clusterRole.rules).to.deep.equal([
@@ -395,13 +395,23 @@ describe('Helm chart charts/tenantry', function () {
           verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
         },
       ]);
+      // Not the release namespace: the PostgreSQL and RabbitMQ admin credentials live there.
       const role = named(manifests, 'Role', '-api');
-      expect(role.metadata.namespace).to.equal('tenantry-system');
+      expect(role.metadata.namespace).to.equal('tenantry-system-secrets');
       expect(role.rules).to.deep.equal([
         { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
       ]);
       const binding = named(manifests, 'RoleBinding', '-api');
+      expect(binding.metadata.namespace).to.equal('tenantry-system-secrets');
       expect(binding.roleRef).to.deep.include({ kind: 'Role', name: role.metadata.name });
+      expect(ofKind(manifests, 'Role').filter((r) => r.metadata.name.endsWith('-api'))).to.have.length(1);
+      // The API and the operator agree on where the Secrets it reads live; the namespace outlives the release.
+      for (const component of ['api', 'operator']) {
+        const env = envOf(podSpec(named(manifests, 'Deployment', `-${component}`)).containers[0]!);
+        expect(env.get('PLATFORM_SECRETS_NAMESPACE')?.value, component).to.equal('tenantry-system-secrets');
+      }
+      const namespace = named(manifests, 'Namespace', 'tenantry-system-secrets');
+      expect(namespace.metadata.annotations?.['helm.sh/resource-policy']).to.equal('keep');
       expect(binding.subjects).to.deep.equal([
         { kind: 'ServiceAccount', name: 'tenantry-api', namespace: 'tenantry-system' },
       ]);
@@ -543,6 +553,8 @@ describe('Helm chart charts/tenantry', function () {
     const namespace = `helm-${run}`;
     const release = `t${run}`;
     const fullname = `${release}-tenantry`;
+    const secretsNamespace = `${namespace}-secrets`;
+    const dryRunSecretsNamespace = `${namespace}-dry`;
     let installed = false;
 
     before(async () => {
@@ -557,12 +569,20 @@ describe('Helm chart charts/tenantry', function () {
           () => undefined,
         );
       }
-      await cp.kubectl(['delete', 'namespace', namespace, '--wait=false']).catch(() => undefined);
+      for (const ns of [namespace, secretsNamespace, dryRunSecretsNamespace]) {
+        await cp.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
+      }
     });
 
     it('accepts every rendered manifest of every scenario in a server-side dry run', async () => {
+      // A dry run creates nothing, so the Roles need a secrets namespace that exists already.
+      await cp.kubectl(['create', 'namespace', dryRunSecretsNamespace]);
       for (const scenario of scenarios) {
-        const manifests = await render(scenario, [], namespace);
+        const manifests = await render(
+          scenario,
+          ['--set', `secretsNamespace.name=${dryRunSecretsNamespace}`],
+          namespace,
+        );
         const yaml = manifests.map((m) => JSON.stringify(m)).join('\n---\n');
         const out = await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], yaml);
         const lines = out.trim().split('\n');
@@ -619,7 +639,17 @@ describe('Helm chart charts/tenantry', function () {
         '-o',
         'name',
       ]);
-      expect(kinds.trim().split('\n')).to.have.length.greaterThanOrEqual(10);
+      expect(kinds.trim().split('\n')).to.have.length.greaterThanOrEqual(9);
+      // The API's Role, and the operator's for deleting tenant copies, are in the secrets namespace.
+      const apart = await cp.kubectl(['get', 'roles,rolebindings', '-n', secretsNamespace, '-o', 'name']);
+      expect(apart.trim().split('\n').sort()).to.deep.equal(
+        [
+          `role.rbac.authorization.k8s.io/${fullname}-api`,
+          `role.rbac.authorization.k8s.io/${fullname}-operator`,
+          `rolebinding.rbac.authorization.k8s.io/${fullname}-api`,
+          `rolebinding.rbac.authorization.k8s.io/${fullname}-operator`,
+        ].sort(),
+      );
       if (!cp.hasKwok) this.skip();
       await cp.kubectl([
         'wait',
@@ -667,27 +697,67 @@ describe('Helm chart charts/tenantry', function () {
       return answers.map((answer) => answer === 'true');
     }
 
-    it('lets the installed API read Secrets in its own namespace and nowhere else', async () => {
+    it('lets the installed API read the Secrets meant for it and not the admin credentials', async () => {
       if (!installed) throw new Error('the release was not installed');
       const sa = `${fullname}-api`;
       expect(
         await allowed(sa, [
-          { verb: 'list', resource: 'secrets', namespace },
-          { verb: 'watch', resource: 'secrets', namespace },
+          { verb: 'list', resource: 'secrets', namespace: secretsNamespace },
+          { verb: 'watch', resource: 'secrets', namespace: secretsNamespace },
+          { verb: 'get', resource: 'secrets', namespace: secretsNamespace, name: 'tenant-acme-db' },
+          {
+            verb: 'get',
+            resource: 'secrets',
+            namespace: secretsNamespace,
+            name: 'tenantry-api-signing-keys',
+          },
           { verb: 'list', resource: 'tenants', group: 'tenantry.io' },
           { verb: 'create', resource: 'tenants', group: 'tenantry.io' },
         ]),
-      ).to.deep.equal([true, true, true, true]);
+      ).to.deep.equal([true, true, true, true, true, true]);
       expect(
         await allowed(sa, [
+          { verb: 'get', resource: 'secrets', namespace, name: 'tenantry-postgres' },
+          { verb: 'get', resource: 'secrets', namespace, name: 'tenantry-rabbitmq' },
+          { verb: 'list', resource: 'secrets', namespace },
+          { verb: 'watch', resource: 'secrets', namespace },
           { verb: 'get', resource: 'secrets', namespace: 'tenant-acme' },
           { verb: 'list', resource: 'secrets' },
-          { verb: 'create', resource: 'secrets', namespace },
+          { verb: 'create', resource: 'secrets', namespace: secretsNamespace },
           { verb: 'patch', resource: 'tenants', group: 'tenantry.io', name: 'acme' },
           { verb: 'patch', resource: 'tenants/status', group: 'tenantry.io' },
           { verb: 'create', resource: 'namespaces' },
         ]),
-      ).to.deep.equal([false, false, false, true, false, false]);
+      ).to.deep.equal([false, false, false, false, false, false, false, true, false, false]);
+
+      // The same through the API server's front door, as the ServiceAccount (impersonated).
+      const as = ['--as', `system:serviceaccount:${namespace}:${sa}`];
+      await cp.kubectl(
+        ['apply', '-n', secretsNamespace, '-f', '-'],
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: tenant-acme-db, labels: {tenantry.io/tenant: acme, tenantry.io/secret-kind: database}}\nstringData: {password: copy}',
+      );
+      const copies = await cp.kubectl([
+        'get',
+        'secrets',
+        '-n',
+        secretsNamespace,
+        '-l',
+        'tenantry.io/tenant',
+        '-o',
+        'name',
+        ...as,
+      ]);
+      expect(copies.trim()).to.equal('secret/tenant-acme-db');
+      for (const args of [
+        ['get', 'secret', 'tenantry-postgres', '-n', namespace],
+        ['get', 'secrets', '-n', namespace],
+      ]) {
+        const refused = await cp.kubectl([...args, ...as]).then(
+          () => 'allowed',
+          (error: unknown) => String(error),
+        );
+        expect(refused, args.join(' ')).to.match(/forbidden/i);
+      }
     });
 
     it('lets the installed operator apply tenant objects but not delete or list them', async () => {
@@ -704,6 +774,7 @@ describe('Helm chart charts/tenantry', function () {
           },
           { verb: 'get', resource: 'secrets', namespace: 'tenant-acme' },
           { verb: 'delete', resource: 'secrets', namespace },
+          { verb: 'delete', resource: 'secrets', namespace: secretsNamespace },
           {
             verb: 'update',
             resource: 'leases',
@@ -714,7 +785,7 @@ describe('Helm chart charts/tenantry', function () {
           { verb: 'create', resource: 'events', namespace: 'default' },
           { verb: 'watch', resource: 'deployments', group: 'apps' },
         ]),
-      ).to.deep.equal([true, true, true, true, true, true, true]);
+      ).to.deep.equal([true, true, true, true, true, true, true, true]);
       expect(
         await allowed(sa, [
           { verb: 'delete', resource: 'secrets', namespace: 'tenant-acme' },
@@ -762,6 +833,7 @@ describe('Helm chart charts/tenantry', function () {
         platform = await startTestPlatform('helmrbac', {
           KUBECONFIG: kubeconfig,
           OPERATOR_NAMESPACE: namespace,
+          PLATFORM_SECRETS_NAMESPACE: secretsNamespace,
           LEASE_NAME: `${fullname}-operator`,
         });
         const name = platform.tenantName('sa');

@@ -44,6 +44,7 @@ const full: Tenant = {
 
 const ctx: BuildContext = {
   platformNamespace: 'tenantry-system',
+  secretsNamespace: 'tenantry-system',
   workerImage: 'registry.test/tenantry:1.2.3',
   postgres: { host: 'db.test', port: 5432 },
   rabbitmq: { host: 'mq.test', port: 5672 },

@@ -55,6 +55,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-api" (include "tenantry.fullname" .)) .Values.api.serviceAccount.name }}
 {{- end }}
 
+{{/* The namespace of the Secrets the API reads (values: secretsNamespace). */}}
+{{- define "tenantry.secretsNamespace" -}}
+{{- default (printf "%s-secrets" .Release.Namespace) .Values.secretsNamespace.name }}
+{{- end }}
+
 {{- define "tenantry.leaseName" -}}
 {{- printf "%s-operator" (include "tenantry.fullname" .) }}
 {{- end }}
@@ -94,6 +99,13 @@ every problem, so a user fixes them all in one go.
 {{- end }}
 {{- if and (gt (int .Values.operator.replicaCount) 1) (not .Values.operator.leaderElection.enabled) }}
 {{- $problems = append $problems "operator.leaderElection.enabled must be true when operator.replicaCount is greater than 1" }}
+{{- end }}
+{{- $secretsNamespace := include "tenantry.secretsNamespace" . }}
+{{- if eq $secretsNamespace .Release.Namespace }}
+{{- $problems = append $problems "secretsNamespace.name must differ from the release namespace: the API may read every Secret there, the admin credentials included" }}
+{{- end }}
+{{- if gt (len $secretsNamespace) 63 }}
+{{- $problems = append $problems (printf "the secrets namespace %s is longer than 63 characters; set secretsNamespace.name" $secretsNamespace) }}
 {{- end }}
 {{- if $problems }}
 {{- fail (printf "\ninvalid values:\n  - %s" (join "\n  - " $problems)) }}

@@ -49,7 +49,7 @@ export function rotationDue(
 async function storedCredentials(ctx: ReconcileContext): Promise<Credentials | undefined> {
   const { cluster, build } = ctx.deps;
   const sources = [
-    () => cluster.readSecret(build.platformNamespace, platformDatabaseSecretName(ctx.tenant.metadata.name)),
+    () => cluster.readSecret(build.secretsNamespace, platformDatabaseSecretName(ctx.tenant.metadata.name)),
     () => cluster.readSecret(ctx.names.namespace, ctx.names.dbSecret),
   ];
   for (const read of sources) {

@@ -16,7 +16,7 @@ export async function finalizeTenant(tenant: Tenant, deps: ControllerDeps): Prom
     const dropped = await deps.db.dropTenant(names);
     await deps.mq.deleteTenantUser(names);
     await deps.cluster.deleteSecret(
-      deps.build.platformNamespace,
+      deps.build.secretsNamespace,
       platformDatabaseSecretName(tenant.metadata.name),
     );
     deps.events.record(

@@ -29,7 +29,7 @@ export const secretsStep: Step = {
       pgpass: pgpassLine(info),
     };
     // The platform copy first: it is the source of truth for the password.
-    await deps.cluster.apply(platformDatabaseSecret(tenant, data, deps.build.platformNamespace));
+    await deps.cluster.apply(platformDatabaseSecret(tenant, data, deps.build.secretsNamespace));
     await deps.cluster.apply(databaseSecret(tenant, data));
     ctx.dbSecretData = data;
     (ctx.status.database ??= {}).secretName = names.dbSecret;

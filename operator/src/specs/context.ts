@@ -2,8 +2,10 @@
 // validated config, so nothing here reads the environment.
 
 export interface BuildContext {
-  /** Namespace the operator, API and platform copies of tenant Secrets live in. */
+  /** Namespace the operator and the API run in. */
   platformNamespace: string;
+  /** Namespace of the Secrets the API reads: the platform copies of tenant Secrets, among others. */
+  secretsNamespace: string;
   workerImage: string;
   /** Where tenant workers reach PostgreSQL; cidrs narrow the egress NetworkPolicy. */
   postgres: { host: string; port: number; cidrs?: string[] };
