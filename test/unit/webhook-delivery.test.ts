@@ -315,6 +315,10 @@ describe('webhook delivery: pure parts', () => {
           expect(result.permanent, url).to.equal(true);
           expect(result.error, url).to.match(/^refused: /);
         }
+        // The error is stored as an attempt tenants can read: what localhost resolves to stays in the log.
+        const named = await strict.post(`https://localhost:${port}/`, {}, '{}');
+        expect(named.error).to.equal('refused: localhost resolves to a non-public address');
+        expect(named.refusal?.detail).to.match(/127\.0\.0\.1|::1/);
         expect(hits).to.equal(0);
         expect((await loose.post(`http://127.0.0.1:${port}/`, {}, '{}')).status).to.equal(200);
         expect(hits).to.equal(1);
