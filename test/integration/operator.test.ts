@@ -7,7 +7,7 @@ import { tenantPermissionPattern } from '../../operator/src/messaging/rabbitmq-a
 import type { ControlPlane } from '../support/control-plane.js';
 import { installTenantCrd } from '../support/crds.js';
 import { startOperator, type OperatorProcess } from '../support/operator-process.js';
-import { grantAdminConnect, preparePostgresServer } from '../support/postgres-server.js';
+import { dropAdminRole, grantAdminConnect, preparePostgresServer } from '../support/postgres-server.js';
 import {
   createTestVhost,
   rabbitManagement,
@@ -160,7 +160,7 @@ ${extra}`,
         await sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined);
       }
     }
-    await sql(`DROP ROLE IF EXISTS "${adminRole}"`).catch(() => undefined);
+    await withPostgresAdmin((c) => dropAdminRole(c, adminRole)).catch(() => undefined);
     await vhost?.drop();
   });
 

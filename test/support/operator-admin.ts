@@ -2,7 +2,7 @@
 // CREATEDB and CREATEROLE only, never a superuser, so tests and benchmarks
 // exercise the same privilege checks as a real install. The server is prepared
 // first, as for a real install: the role gets CONNECT on `postgres` explicitly.
-import { grantAdminConnect, preparePostgresServer } from './postgres-server.js';
+import { dropAdminRole, grantAdminConnect, preparePostgresServer } from './postgres-server.js';
 import { serviceUrls, uniqueSuffix, withPostgresAdmin } from './services.js';
 
 export interface OperatorAdminRole {
@@ -30,6 +30,6 @@ export async function createOperatorAdminRole(
   return {
     name,
     url: url.toString(),
-    drop: () => withPostgresAdmin((c) => c.query(`DROP ROLE IF EXISTS "${name}"`)).then(() => undefined),
+    drop: () => withPostgresAdmin((c) => dropAdminRole(c, name)),
   };
 }

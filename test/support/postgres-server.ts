@@ -26,10 +26,21 @@ export function preparePostgresServer(): Promise<void> {
   return prepared;
 }
 
+interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rowCount: number | null }>;
+}
+
+const quoted = (role: string): string => `"${role.replaceAll('"', '""')}"`;
+
 /** Lets an operator admin role (a non-superuser) reach `postgres`, where its connection URL points. */
-export async function grantAdminConnect(
-  c: { query(text: string): Promise<unknown> },
-  role: string,
-): Promise<void> {
-  await c.query(`GRANT CONNECT ON DATABASE postgres TO "${role.replaceAll('"', '""')}"`);
+export async function grantAdminConnect(c: Queryable, role: string): Promise<void> {
+  await c.query(`GRANT CONNECT ON DATABASE postgres TO ${quoted(role)}`);
+}
+
+/** Drops an admin role made by `grantAdminConnect`'s callers: its grant on `postgres` would block DROP ROLE. */
+export async function dropAdminRole(c: Queryable, role: string): Promise<void> {
+  const { rowCount } = await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  if (!rowCount) return;
+  await c.query(`REVOKE CONNECT ON DATABASE postgres FROM ${quoted(role)}`);
+  await c.query(`DROP ROLE ${quoted(role)}`);
 }
