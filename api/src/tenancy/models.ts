@@ -21,6 +21,8 @@ export interface UserModel extends Model<InferAttributes<UserModel>, InferCreati
   is_active: CreationOptional<boolean>;
   department: string | null;
   external_id: string | null;
+  /** When the user last proved to control `email`; null: never (lib/tenant-schema, v7). */
+  email_verified_at: CreationOptional<Date | null>;
   created_at: CreationOptional<Date>;
   updated_at: CreationOptional<Date>;
 }
@@ -42,6 +44,7 @@ function defineUser(sequelize: Sequelize) {
       is_active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
       department: { type: DataTypes.TEXT, allowNull: true },
       external_id: { type: DataTypes.TEXT, allowNull: true },
+      email_verified_at: { type: DataTypes.DATE, allowNull: true },
       created_at: DataTypes.DATE,
       updated_at: DataTypes.DATE,
     },

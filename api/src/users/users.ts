@@ -189,11 +189,19 @@ export async function getUser(scope: TenantScope, id: string, transaction?: Tran
 export async function createUser(
   scope: TenantScope,
   input: CreateUser,
-  options: { externalId?: string; transaction?: Transaction } = {},
+  options: {
+    externalId?: string;
+    transaction?: Transaction;
+    /** An argon2id hash made earlier (a verified self-registration); `input.password` is then unset. */
+    passwordHash?: string;
+    /** When the address was proven; unset for users an admin or an import creates (never proven). */
+    emailVerifiedAt?: Date;
+  } = {},
 ) {
   mayManage(scope, input.role);
   if (input.password !== undefined) ensureStrongPassword(input.password, input);
-  const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
+  const passwordHash =
+    input.password === undefined ? (options.passwordHash ?? null) : await hashPassword(input.password);
   // The user and its user.created event commit together.
   const create = async (transaction: Transaction) => {
     const user = await scope.db.models.User.create(
@@ -205,6 +213,7 @@ export async function createUser(
         department: input.department ?? null,
         external_id: options.externalId ?? null,
         password_hash: passwordHash,
+        email_verified_at: options.emailVerifiedAt ?? null,
       },
       { transaction },
     );
@@ -236,8 +245,13 @@ export async function updateUser(
   ) {
     await ensureAnotherOwner(scope, user.id, transaction);
   }
+  // A new address is not proven by the old one's proof.
+  const changes =
+    input.email !== undefined && input.email !== user.email.toLowerCase()
+      ? { ...input, email_verified_at: null }
+      : input;
   const save = async (t: Transaction) => {
-    await user.update(input, { transaction: t });
+    await user.update(changes, { transaction: t });
     await recordUserChanges(scope, before, userView(user), t);
   };
   try {
