@@ -125,6 +125,8 @@ describe('password reset (real operator, PostgreSQL, Redis)', function () {
     const diff = JSON.stringify(rows.find((r) => r.action === 'password_reset')!.diff);
     expect(diff).to.contain('[redacted]');
     expect(diff).not.to.contain('$argon2');
+    // The token reached the address, so the address is proven (SSO then links rather than takes over).
+    expect((await db.models.User.findByPk(user.id))?.email_verified_at).to.be.instanceOf(Date);
   });
 
   it('refuses a weak password without using up the token', async () => {
@@ -136,7 +138,12 @@ describe('password reset (real operator, PostgreSQL, Redis)', function () {
       expect(res.status).to.equal(400);
       expect((res.body.errors as { field: string }[]).every((e) => e.field === 'password')).to.equal(true);
     }
+    // The user's address changed after the mail went out: the token still sets the password, but
+    // proves only the old address, so the new one is not marked verified.
+    const db = api.databases.for(tenantA, api.directory.servable(tenantA).credentials);
+    await db.models.User.update({ email: `moved-${user.email}` }, { where: { id: user.id } });
     expect((await confirm(tenantA, token)).status).to.equal(204);
+    expect((await db.models.User.findByPk(user.id))?.email_verified_at).to.equal(null);
   });
 
   it('does not accept a token at another tenant', async () => {
