@@ -14,6 +14,7 @@ import { problems } from '../http/problem.js';
 import type { MailKind, Mailer } from '../mail/mailer.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { setEmailVerified } from '../users/email-verification.js';
 import { hashPassword, passwordProblems } from './passwords.js';
 import type { Sessions } from './sessions.js';
 
@@ -124,11 +125,10 @@ export class PasswordResets {
 
     const before = user.password_hash;
     await db.sequelize.transaction(async (transaction) => {
-      const proven = mailedTo !== undefined && mailedTo.toLowerCase() === user.email.toLowerCase();
-      await user.update(
-        { password_hash: passwordHash, ...(proven ? { email_verified_at: new Date() } : {}) },
-        { transaction },
-      );
+      await user.update({ password_hash: passwordHash }, { transaction });
+      // The token reached the address it was mailed to; that proves the user's address if it is still that one.
+      if (mailedTo !== undefined && mailedTo.toLowerCase() === user.email.toLowerCase())
+        await setEmailVerified(db, user.id, true, transaction);
       await AuditLog.append(
         db.sequelize,
         {

@@ -145,7 +145,7 @@ export class Registrations {
             ...(pending.first_name === null ? {} : { first_name: pending.first_name }),
             ...(pending.last_name === null ? {} : { last_name: pending.last_name }),
           },
-          { transaction, passwordHash: pending.password_hash, emailVerifiedAt: new Date() },
+          { transaction, passwordHash: pending.password_hash, emailVerified: true },
         );
         await AuditLog.append(
           db.sequelize,

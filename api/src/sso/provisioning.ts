@@ -9,6 +9,7 @@ import type { Role } from '../../../operator/src/api/tenant.js';
 import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
 import type { UserModel } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
+import { emailVerifiedAt, setEmailVerified } from '../users/email-verification.js';
 import { userView } from '../users/users.js';
 import { SsoError, type SsoIdentity } from './identity.js';
 
@@ -80,11 +81,11 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
           department: null,
           external_id: externalId,
           password_hash: null,
-          // The IdP vouches for the address (identity.ts: OIDC's email_verified, SAML's signed assertion).
-          email_verified_at: new Date(),
         },
         { transaction },
       );
+      // The IdP vouches for the address (identity.ts: OIDC's email_verified, SAML's signed assertion).
+      await setEmailVerified(db, user.id, true, transaction);
       created = true;
       entries.push({
         actor: null,
@@ -103,27 +104,27 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
         );
       }
       const before = userView(user);
-      const changes: {
-        external_id?: string;
-        role?: Role;
-        password_hash?: null;
-        email_verified_at?: Date;
-      } = {};
+      const changes: { external_id?: string; role?: Role; password_hash?: null } = {};
       // An account made by an admin or by password sign-up is linked on its first SSO sign-in.
       if (linked === null) changes.external_id = externalId;
       // Nobody ever proved this account's address: whoever set its password may not be the person
       // the IdP now vouches for (an address pre-registered by someone else, an admin-chosen password).
       // The IdP's word wins: the password goes, and the caller ends the account's sessions.
-      if (user.email_verified_at === null) {
-        if (user.password_hash !== null) changes.password_hash = null;
+      if ((await emailVerifiedAt(db, user.id, transaction)) === null) {
+        if (user.password_hash !== null) {
+          changes.password_hash = null;
+          tookOver = true;
+        }
         // Matched by subject under another address, the IdP vouches for its own address, not this one.
-        if (user.email.toLowerCase() === identity.email) changes.email_verified_at = new Date();
-        tookOver = Object.keys(changes).some((c) => c === 'password_hash' || c === 'email_verified_at');
+        if (user.email.toLowerCase() === identity.email) {
+          await setEmailVerified(db, user.id, true, transaction);
+          tookOver = true;
+        }
       }
       if (options.rolesFromIdp && user.role !== identity.role) {
         if (await roleChangeAllowed(db, user, identity.role, transaction)) changes.role = identity.role;
       }
-      if (Object.keys(changes).length > 0) {
+      if (Object.keys(changes).length > 0 || tookOver) {
         await user.update(changes, { transaction });
         entries.push({
           actor: null,

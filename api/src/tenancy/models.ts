@@ -1,6 +1,11 @@
 // Sequelize models of a tenant database. They are defined on each tenant's own
 // Sequelize instance: a model class shared between instances would send its
 // queries to whichever database initialised it last.
+//
+// `users.email_verified_at` (schema v7) is not an attribute: Sequelize names
+// every attribute in each SELECT and RETURNING, so sign-in would fail on a
+// tenant the operator has not yet migrated after an upgrade. It is read and
+// written only through users/email-verification.ts.
 import type { Model } from 'sequelize';
 import {
   DataTypes,
@@ -21,8 +26,6 @@ export interface UserModel extends Model<InferAttributes<UserModel>, InferCreati
   is_active: CreationOptional<boolean>;
   department: string | null;
   external_id: string | null;
-  /** When the user last proved to control `email`; null: never (lib/tenant-schema, v7). */
-  email_verified_at: CreationOptional<Date | null>;
   created_at: CreationOptional<Date>;
   updated_at: CreationOptional<Date>;
 }
@@ -44,7 +47,6 @@ function defineUser(sequelize: Sequelize) {
       is_active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
       department: { type: DataTypes.TEXT, allowNull: true },
       external_id: { type: DataTypes.TEXT, allowNull: true },
-      email_verified_at: { type: DataTypes.DATE, allowNull: true },
       created_at: DataTypes.DATE,
       updated_at: DataTypes.DATE,
     },

@@ -8,6 +8,7 @@ import { roleRank, type TenantScope } from '../auth/context.js';
 import { problems, type FieldError } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
 import { recordDomainEvent } from '../webhooks/domain-events.js';
+import { setEmailVerified } from './email-verification.js';
 
 export const roles = ['owner', 'admin', 'member'] as const;
 
@@ -194,8 +195,8 @@ export async function createUser(
     transaction?: Transaction;
     /** An argon2id hash made earlier (a verified self-registration); `input.password` is then unset. */
     passwordHash?: string;
-    /** When the address was proven; unset for users an admin or an import creates (never proven). */
-    emailVerifiedAt?: Date;
+    /** The address is proven (a verified self-registration); never for users an admin or an import creates. */
+    emailVerified?: boolean;
   } = {},
 ) {
   mayManage(scope, input.role);
@@ -213,10 +214,10 @@ export async function createUser(
         department: input.department ?? null,
         external_id: options.externalId ?? null,
         password_hash: passwordHash,
-        email_verified_at: options.emailVerifiedAt ?? null,
       },
       { transaction },
     );
+    if (options.emailVerified) await setEmailVerified(scope.db, user.id, true, transaction);
     await recordDomainEvent(scope.db.sequelize, 'user.created', { user: userView(user) }, transaction);
     return user;
   };
@@ -245,13 +246,11 @@ export async function updateUser(
   ) {
     await ensureAnotherOwner(scope, user.id, transaction);
   }
-  // A new address is not proven by the old one's proof.
-  const changes =
-    input.email !== undefined && input.email !== user.email.toLowerCase()
-      ? { ...input, email_verified_at: null }
-      : input;
+  const newAddress = input.email !== undefined && input.email !== user.email.toLowerCase();
   const save = async (t: Transaction) => {
-    await user.update(changes, { transaction: t });
+    await user.update(input, { transaction: t });
+    // A new address is not proven by the old one's proof.
+    if (newAddress) await setEmailVerified(scope.db, user.id, false, t);
     await recordUserChanges(scope, before, userView(user), t);
   };
   try {
