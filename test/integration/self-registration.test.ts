@@ -120,6 +120,33 @@ describe('self-registration (real operator, PostgreSQL, Redis)', function () {
     ]);
   });
 
+  it('forgets the proof when an admin changes the address', async () => {
+    const email = nextEmail('moving');
+    expect((await register(email)).status).to.equal(202);
+    const verified = await verify(await api.mailer.tokenFor(email, 'registration'));
+    expect(verified.status).to.equal(201);
+    const id = verified.body.id as string;
+    expect(await emailVerifiedAt(dbOf(open), id)).to.be.instanceOf(Date);
+
+    const adminEmail = nextEmail('admin');
+    await dbOf(open).models.User.create({
+      email: adminEmail,
+      role: 'admin',
+      first_name: null,
+      last_name: null,
+      department: null,
+      external_id: null,
+      password_hash: await hashPassword(password),
+    });
+    const token = (await login(adminEmail)).body.access_token as string;
+    const renamed = await api.call('PATCH', `/api/users/${id}`, { token, body: { first_name: 'Same' } });
+    expect(renamed.status).to.equal(200);
+    expect(await emailVerifiedAt(dbOf(open), id)).to.be.instanceOf(Date);
+    const moved = await api.call('PATCH', `/api/users/${id}`, { token, body: { email: nextEmail('moved') } });
+    expect(moved.status, JSON.stringify(moved.body)).to.equal(200);
+    expect(await emailVerifiedAt(dbOf(open), id)).to.equal(null);
+  });
+
   it("needs the registrant's password with the token, and refuses wrong tokens with problem+json", async () => {
     const email = nextEmail('pw');
     expect((await register(email)).status).to.equal(202);
