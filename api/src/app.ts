@@ -32,6 +32,7 @@ import { defaultWebhookSettings, type WebhookSettings } from './webhooks/endpoin
 import { isDatabaseUnavailable, type TenantDatabases } from './tenancy/tenant-databases.js';
 import type { TenantDirectory } from './tenancy/tenant-directory.js';
 import type { PasswordResets } from './auth/password-resets.js';
+import type { Registrations } from './auth/registrations.js';
 import type { Signups } from './signup/signups.js';
 import type { TenantAdmin } from './tenancy/tenant-admin.js';
 
@@ -47,6 +48,8 @@ export interface AppDeps {
   trustProxy: boolean | number | string[];
   bodyLimitBytes: number;
   passwordResets: PasswordResets;
+  /** Self-registration: mails a token, creates the member once it is verified. */
+  registrations: Registrations;
   /** Self-service signup; undefined when SIGNUP_ENABLED is off (the routes answer 404). */
   signups: Signups | undefined;
   tenantAdmin: TenantAdmin;
@@ -122,6 +125,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // Sign-in endpoints: per address, and per address and account; fail closed if Redis is down.
+  // `/api/auth/register` also covers `/register/verify` (a prefix), which names no account: per address.
   app.use(
     ['/api/auth/login', '/api/auth/token', '/api/auth/register'],
     ...deps.rateLimits.authAttempts({ perIpPerMinute: 60, perAccountPerMinute: 10 }),

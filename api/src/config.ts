@@ -60,6 +60,7 @@ const schema = z.object({
   MAIL_FROM: env.string('Tenantry <no-reply@tenantry.invalid>'),
   PASSWORD_RESET_TTL_MINUTES: env.int(30, 5, 1440),
   OWNER_INVITE_TTL_HOURS: env.int(72, 1, 720),
+  REGISTRATION_TTL_HOURS: env.int(24, 1, 168),
   PLATFORM_ADMIN_CLIENT_ID: z.string().min(8).optional(),
   PLATFORM_ADMIN_CLIENT_SECRET: z.string().min(24).optional(),
   RESYNC_SECONDS: env.int(300, 1, 86_400),
@@ -134,6 +135,7 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
       ttlMs: raw.PASSWORD_RESET_TTL_MINUTES * 60_000,
       inviteTtlMs: raw.OWNER_INVITE_TTL_HOURS * 3_600_000,
     },
+    registration: { ttlMs: raw.REGISTRATION_TTL_HOURS * 3_600_000 },
     platformAdmin:
       raw.PLATFORM_ADMIN_CLIENT_ID && raw.PLATFORM_ADMIN_CLIENT_SECRET
         ? { clientId: raw.PLATFORM_ADMIN_CLIENT_ID, clientSecret: raw.PLATFORM_ADMIN_CLIENT_SECRET }

@@ -9,6 +9,7 @@ import { lookupHost } from '../../lib/outbound-address.js';
 import { createApp } from './app.js';
 import { InMemoryKeySetSource, parseKeySet, type KeySetSource } from './auth/keys.js';
 import { PasswordResets } from './auth/password-resets.js';
+import { Registrations } from './auth/registrations.js';
 import { Sessions } from './auth/sessions.js';
 import { SigningKeySecret } from './auth/signing-key-secret.js';
 import { TokenService } from './auth/tokens.js';
@@ -95,7 +96,7 @@ function main(): void {
     ? new OutboxMailer(config.mail.outboxDir, config.mail.from, log)
     : new UndeliverableMailer(log);
   if (!config.mail.outboxDir)
-    log.warn('MAIL_OUTBOX_DIR is not set: password-reset and owner mails are dropped');
+    log.warn('MAIL_OUTBOX_DIR is not set: password-reset, owner and registration mails are dropped');
   const tenantResources = new TenantResources(kubeConfig);
   const passwordResets = new PasswordResets({
     redis,
@@ -106,6 +107,15 @@ function main(): void {
     log,
     publicBaseUrl: config.publicBaseUrl,
     ...config.passwordReset,
+  });
+  const registrations = new Registrations({
+    redis,
+    directory,
+    databases,
+    mailer,
+    log,
+    publicBaseUrl: config.publicBaseUrl,
+    ...config.registration,
   });
   const pendingOwners = new PendingOwners(redis, config.signup.pendingTtlMs);
   const ownerProvisioner = new OwnerProvisioner({
@@ -132,6 +142,7 @@ function main(): void {
     trustProxy: config.trustProxy,
     bodyLimitBytes: config.bodyLimitBytes,
     passwordResets,
+    registrations,
     signups: config.signupEnabled
       ? new Signups({
           resources: tenantResources,

@@ -332,6 +332,18 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON app.outbox
   FOR EACH STATEMENT EXECUTE FUNCTION app.notify_outbox();
 `,
   },
+  {
+    version: 7,
+    name: 'verified email addresses',
+    // When the user last proved to control the address (a mailed token, or an
+    // SSO sign-in whose IdP vouches for it). NULL means never: SSO then takes
+    // the account over instead of linking to a password someone else may have
+    // chosen (docs/sso.md). Rows that exist now stay NULL: the old
+    // self-registration left nothing that tells its accounts apart.
+    sql: `
+ALTER TABLE app.users ADD COLUMN IF NOT EXISTS email_verified_at timestamptz;
+`,
+  },
 ];
 
 /** The channel migration 6 notifies, with each inserted topic's root as the payload. */

@@ -797,6 +797,31 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
     });
   });
 
+  describe('proven addresses', () => {
+    it('forgets that an address was proven when the provider changes it', async () => {
+      const userId = `ext_${uniqueSuffix()}`;
+      const create: SampleEvent = {
+        event_type: 'user.created',
+        event_id: `evt_${uniqueSuffix()}`,
+        data: { user_id: userId, email: `${userId}@techcorp.com` },
+      };
+      await send(tenantA, 'user-service', create);
+      await settled(tenantA, 'user-service', create.event_id!);
+      // As if the holder had since proven it (a password reset, an SSO sign-in).
+      await one(tenantA, 'UPDATE app.users SET email_verified_at = now() WHERE external_id = $1', [userId]);
+      const moved: SampleEvent = {
+        event_type: 'user.updated',
+        event_id: `evt_${uniqueSuffix()}`,
+        data: { user_id: userId, changes: { email: `moved-${userId}@techcorp.com` } },
+      };
+      await send(tenantA, 'user-service', moved);
+      await settled(tenantA, 'user-service', moved.event_id!);
+      expect(
+        await one(tenantA, 'SELECT email, email_verified_at FROM app.users WHERE external_id = $1', [userId]),
+      ).to.deep.equal({ email: `moved-${userId}@techcorp.com`.toLowerCase(), email_verified_at: null });
+    });
+  });
+
   describe('failures', () => {
     it('opens the circuit when the provider API keeps failing, shows it in health, and recovers', async () => {
       simulator.behaviour['user-service'].failures = Infinity;

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { QueryTypes } from 'sequelize';
 import { hashPassword } from '../../api/src/auth/passwords.js';
+import { emailVerifiedAt } from '../../api/src/users/email-verification.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 
@@ -125,6 +126,8 @@ describe('password reset (real operator, PostgreSQL, Redis)', function () {
     const diff = JSON.stringify(rows.find((r) => r.action === 'password_reset')!.diff);
     expect(diff).to.contain('[redacted]');
     expect(diff).not.to.contain('$argon2');
+    // The token reached the address, so the address is proven (SSO then links rather than takes over).
+    expect(await emailVerifiedAt(db, user.id)).to.be.instanceOf(Date);
   });
 
   it('refuses a weak password without using up the token', async () => {
@@ -136,7 +139,12 @@ describe('password reset (real operator, PostgreSQL, Redis)', function () {
       expect(res.status).to.equal(400);
       expect((res.body.errors as { field: string }[]).every((e) => e.field === 'password')).to.equal(true);
     }
+    // The user's address changed after the mail went out: the token still sets the password, but
+    // proves only the old address, so the new one is not marked verified.
+    const db = api.databases.for(tenantA, api.directory.servable(tenantA).credentials);
+    await db.models.User.update({ email: `moved-${user.email}` }, { where: { id: user.id } });
     expect((await confirm(tenantA, token)).status).to.equal(204);
+    expect(await emailVerifiedAt(db, user.id)).to.equal(null);
   });
 
   it('does not accept a token at another tenant', async () => {

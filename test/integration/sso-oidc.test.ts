@@ -223,8 +223,10 @@ describe('OIDC single sign-on (openid-client against oidc-provider)', function (
       expect(identity.email).to.equal('olga@acme.test');
     });
 
-    it('uses the default role when no group maps, and accepts an absent email_verified', async () => {
-      const { identity } = await service.callback(acme, await login(acme, 'carol'));
+    it('uses the default role when no group maps', async () => {
+      // carol's ID token has no email_verified claim: acme vouches for its provider here.
+      const trusting = { ...acme, oidc: { ...acme.oidc, assumeEmailVerified: true } };
+      const { identity } = await service.callback(trusting, await login(trusting, 'carol'));
       expect(identity.groups).to.deep.equal(['staff']);
       expect(identity.role).to.equal('member');
     });
@@ -378,8 +380,21 @@ describe('OIDC single sign-on (openid-client against oidc-provider)', function (
   });
 
   describe('email and domain', () => {
-    it('rejects an email the provider marks unverified', async () => {
+    it('rejects an email the provider marks unverified, even where the tenant trusts the provider', async () => {
       await expectSsoError(service.callback(acme, await login(acme, 'bob')), 'email_not_verified');
+      const trusting = { ...acme, oidc: { ...acme.oidc, assumeEmailVerified: true } };
+      await expectSsoError(service.callback(trusting, await login(trusting, 'bob')), 'email_not_verified');
+    });
+
+    it('rejects an ID token without email_verified unless the tenant sets assumeEmailVerified', async () => {
+      const error = await expectSsoError(
+        service.callback(acme, await login(acme, 'carol')),
+        'email_not_verified',
+      );
+      expect(error.detail).to.include('assumeEmailVerified');
+      const trusting = { ...acme, oidc: { ...acme.oidc, assumeEmailVerified: true } };
+      const { identity } = await service.callback(trusting, await login(trusting, 'carol'));
+      expect(identity.email).to.equal('carol@acme.test');
     });
 
     it("rejects an email outside the tenant's verified domains", async () => {

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { AuditLog } from '../../api/src/audit/audit-log.js';
 import { hashPassword } from '../../api/src/auth/passwords.js';
+import { emailVerifiedAt } from '../../api/src/users/email-verification.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { browse, startTestIdp, type TestAccount, type TestIdp } from '../support/oidc-idp.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
@@ -174,6 +175,13 @@ describe('SSO routes (real operator, Redis, SAML IdP and OpenID Provider)', func
       },
       eve: { email: 'eve@evil.example', email_verified: true, groups: ['a-admins'] },
       gina: { email: `gina@${domainB}`, email_verified: true },
+      // For the account tests: addresses someone registers, or an admin created, before their holder.
+      pat: { email: `pat@${domainA}`, email_verified: true },
+      lena: { email: `lena@${domainA}`, email_verified: true },
+      vic: { email: `vic@${domainA}`, email_verified: true },
+      nick: { email: `nick@${domainA}` },
+      fay: { email: `fay@${domainA}`, email_verified: false },
+      nell: { email: `nell@${domainB}` },
     };
     // Registered with the public callback URLs: the provider redirects there, the test forwards to the API.
     oidcIdp = await startTestIdp({
@@ -206,12 +214,16 @@ describe('SSO routes (real operator, Redis, SAML IdP and OpenID Provider)', func
       oidc: oidc('client-a', `${tenantA}-oidc`, { 'a-admins': 'admin' }),
     };
     // B trusts the same SAML IdP (so its signatures verify there too) and allows IdP-initiated login.
+    // B also vouches for its OIDC provider's addresses when the ID token does not say.
     const specB = {
       saml: { idpMetadataXml: samlIdp.metadataXml(), allowIdpInitiated: true },
-      oidc: oidc('client-b', `${tenantB}-oidc`, {}),
+      oidc: { ...oidc('client-b', `${tenantB}-oidc`, {}), assumeEmailVerified: true },
     };
     await Promise.all([
-      platform.applyTenant(tenantA, `  domains: [${domainA}]\n  sso: ${JSON.stringify(specA)}\n`),
+      platform.applyTenant(
+        tenantA,
+        `  selfRegistration: true\n  domains: [${domainA}]\n  sso: ${JSON.stringify(specA)}\n`,
+      ),
       platform.applyTenant(tenantB, `  domains: [${domainB}]\n  sso: ${JSON.stringify(specB)}\n`),
     ]);
     await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
@@ -589,6 +601,105 @@ describe('SSO routes (real operator, Redis, SAML IdP and OpenID Provider)', func
       });
       expectSsoProblem(res, 403, 'domain_not_verified');
       expect(await dbOf(tenantA).models.User.count({ where: { email: 'eve@evil.example' } })).to.equal(0);
+    });
+  });
+
+  describe('accounts: pre-registered addresses and unverified emails', () => {
+    const strangerPassword = 'the stranger chose this 42!';
+    const oidcSignIn = async (tenant: string, account: string) => {
+      const login = await oidcLogin(tenant, account);
+      return oidcCallback(tenant, login.callback.search, { cookie: login.cookie.pair, json: true });
+    };
+    const passwordLogin = (email: string, password: string) =>
+      api.call('POST', '/api/auth/login', { body: { tenant: tenantA, email, password } });
+    const refresh = (token: string) =>
+      api.call('POST', '/api/auth/token', { body: { grant_type: 'refresh_token', refresh_token: token } });
+
+    it("does not let a stranger's registration pre-claim an address that SSO signs in later", async () => {
+      const email = `pat@${domainA}`;
+      const registered = await postJson('/api/auth/register', {
+        tenant: tenantA,
+        email,
+        password: strangerPassword,
+      });
+      expect(registered.status, JSON.stringify(registered.body)).to.equal(202);
+      expect(registered.body).not.to.have.property('access_token');
+
+      const res = await oidcSignIn(tenantA, 'pat');
+      expect(res.status, JSON.stringify(res.body)).to.equal(200);
+      expect(res.body.user).to.include({ email, external_id: 'oidc:pat' });
+      expect((await passwordLogin(email, strangerPassword)).status).to.equal(401);
+      // The registration, verified late by whoever holds the mail, leaves the SSO account alone.
+      const token = await api.mailer.tokenFor(email, 'registration');
+      const late = await postJson('/api/auth/register/verify', {
+        tenant: tenantA,
+        token,
+        password: strangerPassword,
+      });
+      expect(late.status, JSON.stringify(late.body)).to.equal(409);
+      expect((await passwordLogin(email, strangerPassword)).status).to.equal(401);
+      const row = await dbOf(tenantA).models.User.findOne({ where: { email } });
+      expect(row?.password_hash).to.equal(null);
+      expect(await emailVerifiedAt(dbOf(tenantA), row!.id)).to.be.instanceOf(Date);
+    });
+
+    it('takes over an account whose address was never proven: its password and sessions end', async () => {
+      // As the old self-registration (or an admin) left it: a password, the address never proven.
+      const email = `lena@${domainA}`;
+      const claimed = await dbOf(tenantA).models.User.create({
+        email,
+        role: 'member',
+        first_name: 'Not Lena',
+        last_name: null,
+        department: null,
+        external_id: null,
+        password_hash: await hashPassword(strangerPassword),
+      });
+      const session = await passwordLogin(email, strangerPassword);
+      expect(session.status).to.equal(200);
+
+      const res = await oidcSignIn(tenantA, 'lena');
+      expect(res.status, JSON.stringify(res.body)).to.equal(200);
+      expect(res.body.user).to.include({ id: claimed.id, external_id: 'oidc:lena' });
+      expect((await passwordLogin(email, strangerPassword)).status).to.equal(401);
+      expect((await refresh(session.body.refresh_token as string)).status).to.equal(401);
+      // The SSO sign-in's own session is alive.
+      expect((await refresh(res.body.refresh_token as string)).status).to.equal(200);
+      const after = await dbOf(tenantA).models.User.findByPk(claimed.id);
+      expect(after?.password_hash).to.equal(null);
+      expect(await emailVerifiedAt(dbOf(tenantA), claimed.id)).to.be.instanceOf(Date);
+      const updates = (await audit(tenantA, 'update')).filter((r) => r.resourceId === claimed.id);
+      expect(updates.map((r) => r.diff?.after?.unverified_account_taken_over)).to.include(true);
+    });
+
+    it('links a verified account and leaves its password and sessions alone', async () => {
+      const email = `vic@${domainA}`;
+      const password = 'a verified holder chose this 42!';
+      const registered = await postJson('/api/auth/register', { tenant: tenantA, email, password });
+      expect(registered.status, JSON.stringify(registered.body)).to.equal(202);
+      const token = await api.mailer.tokenFor(email, 'registration');
+      const verified = await postJson('/api/auth/register/verify', { tenant: tenantA, token, password });
+      expect(verified.status, JSON.stringify(verified.body)).to.equal(201);
+      const session = await passwordLogin(email, password);
+      expect(session.status).to.equal(200);
+
+      const res = await oidcSignIn(tenantA, 'vic');
+      expect(res.status, JSON.stringify(res.body)).to.equal(200);
+      expect(res.body.user).to.include({ id: verified.body.id, external_id: 'oidc:vic' });
+      expect((await passwordLogin(email, password)).status).to.equal(200);
+      expect((await refresh(session.body.refresh_token as string)).status).to.equal(200);
+    });
+
+    it('refuses an ID token whose email_verified is missing or false, unless the tenant trusts the provider', async () => {
+      for (const account of ['nick', 'fay']) {
+        expectSsoProblem(await oidcSignIn(tenantA, account), 403, 'email_not_verified');
+        const email = `${account}@${domainA}`;
+        expect(await dbOf(tenantA).models.User.count({ where: { email } })).to.equal(0);
+      }
+      // B sets assumeEmailVerified: a missing claim is its provider's word.
+      const trusted = await oidcSignIn(tenantB, 'nell');
+      expect(trusted.status, JSON.stringify(trusted.body)).to.equal(200);
+      expect(trusted.body.user).to.include({ email: `nell@${domainB}` });
     });
   });
 

@@ -168,6 +168,34 @@ describe('platform admin /api/tenants (real operator and control plane)', functi
       expect((await kubectlTenant(created)).spec).not.to.have.property('rateLimit');
     });
 
+    it('turns self-registration on and off', async () => {
+      for (const enabled of [true, false, true, false]) {
+        const res = await api.call('PATCH', `/api/tenants/${created}`, {
+          token: admin,
+          body: { self_registration: enabled },
+        });
+        expect(res.status, JSON.stringify(res.body)).to.equal(200);
+        expect(res.body.self_registration).to.equal(enabled);
+        expect((await kubectlTenant(created)).spec.selfRegistration).to.equal(enabled);
+        const read = await api.call('GET', `/api/tenants/${created}`, { token: admin });
+        expect(read.body.self_registration).to.equal(enabled);
+        // The API's own copy follows, so registration opens and closes with it.
+        await eventually(`the directory to see selfRegistration ${enabled}`, () =>
+          Promise.resolve(
+            api.directory.get(created)?.tenant.spec.selfRegistration === enabled ? true : undefined,
+          ),
+        );
+      }
+      const bad = await api.call('PATCH', `/api/tenants/${created}`, {
+        token: admin,
+        body: { self_registration: 'no' },
+      });
+      expect(bad.status).to.equal(400);
+      expect((bad.body.errors as { field: string }[]).map((e) => e.field)).to.deep.equal([
+        'self_registration',
+      ]);
+    });
+
     it('refuses bad create and patch bodies with 400 naming the field', async () => {
       const creates: [Record<string, unknown>, string][] = [
         [{ name: 'Bad_Name', plan: 'free', owner_email: 'a@b.example' }, 'name'],

@@ -14,6 +14,7 @@ import { TenantDatabases } from '../../api/src/tenancy/tenant-databases.js';
 import { TenantDirectory } from '../../api/src/tenancy/tenant-directory.js';
 import { RateLimits } from '../../api/src/ratelimit/rate-limits.js';
 import { PasswordResets } from '../../api/src/auth/password-resets.js';
+import { Registrations } from '../../api/src/auth/registrations.js';
 import { OwnerProvisioner } from '../../api/src/signup/owner-provisioning.js';
 import { PendingOwners } from '../../api/src/signup/pending-owners.js';
 import { Signups } from '../../api/src/signup/signups.js';
@@ -49,6 +50,8 @@ export interface TestApiOptions {
   passwordResetTtlMs?: number;
   /** Floor of a reset request's response time; default 150 ms. */
   passwordResetMinResponseMs?: number;
+  /** Floor of a register request's response time; default 300 ms. */
+  registrationMinResponseMs?: number;
   /**
    * Take the signing keys from the operator's Secret in the platform namespace,
    * watched like main.ts does without JWT_KEYS_FILE (default: one generated key).
@@ -130,6 +133,16 @@ export async function startTestApi(
     minResponseMs: options.passwordResetMinResponseMs ?? 150,
     ...(options.passwordResetTtlMs === undefined ? {} : { ttlMs: options.passwordResetTtlMs }),
   });
+  const registrations = new Registrations({
+    redis,
+    directory,
+    databases,
+    mailer,
+    log,
+    publicBaseUrl,
+    prefix: `test:register:${uniqueSuffix()}:`,
+    minResponseMs: options.registrationMinResponseMs ?? 300,
+  });
   const pendingOwners = new PendingOwners(redis, 3_600_000, `test:signup:${uniqueSuffix()}:`);
   const provisioner = new OwnerProvisioner({
     directory,
@@ -157,6 +170,7 @@ export async function startTestApi(
     trustProxy: false,
     bodyLimitBytes: 64 * 1024,
     passwordResets,
+    registrations,
     signups: options.signupEnabled
       ? new Signups({
           resources: tenantResources,

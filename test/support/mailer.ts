@@ -27,7 +27,7 @@ export class MemoryMailer implements Mailer {
 }
 
 export function tokenIn(message: MailMessage): string {
-  const token = /\bpr_[A-Za-z0-9_-]{43}\b/.exec(message.text)?.[0];
+  const token = /\b(?:pr|rg)_[A-Za-z0-9_-]{43}\b/.exec(message.text)?.[0];
   if (!token) throw new Error(`no token in the ${message.kind} mail to ${message.to}`);
   return token;
 }

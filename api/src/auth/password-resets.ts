@@ -14,6 +14,7 @@ import { problems } from '../http/problem.js';
 import type { MailKind, Mailer } from '../mail/mailer.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { setEmailVerified } from '../users/email-verification.js';
 import { hashPassword, passwordProblems } from './passwords.js';
 import type { Sessions } from './sessions.js';
 
@@ -48,6 +49,8 @@ const invalidToken = () =>
 interface StoredToken {
   userId: string;
   kind: MailKind;
+  /** The address the token was mailed to; using the token proves it, if the user still has it. */
+  email?: string;
 }
 
 function hashOf(token: string): string {
@@ -106,7 +109,7 @@ export class PasswordResets {
     const key = this.#tokenKey(tenant, hashOf(token));
     const stored = await this.#o.redis.get(key);
     if (!stored) throw invalidToken();
-    const { userId } = JSON.parse(stored) as StoredToken;
+    const { userId, email: mailedTo } = JSON.parse(stored) as StoredToken;
     const user = await db.models.User.findByPk(userId);
     if (!user || !user.is_active) {
       await this.#o.redis.del(key);
@@ -123,6 +126,9 @@ export class PasswordResets {
     const before = user.password_hash;
     await db.sequelize.transaction(async (transaction) => {
       await user.update({ password_hash: passwordHash }, { transaction });
+      // The token reached the address it was mailed to; that proves the user's address if it is still that one.
+      if (mailedTo !== undefined && mailedTo.toLowerCase() === user.email.toLowerCase())
+        await setEmailVerified(db, user.id, true, transaction);
       await AuditLog.append(
         db.sequelize,
         {
@@ -143,7 +149,7 @@ export class PasswordResets {
 
   /** Mails a new tenant's owner a token to set their first password (same confirm endpoint). */
   async inviteOwner(tenant: string, user: { id: string; email: string }): Promise<void> {
-    const token = await this.#issue(tenant, user.id, 'owner-invite', this.#inviteTtlMs);
+    const token = await this.#issue(tenant, user, 'owner-invite', this.#inviteTtlMs);
     const hours = Math.round(this.#inviteTtlMs / 3_600_000);
     await this.#o.mailer.send({
       kind: 'owner-invite',
@@ -167,7 +173,7 @@ export class PasswordResets {
     const db: TenantDb = this.#o.databases.for(tenant, entry.credentials);
     const user = await db.models.User.findOne({ where: { email } });
     if (!user || !user.is_active) return;
-    const token = await this.#issue(tenant, user.id, 'password-reset', this.#ttlMs);
+    const token = await this.#issue(tenant, user, 'password-reset', this.#ttlMs);
     await AuditLog.append(db.sequelize, {
       actor: null,
       action: 'password_reset_requested',
@@ -196,12 +202,17 @@ export class PasswordResets {
   }
 
   /** A fresh token for the user; their previous one stops working. */
-  async #issue(tenant: string, userId: string, kind: MailKind, ttlMs: number): Promise<string> {
+  async #issue(
+    tenant: string,
+    user: { id: string; email: string },
+    kind: MailKind,
+    ttlMs: number,
+  ): Promise<string> {
     const token = `pr_${randomBytes(32).toString('base64url')}`;
     const hash = hashOf(token);
-    const userKey = this.#userKey(tenant, userId);
+    const userKey = this.#userKey(tenant, user.id);
     const previous = await this.#o.redis.get(userKey);
-    const value: StoredToken = { userId, kind };
+    const value: StoredToken = { userId: user.id, kind, email: user.email };
     const batch = this.#o.redis.multi();
     if (previous) batch.del(this.#tokenKey(tenant, previous));
     batch.set(this.#tokenKey(tenant, hash), JSON.stringify(value), 'PX', ttlMs);

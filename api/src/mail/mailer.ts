@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export type MailKind = 'password-reset' | 'owner-invite';
+export type MailKind = 'password-reset' | 'owner-invite' | 'registration' | 'registration-existing';
 
 export interface MailMessage {
   to: string;

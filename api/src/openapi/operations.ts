@@ -11,6 +11,7 @@ import {
   passwordChangeSchema,
   profileSchema,
   registerSchema,
+  registerVerifySchema,
   tokenSchema,
 } from '../routes/auth.js';
 import { resetConfirmSchema, resetRequestSchema } from '../routes/password-reset.js';
@@ -256,12 +257,29 @@ export const operations: OperationDoc[] = [
     path: '/api/auth/register',
     tag: 'auth',
     access: 'public',
-    summary: 'Self-registration as a member, where the tenant allows it',
+    summary:
+      'Self-registration as a member, where the tenant allows it: mails the address a one-time token; the same answer whether or not the address has an account',
     body: registerSchema,
     responses: {
-      201: { description: 'tokens for the new member', schema: tokens },
+      202: {
+        description: 'accepted; no account exists until the mailed token is verified',
+        schema: { type: 'object' },
+      },
+      400: 'the password is too weak',
       403: 'self-registration is off',
-      409: 'email taken',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/register/verify',
+    tag: 'auth',
+    access: 'public',
+    summary: 'Create the member from the mailed token and the password chosen when registering',
+    body: registerVerifySchema,
+    responses: {
+      201: { description: 'the new member, its address verified; sign in next', schema: user },
+      400: 'the token is wrong, used or expired, or the password is not the one chosen',
+      409: 'the address got an account meanwhile; it is left as it is',
     },
   },
   {
@@ -471,7 +489,8 @@ export const operations: OperationDoc[] = [
     path: '/api/tenants/{name}',
     tag: 'tenants',
     access: 'platform',
-    summary: 'Change plan, display name, suspension, rate limit or domains (platform admin)',
+    summary:
+      'Change plan, display name, suspension, self-registration, rate limit or domains (platform admin)',
     body: updateTenantSchema,
     responses: { 200: { description: 'the tenant', schema: tenant }, 404: 'no such tenant' },
   },

@@ -5,12 +5,13 @@ import { z } from 'zod';
 import { clientCredentialsToken, tenantOfClientId } from '../auth/api-clients.js';
 import { authenticate, requireUser, tenantScope } from '../auth/context.js';
 import { passwordProblems } from '../auth/passwords.js';
+import type { Registrations } from '../auth/registrations.js';
 import { loginSchema, tenantName, type Sessions } from '../auth/sessions.js';
 import type { TokenService } from '../auth/tokens.js';
 import { parse, ProblemError, problems } from '../http/problem.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
-import { createUser, email, getUser, userView } from '../users/users.js';
+import { email, getUser, userView } from '../users/users.js';
 
 export const tokenSchema = z.discriminatedUnion('grant_type', [
   z.strictObject({
@@ -37,6 +38,18 @@ export const registerSchema = z.strictObject({
   last_name: z.string().trim().max(150).optional(),
 });
 
+export const registerVerifySchema = z.strictObject({
+  tenant: tenantName,
+  token: z.string().min(1).max(256),
+  password: z.string().min(1).max(256),
+});
+
+/** The one answer to every accepted registration, whether or not the address has an account. */
+const registrationAccepted = {
+  status: 'accepted',
+  detail: 'a message is on its way to the address; follow it to finish registering',
+};
+
 export const profileSchema = z
   .strictObject({
     first_name: z.string().trim().max(150).nullable().optional(),
@@ -57,13 +70,19 @@ export function authRoutes(deps: {
   tokens: TokenService;
   directory: TenantDirectory;
   databases: TenantDatabases;
+  registrations: Registrations;
 }): Router {
-  const { sessions, tokens, directory, databases } = deps;
+  const { sessions, tokens, directory, databases, registrations } = deps;
   const router = Router();
   const requireAuth = authenticate(tokens);
   const context = (req: { ip?: string | undefined; get(name: string): string | undefined }) => ({
     ...(req.ip ? { ip: req.ip } : {}),
     client: (req.get('user-agent') ?? '').slice(0, 200),
+  });
+
+  const requestContext = (req: Request, res: Response) => ({
+    ip: req.ip ?? null,
+    requestId: String(res.locals.requestId ?? '') || null,
   });
 
   /** Checks a password and records the outcome, success or failure, in the tenant's audit log. */
@@ -128,26 +147,18 @@ export function authRoutes(deps: {
     res.status(204).end();
   });
 
+  // Registering only mails the address; the account exists once the mailed token is verified
+  // (auth/registrations.ts). The answer never says whether the address has an account.
   router.post('/register', async (req, res) => {
-    const body = parse(registerSchema, req.body);
-    const entry = directory.servable(body.tenant);
-    if (!entry.tenant.spec.selfRegistration)
-      throw problems.forbidden(`tenant ${body.tenant} does not allow self-registration`);
-    const db = databases.for(body.tenant, entry.credentials);
-    // Self-registration creates members only; the scope acts as an admin of the tenant for that one call.
-    const scope = {
-      auth: {
-        kind: 'tenant' as const,
-        tenant: body.tenant,
-        userId: 'self-registration',
-        role: 'admin' as const,
-        jti: '',
-      },
-      entry,
-      db,
-    };
-    const user = await createUser(scope, { ...body, role: 'member' });
-    res.status(201).json(await sessions.issueFor(body.tenant, db, user, context(req)));
+    const { tenant, ...registration } = parse(registerSchema, req.body);
+    await registrations.register(tenant, registration, requestContext(req, res));
+    res.set('Cache-Control', 'no-store').status(202).json(registrationAccepted);
+  });
+
+  router.post('/register/verify', async (req, res) => {
+    const body = parse(registerVerifySchema, req.body);
+    const user = await registrations.verify(body.tenant, body.token, body.password, requestContext(req, res));
+    res.set('Cache-Control', 'no-store').status(201).json(user);
   });
 
   // Profile and password are a user's own: API clients get 403 (auth/api-clients.ts).

@@ -155,7 +155,12 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
     returnTo: string | undefined,
   ) => {
     const db = databases.for(entry.name, entry.credentials);
-    const { user } = await signInWithSso(db, identity, { rolesFromIdp, ...requestContext(req, res) });
+    const { user, tookOver } = await signInWithSso(db, identity, {
+      rolesFromIdp,
+      ...requestContext(req, res),
+    });
+    // The cleared password's sessions end too; tokens for this sign-in are issued after.
+    if (tookOver) await sessions.revokeAllForUser(db, user.id);
     res.set('Cache-Control', 'no-store');
     if (req.accepts(['html', 'json']) === 'json') {
       res.json(await sessions.issueFor(entry.name, db, user, clientContext(req)));

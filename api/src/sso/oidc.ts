@@ -392,10 +392,21 @@ function identityFrom(tenant: TenantOidcView, claims: client.IDToken): SsoIdenti
   if (at <= 0 || at === email.length - 1) {
     throw new SsoError('email_missing', 'the ID token carries no email address');
   }
-  // Absent is accepted (some providers only assert verified addresses); anything but true is not.
+  // An unproven address could sign in to (or be linked with) someone else's account, so only
+  // `email_verified: true` counts; a missing claim only where the Tenant says this provider issues
+  // verified addresses alone (`assumeEmailVerified`). An explicit false is refused either way.
   const verified = claims.email_verified;
-  if (verified !== undefined && verified !== true && verified !== 'true') {
-    throw new SsoError('email_not_verified', 'the identity provider has not verified the email address');
+  const proven =
+    verified === true ||
+    verified === 'true' ||
+    (verified === undefined && tenant.oidc.assumeEmailVerified === true);
+  if (!proven) {
+    throw new SsoError(
+      'email_not_verified',
+      verified === undefined
+        ? 'the ID token has no email_verified claim, and the tenant does not set assumeEmailVerified'
+        : 'the identity provider has not verified the email address',
+    );
   }
   const domain = email.slice(at + 1);
   if (!tenant.domains.some((allowed) => allowed.toLowerCase() === domain)) {

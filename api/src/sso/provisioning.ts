@@ -1,12 +1,15 @@
 // Turns a verified SSO identity into a Tenantry user of the tenant: finds the
 // linked account, links an existing account by its (verified-domain) email, or
-// creates one just in time; applies the IdP group-to-role mapping; and records
-// every change and the sign-in in the tenant's audit log, in one transaction.
+// creates one just in time; takes over an existing account whose address was
+// never proven (its password is cleared) rather than link it as it is; applies
+// the IdP group-to-role mapping; and records every change and the sign-in in
+// the tenant's audit log, in one transaction.
 import { Op, UniqueConstraintError, type Transaction } from 'sequelize';
 import type { Role } from '../../../operator/src/api/tenant.js';
 import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
 import type { UserModel } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
+import { emailVerifiedAt, setEmailVerified } from '../users/email-verification.js';
 import { userView } from '../users/users.js';
 import { SsoError, type SsoIdentity } from './identity.js';
 
@@ -24,6 +27,11 @@ export interface SsoSignInOptions {
 export interface SsoSignIn {
   user: UserModel;
   created: boolean;
+  /**
+   * The account's address had never been proven, so this sign-in took it
+   * over: its password (if any) is gone. The caller must end its sessions.
+   */
+  tookOver: boolean;
 }
 
 /** `saml:<NameID>` or `oidc:<sub>`: the users.external_id of an account linked to the tenant's IdP. */
@@ -61,6 +69,7 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
     let user = await User.findOne({ where: { external_id: externalId }, transaction, lock: true });
     user ??= await User.findOne({ where: { email: identity.email }, transaction, lock: true });
     let created = false;
+    let tookOver = false;
 
     if (!user) {
       user = await User.create(
@@ -75,6 +84,8 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
         },
         { transaction },
       );
+      // The IdP vouches for the address (identity.ts: OIDC's email_verified, SAML's signed assertion).
+      await setEmailVerified(db, user.id, true, transaction);
       created = true;
       entries.push({
         actor: null,
@@ -93,13 +104,27 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
         );
       }
       const before = userView(user);
-      const changes: { external_id?: string; role?: Role } = {};
+      const changes: { external_id?: string; role?: Role; password_hash?: null } = {};
       // An account made by an admin or by password sign-up is linked on its first SSO sign-in.
       if (linked === null) changes.external_id = externalId;
+      // Nobody ever proved this account's address: whoever set its password may not be the person
+      // the IdP now vouches for (an address pre-registered by someone else, an admin-chosen password).
+      // The IdP's word wins: the password goes, and the caller ends the account's sessions.
+      if ((await emailVerifiedAt(db, user.id, transaction)) === null) {
+        if (user.password_hash !== null) {
+          changes.password_hash = null;
+          tookOver = true;
+        }
+        // Matched by subject under another address, the IdP vouches for its own address, not this one.
+        if (user.email.toLowerCase() === identity.email) {
+          await setEmailVerified(db, user.id, true, transaction);
+          tookOver = true;
+        }
+      }
       if (options.rolesFromIdp && user.role !== identity.role) {
         if (await roleChangeAllowed(db, user, identity.role, transaction)) changes.role = identity.role;
       }
-      if (Object.keys(changes).length > 0) {
+      if (Object.keys(changes).length > 0 || tookOver) {
         await user.update(changes, { transaction });
         entries.push({
           actor: null,
@@ -107,7 +132,11 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
           resourceType: 'user',
           resourceId: user.id,
           before,
-          after: { ...userView(user), updated_by: `sso:${identity.provider}` },
+          after: {
+            ...userView(user),
+            updated_by: `sso:${identity.provider}`,
+            ...(tookOver ? { unverified_account_taken_over: true } : {}),
+          },
         });
       }
     }
@@ -127,7 +156,7 @@ async function attempt(db: TenantDb, identity: SsoIdentity, options: SsoSignInOp
         { transaction },
       );
     }
-    return { user, created };
+    return { user, created, tookOver };
   });
 }
 

@@ -1,6 +1,11 @@
 // Sequelize models of a tenant database. They are defined on each tenant's own
 // Sequelize instance: a model class shared between instances would send its
 // queries to whichever database initialised it last.
+//
+// `users.email_verified_at` (schema v7) is not an attribute: Sequelize names
+// every attribute in each SELECT and RETURNING, so sign-in would fail on a
+// tenant the operator has not yet migrated after an upgrade. It is read and
+// written only through users/email-verification.ts.
 import type { Model } from 'sequelize';
 import {
   DataTypes,

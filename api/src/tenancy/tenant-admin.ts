@@ -39,6 +39,7 @@ export const updateTenantSchema = z
     plan: z.enum(plans).optional(),
     suspended: z.boolean().optional(),
     domains: domains.optional(),
+    self_registration: z.boolean().optional(),
     /** null returns to the plan's limit. */
     rate_limit_per_minute: rateLimit.nullable().optional(),
   })
@@ -156,6 +157,8 @@ export class TenantAdmin {
     if (input.plan !== undefined) spec.plan = input.plan;
     if (input.suspended !== undefined) spec.suspended = input.suspended;
     if (input.domains !== undefined) spec.domains = input.domains;
+    // Compared with undefined, not truthiness: false is a change too (turning self-registration off).
+    if (input.self_registration !== undefined) spec.selfRegistration = input.self_registration;
     if (input.rate_limit_per_minute !== undefined)
       spec.rateLimit =
         input.rate_limit_per_minute === null ? null : { requestsPerMinute: input.rate_limit_per_minute };

@@ -8,6 +8,7 @@ import { roleRank, type TenantScope } from '../auth/context.js';
 import { problems, type FieldError } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
 import { recordDomainEvent } from '../webhooks/domain-events.js';
+import { setEmailVerified } from './email-verification.js';
 
 export const roles = ['owner', 'admin', 'member'] as const;
 
@@ -189,11 +190,19 @@ export async function getUser(scope: TenantScope, id: string, transaction?: Tran
 export async function createUser(
   scope: TenantScope,
   input: CreateUser,
-  options: { externalId?: string; transaction?: Transaction } = {},
+  options: {
+    externalId?: string;
+    transaction?: Transaction;
+    /** An argon2id hash made earlier (a verified self-registration); `input.password` is then unset. */
+    passwordHash?: string;
+    /** The address is proven (a verified self-registration); never for users an admin or an import creates. */
+    emailVerified?: boolean;
+  } = {},
 ) {
   mayManage(scope, input.role);
   if (input.password !== undefined) ensureStrongPassword(input.password, input);
-  const passwordHash = input.password === undefined ? null : await hashPassword(input.password);
+  const passwordHash =
+    input.password === undefined ? (options.passwordHash ?? null) : await hashPassword(input.password);
   // The user and its user.created event commit together.
   const create = async (transaction: Transaction) => {
     const user = await scope.db.models.User.create(
@@ -208,6 +217,7 @@ export async function createUser(
       },
       { transaction },
     );
+    if (options.emailVerified) await setEmailVerified(scope.db, user.id, true, transaction);
     await recordDomainEvent(scope.db.sequelize, 'user.created', { user: userView(user) }, transaction);
     return user;
   };
@@ -236,8 +246,11 @@ export async function updateUser(
   ) {
     await ensureAnotherOwner(scope, user.id, transaction);
   }
+  const newAddress = input.email !== undefined && input.email !== user.email.toLowerCase();
   const save = async (t: Transaction) => {
     await user.update(input, { transaction: t });
+    // A new address is not proven by the old one's proof.
+    if (newAddress) await setEmailVerified(scope.db, user.id, false, t);
     await recordUserChanges(scope, before, userView(user), t);
   };
   try {

@@ -44,6 +44,8 @@ export interface TenantSpec {
       groupsClaim?: string;
       roleMapping?: Record<string, Role>;
       defaultRole?: 'admin' | 'member';
+      /** Treat an ID token without `email_verified` as verified; default false (docs/sso.md). */
+      assumeEmailVerified?: boolean;
     };
     saml?: {
       idpMetadataXml?: string;

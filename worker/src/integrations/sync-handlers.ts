@@ -122,6 +122,8 @@ async function updateUser(
     if (user.role !== 'member')
       throw new PermanentError(`the e-mail address of an ${user.role} is not changed by a provider`);
     set.email = email.toLowerCase();
+    // The new address is not proven (api/src/tenancy/models.ts, email_verified_at).
+    set.email_verified_at = null;
   }
   if (set.is_active === false && user.role === 'owner')
     throw new PermanentError('owners are not deactivated by a provider');
