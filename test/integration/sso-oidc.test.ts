@@ -163,12 +163,14 @@ describe('OIDC single sign-on (openid-client against oidc-provider)', function (
     });
     acme = {
       name: 'acme',
+      uid: 'uid-acme',
       domains: ['acme.test'],
       oidc: settings(acmeClient),
       clientSecret: acmeClient.client_secret,
     };
     globex = {
       name: 'globex',
+      uid: 'uid-globex',
       domains: ['globex.test'],
       oidc: settings(globexClient),
       clientSecret: globexClient.client_secret,
@@ -435,7 +437,12 @@ describe('OIDC issuer guard (no network)', () => {
   };
 
   function tenant(issuer: string): TenantOidcView {
-    return { name: 'acme', domains: ['acme.test'], oidc: { issuer, clientId: 'acme-client' } };
+    return {
+      name: 'acme',
+      uid: 'uid-acme',
+      domains: ['acme.test'],
+      oidc: { issuer, clientId: 'acme-client' },
+    };
   }
 
   function guarded(store: ExpiringStore): OidcService {

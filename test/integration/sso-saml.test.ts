@@ -85,6 +85,7 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
     idpB = new TestSamlIdp('https://idp-b.example/metadata', keyB);
     acme = {
       name: 'acme',
+      uid: 'uid-acme',
       domains: ['corp.example'],
       saml: {
         idpMetadataXml: idpA.metadataXml(),
@@ -92,9 +93,15 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
         defaultRole: 'member',
       },
     };
-    globex = { name: 'globex', domains: ['globex.example'], saml: { idpMetadataXml: idpB.metadataXml() } };
+    globex = {
+      name: 'globex',
+      uid: 'uid-globex',
+      domains: ['globex.example'],
+      saml: { idpMetadataXml: idpB.metadataXml() },
+    };
     initech = {
       name: 'initech',
+      uid: 'uid-initech',
       domains: ['corp.example'],
       saml: { idpMetadataXml: idpA.metadataXml(), allowIdpInitiated: true },
     };
@@ -290,7 +297,10 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
     });
 
     it('refuses a tenant without SAML settings', async () => {
-      await expectCode(service.loginUrl({ name: 'acme', domains: ['corp.example'] }), 'not_configured');
+      await expectCode(
+        service.loginUrl({ name: 'acme', uid: 'uid-acme', domains: ['corp.example'] }),
+        'not_configured',
+      );
     });
   });
 

@@ -19,6 +19,11 @@ export interface TenantCredentials {
 
 export interface TenantEntry {
   name: string;
+  /**
+   * The Tenant's `metadata.uid`: its identity. A name comes back when a Tenant
+   * is deleted and created again; everything issued is bound to the uid.
+   */
+  uid: string;
   tenant: Tenant;
   /** May be served: Ready, or Degraded with its database, schema and Secrets still in place. */
   ready: boolean;
@@ -164,6 +169,7 @@ export class TenantDirectory {
     const credentials = this.credentials.get(name);
     return {
       name,
+      uid: tenant.metadata.uid ?? '',
       tenant,
       ready: isServing(tenant) && credentials !== undefined,
       suspended: tenant.spec.suspended === true,
