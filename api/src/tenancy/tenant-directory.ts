@@ -7,7 +7,7 @@ import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type V1Secret } fr
 import { ListWatch, pageOf, pageQuery, type ListWatchSource } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
 import { group, plural, tenantLabel, version, type Tenant } from '../../../operator/src/api/tenant.js';
-import { problems } from '../http/problem.js';
+import { ProblemError, problems } from '../http/problem.js';
 
 export interface TenantCredentials {
   /** postgresql:// URI of the tenant's active login role. */
@@ -194,6 +194,26 @@ export class TenantDirectory {
       );
     }
     return entry as TenantEntry & { credentials: TenantCredentials };
+  }
+
+  /**
+   * Refuses (409) a name whose database and credentials an earlier Tenant left
+   * behind under deletionPolicy Retain. The operator keeps the platform copy of
+   * the credentials (no owner reference, so garbage collection leaves it) until
+   * the name is restored or the data deleted; a Tenant created under the name
+   * would get that database back, users and all. Re-applying the Tenant with
+   * kubectl stays the platform engineer's way to restore it.
+   */
+  assertNotRetained(name: string): void {
+    if (this.tenants.has(name) || !this.credentials.has(name)) return;
+    throw new ProblemError(
+      409,
+      'Conflict',
+      `the tenant name ${name} is taken: the database and credentials of an earlier tenant of this name ` +
+        'are retained (deletionPolicy Retain). A platform engineer can restore that tenant by applying ' +
+        'its Tenant again with kubectl',
+      { type: 'https://tenantry.io/problems/tenant-name-retained' },
+    );
   }
 
   private putSecret(secret: V1Secret): string {
