@@ -289,6 +289,15 @@ describe('OIDC single sign-on (openid-client against oidc-provider)', function (
       expect(tokenTraffic.idTokens).to.have.length(0);
       await expectSsoError(service.callback(acme, callback), 'invalid_state');
     });
+
+    it('rejects a login started under an earlier Tenant of the same name', async () => {
+      const callback = await login(acme, 'alice');
+      await expectSsoError(
+        service.callback({ ...acme, uid: 'uid-acme-recreated' }, callback),
+        'wrong_tenant',
+      );
+      expect(tokenTraffic.idTokens).to.have.length(0);
+    });
   });
 
   describe('nonce', () => {

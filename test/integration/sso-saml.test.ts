@@ -139,8 +139,9 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
       expect(url.searchParams.get('RelayState')).to.equal('/dashboard');
       const id = await idpA.requestId(login.url, service.spMetadata('acme'));
       expect(login.requestId).to.equal(id);
-      expect(await redis.client.exists(`${redis.prefix}saml:req:acme:${id}`)).to.equal(1);
-      expect(await redis.client.exists(`${redis.prefix}saml:req:globex:${id}`)).to.equal(0);
+      // Kept per tenant name and Tenant uid.
+      expect(await redis.client.exists(`${redis.prefix}saml:req:acme/uid-acme:${id}`)).to.equal(1);
+      expect(await redis.client.exists(`${redis.prefix}saml:req:globex/uid-globex:${id}`)).to.equal(0);
     });
 
     it('returns the identity with names, groups and the highest mapped role', async () => {
@@ -478,7 +479,14 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
       });
       await expectCode(service.consume(globex, { SAMLResponse: response }), 'wrong_tenant');
       // The ID is still good where it was issued.
-      expect(await redis.client.exists(`${redis.prefix}saml:req:acme:${acmeRequest}`)).to.equal(1);
+      expect(await redis.client.exists(`${redis.prefix}saml:req:acme/uid-acme:${acmeRequest}`)).to.equal(1);
+    });
+
+    it('rejects a request ID issued under an earlier Tenant of the same name', async () => {
+      const earlier = await startLogin(acme);
+      const response = await idpA.respond(sp(acme), { inResponseTo: earlier, nameId: 'alice@corp.example' });
+      const recreated = { ...acme, uid: 'uid-acme-recreated' };
+      await expectCode(service.consume(recreated, { SAMLResponse: response }), 'wrong_tenant');
     });
 
     it("rejects tenant A's IdP (A's certificate) posting to tenant B", async () => {

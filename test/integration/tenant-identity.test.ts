@@ -247,9 +247,9 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
       await c.query('ALTER TABLE app.api_clients DROP COLUMN tenant_uid');
       await c.query('DELETE FROM app.schema_migrations WHERE version = 7');
     }, databaseUrl.toString());
+    const db = api.databases.for(name, api.directory.servable(name).credentials).sequelize;
     // A spec change makes the operator run the schema step, which applies migration 7 again.
     await kubectl(['patch', 'tenant', name, '--type=merge', '-p', '{"spec":{"displayName":"Upgraded"}}']);
-    const db = api.databases.for(name, api.directory.servable(name).credentials).sequelize;
     const uids = await eventually(
       'migration 7 to be applied again',
       async () => {
