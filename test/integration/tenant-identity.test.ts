@@ -190,32 +190,37 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
     expect(secondUid).to.not.equal(firstUid);
     await eventually('the API to serve the new Tenant', () =>
       Promise.resolve(
-        api.directory.get(name)?.ready && api.directory.get(name)?.uid === secondUid ? true : undefined,
+        api.directory.get(name)?.ready && api.directory.get(name)?.tenant.metadata.uid === secondUid
+          ? true
+          : undefined,
       ),
     );
 
     const profile = await api.call('GET', '/api/auth/profile', { token: session.access_token });
-    expectProblem(profile, 401);
-    expect(profile.body.detail).to.equal(
-      `the access token was issued to an earlier tenant named ${name}; sign in again`,
-    );
-    expect(JSON.stringify(profile.body)).to.not.include(firstUid).and.not.include(secondUid);
     const users = await api.call('GET', '/api/users', { token: session.access_token });
-    expectProblem(users, 401);
-
     const again = await refresh(refreshToken);
-    expectProblem(again, 401);
-    expect(again.body.detail).to.include('issued_to_earlier_tenant');
-
     const byClient = await clientToken(client);
-    expectProblem(byClient, 401);
-    expect(byClient.body.type).to.equal('https://tenantry.io/problems/invalid-client');
-    expect(byClient.body.detail).to.equal(`this API client was issued to an earlier tenant named ${name}`);
-
     const confirm = await api.call('POST', '/api/auth/password/reset/confirm', {
       body: { tenant: name, token: resetToken, password: 'a brand new passphrase 77' },
     });
-    expectProblem(confirm, 400);
+    // All at once, so a failure shows every one that got through.
+    expect({
+      profile: profile.status,
+      users: users.status,
+      refresh: again.status,
+      client: byClient.status,
+      reset: confirm.status,
+    }).to.deep.equal({ profile: 401, users: 401, refresh: 401, client: 401, reset: 400 });
+    for (const res of [profile, users, again, byClient, confirm]) {
+      expect(res.headers.get('content-type')).to.contain('application/problem+json');
+      expect(JSON.stringify(res.body)).to.not.include(firstUid).and.not.include(secondUid);
+    }
+    expect(profile.body.detail).to.equal(
+      `the access token was issued to an earlier tenant named ${name}; sign in again`,
+    );
+    expect(again.body.detail).to.include('issued_to_earlier_tenant');
+    expect(byClient.body.type).to.equal('https://tenantry.io/problems/invalid-client');
+    expect(byClient.body.detail).to.equal(`this API client was issued to an earlier tenant named ${name}`);
 
     // The restored data is there: its users sign in again and get tokens of the new Tenant.
     const fresh = await login(name);
