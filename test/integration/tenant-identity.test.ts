@@ -6,9 +6,10 @@
 // - what a Tenant issued (access token, refresh token, API client, reset
 //   token) is refused by a Tenant of the same name created again;
 // - rows issued before uids were recorded keep working for the Tenant that
-//   owns the database once the operator has migrated it.
+//   owns the database once the operator has migrated it, and stay refused
+//   when the database is restored under a Tenant created again.
 import { expect } from 'chai';
-import { QueryTypes } from 'sequelize';
+import { QueryTypes, type Sequelize } from 'sequelize';
 import { hashPassword } from '../../api/src/auth/passwords.js';
 import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
@@ -86,6 +87,25 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
     expect(res.status).to.equal(status);
     expect(res.headers.get('content-type')).to.contain('application/problem+json');
   };
+
+  /** Puts the tenant database back to what the release before migration 7 left: no tenant_uid anywhere. */
+  const toPreUpgradeSchema = async (name: string) => {
+    const databaseUrl = new URL(serviceUrls.postgres);
+    databaseUrl.pathname = `/${tenantNames(name).database}`;
+    await withPostgresAdmin(async (c) => {
+      await c.query('ALTER TABLE app.refresh_tokens DROP COLUMN tenant_uid');
+      await c.query('ALTER TABLE app.api_clients DROP COLUMN tenant_uid');
+      await c.query('DELETE FROM app.schema_migrations WHERE version = 7');
+    }, databaseUrl.toString());
+  };
+  /** The tenant_uid of every refresh token and API client; throws while the column does not exist. */
+  const tenantUids = async (db: Sequelize) =>
+    (
+      await db.query<{ uid: string | null }>(
+        `SELECT tenant_uid AS uid FROM app.refresh_tokens UNION ALL SELECT tenant_uid FROM app.api_clients`,
+        { type: QueryTypes.SELECT },
+      )
+    ).map((r) => r.uid);
 
   before(async () => {
     platform = await startTestPlatform('identity');
@@ -244,31 +264,56 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
     expect(created.status).to.equal(201);
     const client = created.body as { client_id: string; client_secret: string };
 
-    // The database as the release before migration 7 left it: no tenant_uid anywhere.
-    const databaseUrl = new URL(serviceUrls.postgres);
-    databaseUrl.pathname = `/${tenantNames(name).database}`;
-    await withPostgresAdmin(async (c) => {
-      await c.query('ALTER TABLE app.refresh_tokens DROP COLUMN tenant_uid');
-      await c.query('ALTER TABLE app.api_clients DROP COLUMN tenant_uid');
-      await c.query('DELETE FROM app.schema_migrations WHERE version = 7');
-    }, databaseUrl.toString());
+    await toPreUpgradeSchema(name);
     const db = api.databases.for(name, api.directory.servable(name).credentials).sequelize;
     // A spec change makes the operator run the schema step, which applies migration 7 again.
     await kubectl(['patch', 'tenant', name, '--type=merge', '-p', '{"spec":{"displayName":"Upgraded"}}']);
-    const uids = await eventually(
-      'migration 7 to be applied again',
-      async () => {
-        const rows = await db.query<{ uid: string | null }>(
-          `SELECT tenant_uid AS uid FROM app.refresh_tokens UNION ALL SELECT tenant_uid FROM app.api_clients`,
-          { type: QueryTypes.SELECT },
-        );
-        return rows;
-      },
-      { timeoutMs: 60_000 },
-    );
+    const uids = await eventually('migration 7 to be applied again', () => tenantUids(db), {
+      timeoutMs: 60_000,
+    });
     const uid = await uidOf(name);
-    expect(uids.map((r) => r.uid)).to.deep.equal(uids.map(() => uid));
+    expect(uids).to.have.length.of.at.least(2);
+    expect(uids).to.deep.equal(uids.map(() => uid));
     expect((await refresh(session.refresh_token)).status).to.equal(200);
     expect((await clientToken(client)).status).to.equal(200);
+  });
+
+  it('leaves them without a uid, refused, when a Tenant is created again over the retained database', async () => {
+    const name = platform.tenantName('restored');
+    await applyTenant(name, 'Retain');
+    await platform.waitReady(name);
+    await eventually('the API to serve the tenant', () =>
+      Promise.resolve(api.directory.get(name)?.ready ? true : undefined),
+    );
+    const firstUid = await uidOf(name);
+    await seedOwner(name);
+    const session = await login(name);
+    const created = await api.call('POST', '/api/clients', {
+      token: session.access_token,
+      body: { name: 'ci', role: 'member' },
+    });
+    expect(created.status).to.equal(201);
+    const client = created.body as { client_id: string; client_secret: string };
+    // Deleted under Retain before the upgrade, restored after it.
+    await toPreUpgradeSchema(name);
+    await deleteTenant(name);
+    await applyTenant(name, 'Retain', { [restoreAnnotation]: firstUid });
+    await platform.waitReady(name);
+    await eventually('the API to serve the new Tenant', () =>
+      Promise.resolve(
+        api.directory.get(name)?.ready &&
+          (api.directory.get(name)?.tenant.metadata.uid ?? firstUid) !== firstUid
+          ? true
+          : undefined,
+      ),
+    );
+    const db = api.databases.for(name, api.directory.servable(name).credentials).sequelize;
+    const uids = await tenantUids(db);
+    expect(uids).to.have.length.of.at.least(2);
+    expect(uids).to.deep.equal(uids.map(() => null));
+    expect({
+      refresh: (await refresh(session.refresh_token)).status,
+      client: (await clientToken(client)).status,
+    }).to.deep.equal({ refresh: 401, client: 401 });
   });
 });
