@@ -177,11 +177,13 @@ async function main(): Promise<void> {
     const bearer: string[][] = [];
     for (const name of tenants) {
       const ids = users.get(name)!.slice(0, tokensPerTenant);
+      // Tenant tokens name the Tenant's uid (api/README.md, "Tenant identity").
+      const tenantUid = await platform.cp.kubectl(['get', 'tenant', name, '-o', 'jsonpath={.metadata.uid}']);
       bearer.push(
         await Promise.all(
           ids.map(
             async (sub) =>
-              `Bearer ${(await tokens.issueAccessToken({ sub, tid: name, role: 'member' })).token}`,
+              `Bearer ${(await tokens.issueAccessToken({ sub, tid: name, tenantUid, role: 'member' })).token}`,
           ),
         ),
       );

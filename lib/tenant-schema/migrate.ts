@@ -24,6 +24,21 @@ export interface MigrationResult {
   applied: number[];
 }
 
+/** The migration that adds `tenant_uid` to refresh tokens and API clients. */
+export const tenantUidMigrationVersion = 8;
+
+export interface MigrateOptions {
+  migrations?: readonly Migration[];
+  /**
+   * The uid of the Tenant that owned this database before the upgrade. When the
+   * `tenant_uid` migration runs, rows issued before it get this uid in the same
+   * transaction, so they keep working. Leave it out for a database that may
+   * have come from an earlier Tenant (a restore): its rows stay without a uid
+   * and are refused.
+   */
+  legacyOwnerUid?: string;
+}
+
 /** A migration that cannot be applied, or a history that does not match the code. */
 export class SchemaMigrationError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -65,7 +80,7 @@ const migrationLockKey = '7315846201';
 export async function migrateTenantSchema(
   client: pg.ClientBase,
   roles: TenantSchemaRoles,
-  options: { migrations?: readonly Migration[] } = {},
+  options: MigrateOptions = {},
 ): Promise<MigrationResult> {
   const list = options.migrations ?? shippedMigrations;
   assertOrdered(list);
@@ -73,7 +88,7 @@ export async function migrateTenantSchema(
   let result: MigrationResult;
   try {
     await client.query(`SET ROLE ${quoteIdent(roles.ownerRole)}`);
-    result = await applyPending(client, roles, list);
+    result = await applyPending(client, roles, list, options.legacyOwnerUid);
   } catch (error) {
     await releaseSession(client).catch(() => undefined);
     throw error;
@@ -141,6 +156,7 @@ async function applyPending(
   client: pg.ClientBase,
   roles: TenantSchemaRoles,
   list: readonly Migration[],
+  legacyOwnerUid: string | undefined,
 ): Promise<MigrationResult> {
   await ensureHistoryTable(client, roles);
   const history = await client.query<{ version: number; name: string; checksum: string }>(
@@ -174,7 +190,7 @@ async function applyPending(
           `give it a version above ${from}`,
       );
     }
-    await applyOne(client, migration, roles);
+    await applyOne(client, migration, roles, legacyOwnerUid);
     applied.push(migration.version);
   }
   return { from, to: applied.at(-1) ?? from, applied };
@@ -206,10 +222,19 @@ async function applyOne(
   client: pg.ClientBase,
   migration: Migration,
   roles: TenantSchemaRoles,
+  legacyOwnerUid: string | undefined,
 ): Promise<void> {
   try {
     await inTransaction(client, async () => {
       await client.query(renderMigrationSql(migration.sql, roles));
+      if (migration.version === tenantUidMigrationVersion && legacyOwnerUid) {
+        await client.query('UPDATE app.refresh_tokens SET tenant_uid = $1 WHERE tenant_uid IS NULL', [
+          legacyOwnerUid,
+        ]);
+        await client.query('UPDATE app.api_clients SET tenant_uid = $1 WHERE tenant_uid IS NULL', [
+          legacyOwnerUid,
+        ]);
+      }
       await client.query('INSERT INTO app.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
         migration.version,
         migration.name,

@@ -344,6 +344,20 @@ CREATE TRIGGER outbox_notify AFTER INSERT ON app.outbox
 ALTER TABLE app.users ADD COLUMN IF NOT EXISTS email_verified_at timestamptz;
 `,
   },
+  {
+    version: 8,
+    name: 'tenant uid of refresh tokens and api clients',
+    // The uid of the Tenant a refresh token or API client was issued under. A
+    // database kept under deletionPolicy Retain can come back under a new
+    // Tenant of the same name, which must refuse what the earlier one issued.
+    // Rows from before this migration stay NULL (refused) unless the operator
+    // stamps them for the Tenant that owned the database all along
+    // (claimLegacyRows in migrate.ts).
+    sql: `
+ALTER TABLE app.refresh_tokens ADD COLUMN tenant_uid text CHECK (length(tenant_uid) BETWEEN 1 AND 64);
+ALTER TABLE app.api_clients ADD COLUMN tenant_uid text CHECK (length(tenant_uid) BETWEEN 1 AND 64);
+`,
+  },
 ];
 
 /** The channel migration 6 notifies, with each inserted topic's root as the payload. */

@@ -39,7 +39,8 @@ async function main(): Promise<void> {
     cluster,
     db,
     mq,
-    migrate: async (names) => (await runTenantMigrations(db, names, { slots: migrationSlots })).to,
+    migrate: async (names, options) =>
+      (await runTenantMigrations(db, names, { slots: migrationSlots, ...options })).to,
     events: new EventRecorder(cluster.core, config.leaderElection.identity, log),
     log,
     build: {

@@ -11,7 +11,12 @@ import {
   RefreshTokenStore,
   type IssuedRefreshToken,
 } from '../../api/src/auth/refresh-tokens.js';
-import { latestSchemaVersion, migrateTenantSchema } from '../../lib/tenant-schema/migrate.js';
+import {
+  latestSchemaVersion,
+  migrateTenantSchema,
+  tenantUidMigrationVersion,
+} from '../../lib/tenant-schema/migrate.js';
+import { migrations } from '../../lib/tenant-schema/migrations.js';
 import { tenantNames } from '../../operator/src/api/tenant.js';
 import { appRoleName, TenantDatabaseAdmin } from '../../operator/src/sql/tenant-database.js';
 import { serviceUrls, uniqueSuffix } from '../support/services.js';
@@ -19,6 +24,8 @@ import { serviceUrls, uniqueSuffix } from '../support/services.js';
 const day = 24 * 60 * 60 * 1000;
 const tenant = tenantNames(`rt-${uniqueSuffix()}`);
 const racerApplication = `tenantry-test-racer-${uniqueSuffix()}`;
+// The uid of the Tenant the test database serves.
+const tenantUid = '5d3f0c1e-7a2b-4c59-8e16-0f9b2d4a6c71';
 
 function tenantUrl(): string {
   const url = new URL(serviceUrls.postgres);
@@ -77,7 +84,7 @@ describe('refresh tokens (tenant database)', function () {
 
   beforeEach(() => {
     now = new Date();
-    store = new RefreshTokenStore(pool, { ttlMs: 30 * day, now: () => now });
+    store = new RefreshTokenStore(pool, { ttlMs: 30 * day, tenantUid, now: () => now });
   });
 
   afterEach(async () => {
@@ -216,7 +223,7 @@ describe('refresh tokens (tenant database)', function () {
     const userId = await createUser();
     const issued = await store.issue(userId);
     const racers = [await connect(racerApplication), await connect(racerApplication)].map(
-      (client) => new RefreshTokenStore(client, { now: () => now }),
+      (client) => new RefreshTokenStore(client, { tenantUid, now: () => now }),
     );
     // Hold the row so both rotations are inside their transactions, waiting, before either goes on.
     const blocker = await connect('tenantry-test-blocker');
@@ -243,7 +250,10 @@ describe('refresh tokens (tenant database)', function () {
     const userId = await createUser();
     const issued = await store.issue(userId);
     const racers = await Promise.all(
-      Array.from({ length: 6 }, async () => new RefreshTokenStore(await connect('tenantry-test-many'))),
+      Array.from(
+        { length: 6 },
+        async () => new RefreshTokenStore(await connect('tenantry-test-many'), { tenantUid }),
+      ),
     );
     const settled = await Promise.allSettled(racers.map((racer) => racer.rotate(issued.token)));
     expect(settled.filter((r) => r.status === 'fulfilled')).to.have.length(1);
@@ -345,6 +355,24 @@ describe('refresh tokens (tenant database)', function () {
     });
   });
 
+  it('records the Tenant uid, and a later Tenant of the same name refuses the token untouched', async () => {
+    const userId = await createUser();
+    const issued = await store.issue(userId);
+    expect(
+      (await pool.query('SELECT tenant_uid FROM refresh_tokens WHERE id = $1', [issued.id])).rows,
+    ).to.deep.equal([{ tenant_uid: tenantUid }]);
+    const later = new RefreshTokenStore(pool, { tenantUid: 'a-later-tenant-uid', now: () => now });
+    expect(await rejectionOf(later.rotate(issued.token))).to.include({ reason: 'issued_to_earlier_tenant' });
+    // Neither used nor revoked: refusing it changed nothing.
+    expect(await rowOf(issued.token)).to.include({ used_at: null, revoked_at: null });
+    // A token from before uids were recorded has none, and is refused the same way.
+    const legacy = await store.issue(userId);
+    await pool.query('UPDATE refresh_tokens SET tenant_uid = NULL WHERE id = $1', [legacy.id]);
+    expect(await rejectionOf(store.rotate(legacy.token))).to.include({ reason: 'issued_to_earlier_tenant' });
+    // Issuing or rotating without knowing the Tenant is a programming error.
+    expect(await rejectionOf(new RefreshTokenStore(pool).issue(userId))).to.be.instanceOf(TypeError);
+  });
+
   it('deletes tokens that expired before a cutoff', async () => {
     const userId = await createUser();
     const old = await store.issue(userId);
@@ -376,3 +404,71 @@ async function waitForLockWaiters(applicationName: string, count: number): Promi
     await observer.end();
   }
 }
+
+describe('tenant uid of rows from before the upgrade (migration 8)', function () {
+  this.timeout(60_000);
+  const own = tenantNames(`rt-own-${uniqueSuffix()}`);
+  const restored = tenantNames(`rt-restored-${uniqueSuffix()}`);
+  let admin: TenantDatabaseAdmin;
+
+  const rolesOf = (names: typeof own) => ({ ownerRole: names.ownerRole, appRole: appRoleName(names) });
+
+  /** A database at schema v6 with one user, refresh token and API client, as an older release left it. */
+  async function legacyDatabase(names: typeof own): Promise<void> {
+    await admin.ensureDatabase(names);
+    await admin.withTenantDatabase(names.database, async (c) => {
+      await migrateTenantSchema(c, rolesOf(names), {
+        migrations: migrations.filter((m) => m.version < tenantUidMigrationVersion),
+      });
+      const user = await c.query<{ id: string }>(
+        `INSERT INTO app.users (email) VALUES ('old@example.com') RETURNING id`,
+      );
+      await c.query(
+        `INSERT INTO app.refresh_tokens (user_id, family_id, token_hash, expires_at)
+         VALUES ($1, gen_random_uuid(), $2, now() + interval '1 day')`,
+        [user.rows[0]!.id, randomBytes(32)],
+      );
+      await c.query(
+        `INSERT INTO app.api_clients (client_id, secret_hash, name, role, created_by)
+         VALUES ('x.cl_0123456789abcdef', $1, 'ci', 'member', 'someone')`,
+        [randomBytes(32)],
+      );
+    });
+  }
+
+  const uidsOf = (names: typeof own) =>
+    admin.withTenantDatabase(names.database, async (c) => {
+      const { rows } = await c.query<{ uid: string | null }>(
+        `SELECT tenant_uid AS uid FROM app.refresh_tokens UNION ALL SELECT tenant_uid FROM app.api_clients`,
+      );
+      return rows.map((r) => r.uid);
+    });
+
+  before(async () => {
+    admin = new TenantDatabaseAdmin(serviceUrls.postgres);
+    await legacyDatabase(own);
+    await legacyDatabase(restored);
+  });
+
+  after(async () => {
+    if (admin) {
+      await admin.dropTenant(own).catch(() => undefined);
+      await admin.dropTenant(restored).catch(() => undefined);
+      await admin.close();
+    }
+  });
+
+  it('gives them the uid of the Tenant that owned the database, and leaves a restored one without', async () => {
+    await admin.withTenantDatabase(own.database, (c) =>
+      migrateTenantSchema(c, rolesOf(own), { legacyOwnerUid: tenantUid }),
+    );
+    await admin.withTenantDatabase(restored.database, (c) => migrateTenantSchema(c, rolesOf(restored)));
+    expect(await uidsOf(own)).to.deep.equal([tenantUid, tenantUid]);
+    expect(await uidsOf(restored)).to.deep.equal([null, null]);
+    // Only the migration itself stamps: a later run with a uid changes nothing.
+    await admin.withTenantDatabase(restored.database, (c) =>
+      migrateTenantSchema(c, rolesOf(restored), { legacyOwnerUid: 'another-uid' }),
+    );
+    expect(await uidsOf(restored)).to.deep.equal([null, null]);
+  });
+});

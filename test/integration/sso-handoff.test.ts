@@ -8,6 +8,7 @@ import { createTestRedis, type TestRedis } from '../support/services.js';
 
 const grant: HandoffGrant = {
   tenant: 'acme',
+  tenantUid: '0b7e4c2a-5f0e-4d8e-9a59-2f6d3e1c7b40',
   userId: '6f1c1e4e-8a4e-4b7c-9d55-3d1e0b8f2a10',
   provider: 'saml',
 };

@@ -163,12 +163,14 @@ describe('OIDC single sign-on (openid-client against oidc-provider)', function (
     });
     acme = {
       name: 'acme',
+      uid: 'uid-acme',
       domains: ['acme.test'],
       oidc: settings(acmeClient),
       clientSecret: acmeClient.client_secret,
     };
     globex = {
       name: 'globex',
+      uid: 'uid-globex',
       domains: ['globex.test'],
       oidc: settings(globexClient),
       clientSecret: globexClient.client_secret,
@@ -288,6 +290,15 @@ describe('OIDC single sign-on (openid-client against oidc-provider)', function (
       await expectSsoError(service.callback(globex, callback), 'wrong_tenant');
       expect(tokenTraffic.idTokens).to.have.length(0);
       await expectSsoError(service.callback(acme, callback), 'invalid_state');
+    });
+
+    it('rejects a login started under an earlier Tenant of the same name', async () => {
+      const callback = await login(acme, 'alice');
+      await expectSsoError(
+        service.callback({ ...acme, uid: 'uid-acme-recreated' }, callback),
+        'wrong_tenant',
+      );
+      expect(tokenTraffic.idTokens).to.have.length(0);
     });
   });
 
@@ -450,7 +461,12 @@ describe('OIDC issuer guard (no network)', () => {
   };
 
   function tenant(issuer: string): TenantOidcView {
-    return { name: 'acme', domains: ['acme.test'], oidc: { issuer, clientId: 'acme-client' } };
+    return {
+      name: 'acme',
+      uid: 'uid-acme',
+      domains: ['acme.test'],
+      oidc: { issuer, clientId: 'acme-client' },
+    };
   }
 
   function guarded(store: ExpiringStore): OidcService {

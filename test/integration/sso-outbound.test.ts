@@ -16,6 +16,7 @@ import { createTestRedis, type TestRedis } from '../support/services.js';
 
 const publicBaseUrl = 'https://app.tenantry.test';
 const publicAddress = '93.184.216.34';
+const acmeUid = '0d5e9c1a-3b7e-4f3c-9a57-2c1f0e6b8d41';
 
 /**
  * The attacker's DNS: a public answer to every check, loopback to the lookup
@@ -79,7 +80,12 @@ describe('SSO outbound requests (integration, real sockets and Redis)', function
     const oidc = new OidcService({ publicBaseUrl, store, resolveHost: rebindingResolver(calls) });
     const issuer = `https://localhost:${port}/realm`;
     const error = await refusal(
-      oidc.authorizationUrl({ name: 'acme', domains: ['acme.test'], oidc: { issuer, clientId: 'acme' } }),
+      oidc.authorizationUrl({
+        name: 'acme',
+        uid: acmeUid,
+        domains: ['acme.test'],
+        oidc: { issuer, clientId: 'acme' },
+      }),
     );
 
     expect(connections, 'a connection reached the loopback listener').to.equal(0);
@@ -97,6 +103,7 @@ describe('SSO outbound requests (integration, real sockets and Redis)', function
     const error = await refusal(
       saml.loginUrl({
         name: 'acme',
+        uid: acmeUid,
         domains: ['acme.test'],
         saml: { idpMetadataUrl: `https://localhost:${port}/metadata.xml` },
       }),
@@ -121,6 +128,7 @@ describe('SSO outbound requests (integration, real sockets and Redis)', function
     await refusal(
       saml.loginUrl({
         name: 'acme',
+        uid: acmeUid,
         domains: ['acme.test'],
         saml: { idpMetadataUrl: `http://localhost:${port}/metadata.xml` },
       }),

@@ -85,6 +85,7 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
     idpB = new TestSamlIdp('https://idp-b.example/metadata', keyB);
     acme = {
       name: 'acme',
+      uid: 'uid-acme',
       domains: ['corp.example'],
       saml: {
         idpMetadataXml: idpA.metadataXml(),
@@ -92,9 +93,15 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
         defaultRole: 'member',
       },
     };
-    globex = { name: 'globex', domains: ['globex.example'], saml: { idpMetadataXml: idpB.metadataXml() } };
+    globex = {
+      name: 'globex',
+      uid: 'uid-globex',
+      domains: ['globex.example'],
+      saml: { idpMetadataXml: idpB.metadataXml() },
+    };
     initech = {
       name: 'initech',
+      uid: 'uid-initech',
       domains: ['corp.example'],
       saml: { idpMetadataXml: idpA.metadataXml(), allowIdpInitiated: true },
     };
@@ -132,8 +139,9 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
       expect(url.searchParams.get('RelayState')).to.equal('/dashboard');
       const id = await idpA.requestId(login.url, service.spMetadata('acme'));
       expect(login.requestId).to.equal(id);
-      expect(await redis.client.exists(`${redis.prefix}saml:req:acme:${id}`)).to.equal(1);
-      expect(await redis.client.exists(`${redis.prefix}saml:req:globex:${id}`)).to.equal(0);
+      // Kept per tenant name and Tenant uid.
+      expect(await redis.client.exists(`${redis.prefix}saml:req:acme/uid-acme:${id}`)).to.equal(1);
+      expect(await redis.client.exists(`${redis.prefix}saml:req:globex/uid-globex:${id}`)).to.equal(0);
     });
 
     it('returns the identity with names, groups and the highest mapped role', async () => {
@@ -290,7 +298,10 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
     });
 
     it('refuses a tenant without SAML settings', async () => {
-      await expectCode(service.loginUrl({ name: 'acme', domains: ['corp.example'] }), 'not_configured');
+      await expectCode(
+        service.loginUrl({ name: 'acme', uid: 'uid-acme', domains: ['corp.example'] }),
+        'not_configured',
+      );
     });
   });
 
@@ -468,7 +479,14 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
       });
       await expectCode(service.consume(globex, { SAMLResponse: response }), 'wrong_tenant');
       // The ID is still good where it was issued.
-      expect(await redis.client.exists(`${redis.prefix}saml:req:acme:${acmeRequest}`)).to.equal(1);
+      expect(await redis.client.exists(`${redis.prefix}saml:req:acme/uid-acme:${acmeRequest}`)).to.equal(1);
+    });
+
+    it('rejects a request ID issued under an earlier Tenant of the same name', async () => {
+      const earlier = await startLogin(acme);
+      const response = await idpA.respond(sp(acme), { inResponseTo: earlier, nameId: 'alice@corp.example' });
+      const recreated = { ...acme, uid: 'uid-acme-recreated' };
+      await expectCode(service.consume(recreated, { SAMLResponse: response }), 'wrong_tenant');
     });
 
     it("rejects tenant A's IdP (A's certificate) posting to tenant B", async () => {

@@ -14,6 +14,9 @@ import {
   type AccessTokenSubject,
   type InvalidTokenReason,
 } from '../../api/src/auth/tokens.js';
+import { assertSameTenant } from '../../api/src/auth/context.js';
+import { ProblemError } from '../../api/src/http/problem.js';
+import type { TenantEntry } from '../../api/src/tenancy/tenant-directory.js';
 
 const issuer = 'https://api.tenantry.test';
 const audience = 'tenantry-api';
@@ -22,6 +25,7 @@ const t0s = t0.getTime() / 1000;
 const subject: AccessTokenSubject = {
   sub: '2a1b0a4e-7d0c-4b8f-9a57-3c1f1d2e9b11',
   tid: 'acme',
+  tenantUid: '9c8b7a65-4321-4fed-8cba-0123456789ab',
   role: 'admin',
 };
 
@@ -49,6 +53,7 @@ function goodPayload(overrides: Record<string, unknown> = {}): Record<string, un
     aud: audience,
     sub: subject.sub,
     tid: subject.tid,
+    tenant_uid: subject.tenantUid,
     role: subject.role,
     typ: 'access',
     iat: t0s,
@@ -105,6 +110,7 @@ describe('TokenService', () => {
         aud: audience,
         sub: subject.sub,
         tid: 'acme',
+        tenant_uid: subject.tenantUid,
         role: 'admin',
         typ: 'access',
         iat: t0s,
@@ -121,6 +127,7 @@ describe('TokenService', () => {
         aud: audience,
         sub: subject.sub,
         tid: 'acme',
+        tenantUid: subject.tenantUid,
         role: 'admin',
         scope: [],
         platformAdmin: false,
@@ -131,12 +138,15 @@ describe('TokenService', () => {
     });
 
     it('carries scope and the platform admin flag', async () => {
+      const { tenantUid: _uid, ...platformSubject } = subject;
       const { token } = await service.issueAccessToken({
-        ...subject,
+        ...platformSubject,
         scope: ['users:read', 'audit:read'],
         platformAdmin: true,
       });
       expect(decodeJwt(token)).to.include({ scope: 'users:read audit:read', platform_admin: true });
+      // A platform token belongs to no Tenant, so it names no Tenant uid.
+      expect(decodeJwt(token)).to.not.have.property('tenant_uid');
       const claims = await service.verifyAccessToken(token);
       expect(claims.scope).to.deep.equal(['users:read', 'audit:read']);
       expect(claims.platformAdmin).to.be.true;
@@ -166,6 +176,9 @@ describe('TokenService', () => {
         { ...subject, tid: '' },
         { ...subject, sub: '' },
         { ...subject, scope: ['two words'] },
+        // A tenant token must name the Tenant's uid.
+        { ...subject, tenantUid: undefined },
+        { ...subject, tenantUid: '' },
       ];
       for (const s of bad) {
         const error = await service.issueAccessToken(s).then(
@@ -331,6 +344,26 @@ describe('TokenService', () => {
       );
     });
 
+    it('a tenant token without a tenant uid (minted before the claim existed), or with a bad one', async () => {
+      const { tenant_uid: _uid, ...legacy } = goodPayload();
+      expect(await rejectionReason(forge(goodHeader(key), legacy, key))).to.equal('missing_claim');
+      for (const bad of [42, '', null, ['x']]) {
+        expect(
+          await rejectionReason(forge(goodHeader(key), goodPayload({ tenant_uid: bad }), key)),
+          JSON.stringify(bad),
+        ).to.equal('invalid_claim');
+      }
+      // A platform token naming a Tenant uid is not one we issue.
+      expect(
+        await rejectionReason(forge(goodHeader(key), goodPayload({ platform_admin: true }), key)),
+      ).to.equal('invalid_claim');
+      // Without one, the platform token is fine.
+      const platform = await service.verifyAccessToken(
+        forge(goodHeader(key), { ...legacy, platform_admin: true }, key),
+      );
+      expect(platform).to.include({ platformAdmin: true }).and.not.have.property('tenantUid');
+    });
+
     it('garbage', async () => {
       for (const token of ['', 'abc', 'a.b', 'a.b.c.d', `${b64('{')}.${b64('{}')}.`, 'x'.repeat(9000)]) {
         expect(await rejectionReason(token), token.slice(0, 20)).to.equal('malformed');
@@ -371,5 +404,34 @@ describe('TokenService', () => {
       expect(await rejectionReason(whilePublished.token)).to.equal('unknown_kid');
       expect((await service.verifyAccessToken(afterRotation.token)).jti).to.equal(afterRotation.jti);
     });
+  });
+});
+
+describe('assertSameTenant', () => {
+  const entry = (uid: string) => ({ name: 'acme', uid }) as TenantEntry;
+
+  it('lets a token through while its Tenant is the live one', () => {
+    expect(() => assertSameTenant(entry('uid-1'), 'uid-1')).to.not.throw();
+  });
+
+  it('refuses with 401 what an earlier Tenant of the same name issued, naming neither uid', () => {
+    for (const [live, issued] of [
+      ['uid-2', 'uid-1'],
+      ['uid-2', ''],
+      ['', ''],
+    ] as const) {
+      let error: unknown;
+      try {
+        assertSameTenant(entry(live), issued);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, `${live} / ${issued}`).to.be.instanceOf(ProblemError);
+      const problem = error as ProblemError;
+      expect(problem.status).to.equal(401);
+      expect(problem.message).to.equal(
+        'the access token was issued to an earlier tenant named acme; sign in again',
+      );
+    }
   });
 });

@@ -12,6 +12,10 @@
 // cannot manage API clients, change a password or read or change a profile
 // (requireUser). Revoking stops new tokens at once; a token already issued
 // stays valid until it expires (ACCESS_TOKEN_TTL_SECONDS).
+//
+// A client records the uid of the Tenant it was created under. A database kept
+// under deletionPolicy Retain can come back under a new Tenant of the same
+// name; that Tenant refuses the clients of the earlier one.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { QueryTypes, type Transaction } from 'sequelize';
 import { z } from 'zod';
@@ -125,10 +129,10 @@ export async function createApiClient(
   const clientId = `${scope.auth.tenant}.cl_${randomBytes(16).toString('base64url')}`;
   const secret = `cs_${randomBytes(32).toString('base64url')}`;
   const [row] = await scope.db.sequelize.query<ApiClientRow>(
-    `INSERT INTO app.api_clients (client_id, secret_hash, name, role, created_by)
-     VALUES ($1, $2, $3, $4, $5) RETURNING ${viewColumns}`,
+    `INSERT INTO app.api_clients (client_id, secret_hash, name, role, created_by, tenant_uid)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${viewColumns}`,
     {
-      bind: [clientId, hashSecret(secret), input.name, input.role, scope.auth.userId],
+      bind: [clientId, hashSecret(secret), input.name, input.role, scope.auth.userId, scope.entry.uid],
       type: QueryTypes.SELECT,
       transaction,
     },
@@ -180,10 +184,12 @@ export async function clientCredentialsToken(
   const tenant = tenantOfClientId(clientId);
   const presented = hashSecret(secret);
   let db: TenantDb;
+  let tenantUid: string;
   try {
     if (!tenant) throw problems.notFound();
     const entry = deps.directory.servable(tenant);
     db = deps.databases.for(tenant, entry.credentials);
+    tenantUid = entry.uid;
   } catch (error) {
     // An unknown tenant looks like any other unknown client.
     if (error instanceof ProblemError && error.status === 404) {
@@ -192,8 +198,8 @@ export async function clientCredentialsToken(
     }
     throw error;
   }
-  const [row] = await db.sequelize.query<ApiClientRow>(
-    `SELECT ${viewColumns}, secret_hash FROM app.api_clients WHERE client_id = $1`,
+  const [row] = await db.sequelize.query<ApiClientRow & { tenant_uid: string | null }>(
+    `SELECT ${viewColumns}, secret_hash, tenant_uid FROM app.api_clients WHERE client_id = $1`,
     { bind: [clientId], type: QueryTypes.SELECT },
   );
   const matches = timingSafeEqual(presented, row?.secret_hash ?? dummyHash) && row !== undefined;
@@ -207,6 +213,11 @@ export async function clientCredentialsToken(
     await audit({ actor: null, action: 'login_failed', resourceId: row.id });
     throw invalidClient('this API client has been revoked');
   }
+  // Only the holder of the right secret learns this; anyone else got the answer above.
+  if (row.tenant_uid !== tenantUid) {
+    await audit({ actor: null, action: 'login_failed', resourceId: row.id });
+    throw invalidClient(`this API client was issued to an earlier tenant named ${tenant}`);
+  }
   await db.sequelize.query('UPDATE app.api_clients SET last_used_at = now() WHERE id = $1', {
     bind: [row.id],
   });
@@ -214,6 +225,7 @@ export async function clientCredentialsToken(
   const access = await deps.tokens.issueAccessToken({
     sub: row.id,
     tid: tenant,
+    tenantUid,
     role: row.role,
     clientId: row.client_id,
   });

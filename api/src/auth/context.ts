@@ -11,6 +11,8 @@ import { InvalidTokenError, type TokenService } from './tokens.js';
 export interface TenantAuth {
   kind: 'tenant';
   tenant: string;
+  /** The uid of the Tenant the token was issued to; requests are served only while it is the live one. */
+  tenantUid: string;
   /** The user id, or for an API client its row id (app.api_clients.id). */
   userId: string;
   role: Role;
@@ -39,6 +41,7 @@ export interface TenantScope {
 const reasons: Record<string, string> = {
   expired: 'the access token has expired',
   wrong_type: 'this is not an access token',
+  missing_claim: 'the access token lacks a required claim; refresh it or sign in again',
 };
 
 export function authenticate(tokens: TokenService): RequestHandler {
@@ -53,6 +56,8 @@ export function authenticate(tokens: TokenService): RequestHandler {
         : ({
             kind: 'tenant',
             tenant: claims.tid,
+            // Present on every tenant token: claimsOf refuses one without it.
+            tenantUid: claims.tenantUid ?? '',
             userId: claims.sub,
             role: claims.role,
             jti: claims.jti,
@@ -86,7 +91,20 @@ export function tenantScope(
   if (auth.kind !== 'tenant') throw problems.forbidden('this endpoint is for tenant users');
   if (rank[auth.role] < rank[minimum]) throw problems.forbidden(`this needs the ${minimum} role`);
   const entry = directory.servable(auth.tenant);
+  assertSameTenant(entry, auth.tenantUid);
   return { auth, entry, db: databases.for(auth.tenant, entry.credentials) };
+}
+
+/**
+ * Refuses (401) what was issued to an earlier Tenant of the same name: the
+ * name was deleted and taken again, so the token's holder is nobody here.
+ */
+export function assertSameTenant(entry: TenantEntry, issuedToUid: string): void {
+  if (!issuedToUid || entry.uid !== issuedToUid) {
+    throw problems.unauthorized(
+      `the access token was issued to an earlier tenant named ${entry.name}; sign in again`,
+    );
+  }
 }
 
 /** For what only a signed-in user may do: an API client's token gets 403. */

@@ -2,7 +2,8 @@
 // A token is `pr_` and 32 random bytes; Redis holds only its SHA-256, under a
 // key that also names the tenant, so a token is worthless at another tenant.
 // A user has at most one live token: issuing one drops the previous. Using it
-// deletes it (GETDEL), so it works once.
+// deletes it (GETDEL), so it works once. A token also records the uid of the
+// Tenant it was issued under, and a later Tenant of the same name refuses it.
 //
 // A reset request answers the same, and takes at least `minResponseMs`,
 // whether or not the tenant or the account exists; failures are logged, not
@@ -51,6 +52,7 @@ interface StoredToken {
   kind: MailKind;
   /** The address the token was mailed to; using the token proves it, if the user still has it. */
   email?: string;
+  tenantUid: string;
 }
 
 function hashOf(token: string): string {
@@ -109,8 +111,8 @@ export class PasswordResets {
     const key = this.#tokenKey(tenant, hashOf(token));
     const stored = await this.#o.redis.get(key);
     if (!stored) throw invalidToken();
-    const { userId, email: mailedTo } = JSON.parse(stored) as StoredToken;
-    const user = await db.models.User.findByPk(userId);
+    const { userId, email: mailedTo, tenantUid } = JSON.parse(stored) as Partial<StoredToken>;
+    const user = tenantUid === entry.uid ? await db.models.User.findByPk(userId) : null;
     if (!user || !user.is_active) {
       await this.#o.redis.del(key);
       throw invalidToken();
@@ -148,21 +150,24 @@ export class PasswordResets {
   }
 
   /** Mails a new tenant's owner a token to set their first password (same confirm endpoint). */
-  async inviteOwner(tenant: string, user: { id: string; email: string }): Promise<void> {
+  async inviteOwner(
+    tenant: { name: string; uid: string },
+    user: { id: string; email: string },
+  ): Promise<void> {
     const token = await this.#issue(tenant, user, 'owner-invite', this.#inviteTtlMs);
     const hours = Math.round(this.#inviteTtlMs / 3_600_000);
     await this.#o.mailer.send({
       kind: 'owner-invite',
       to: user.email,
-      subject: `You are the owner of ${tenant} on Tenantry`,
+      subject: `You are the owner of ${tenant.name} on Tenantry`,
       text: [
-        `The tenant "${tenant}" was created with you as its owner.`,
+        `The tenant "${tenant.name}" was created with you as its owner.`,
         `Set your password within ${hours} hours with this one-time token:`,
         '',
         `  ${token}`,
         '',
         `POST ${this.#o.publicBaseUrl}/api/auth/password/reset/confirm`,
-        `{"tenant": "${tenant}", "token": "<the token>", "password": "<your new password>"}`,
+        `{"tenant": "${tenant.name}", "token": "<the token>", "password": "<your new password>"}`,
       ].join('\n'),
     });
   }
@@ -173,7 +178,7 @@ export class PasswordResets {
     const db: TenantDb = this.#o.databases.for(tenant, entry.credentials);
     const user = await db.models.User.findOne({ where: { email } });
     if (!user || !user.is_active) return;
-    const token = await this.#issue(tenant, user, 'password-reset', this.#ttlMs);
+    const token = await this.#issue(entry, user, 'password-reset', this.#ttlMs);
     await AuditLog.append(db.sequelize, {
       actor: null,
       action: 'password_reset_requested',
@@ -203,19 +208,19 @@ export class PasswordResets {
 
   /** A fresh token for the user; their previous one stops working. */
   async #issue(
-    tenant: string,
+    tenant: { name: string; uid: string },
     user: { id: string; email: string },
     kind: MailKind,
     ttlMs: number,
   ): Promise<string> {
     const token = `pr_${randomBytes(32).toString('base64url')}`;
     const hash = hashOf(token);
-    const userKey = this.#userKey(tenant, user.id);
+    const userKey = this.#userKey(tenant.name, user.id);
     const previous = await this.#o.redis.get(userKey);
-    const value: StoredToken = { userId: user.id, kind, email: user.email };
+    const value: StoredToken = { userId: user.id, kind, email: user.email, tenantUid: tenant.uid };
     const batch = this.#o.redis.multi();
-    if (previous) batch.del(this.#tokenKey(tenant, previous));
-    batch.set(this.#tokenKey(tenant, hash), JSON.stringify(value), 'PX', ttlMs);
+    if (previous) batch.del(this.#tokenKey(tenant.name, previous));
+    batch.set(this.#tokenKey(tenant.name, hash), JSON.stringify(value), 'PX', ttlMs);
     batch.set(userKey, hash, 'PX', ttlMs);
     const results = await batch.exec();
     const failed = results?.find(([error]) => error);

@@ -3,6 +3,10 @@
 // and marks the presented one used. A used or revoked token presented again
 // means two parties hold the family (one of them stole it), so the whole
 // family is revoked and both have to log in again.
+//
+// Every token records the uid of the Tenant it was issued under. A database
+// kept under deletionPolicy Retain can come back under a new Tenant of the
+// same name; that Tenant refuses the tokens of the earlier one.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 
@@ -28,7 +32,8 @@ export type RefreshTokenFailure =
   | 'reused'
   | 'user_inactive'
   | 'family_revoked'
-  | 'family_of_other_user';
+  | 'family_of_other_user'
+  | 'issued_to_earlier_tenant';
 
 export type RevokeReason = 'reuse' | 'logout' | 'logout_all' | 'password_change' | 'user_inactive' | 'admin';
 
@@ -66,6 +71,12 @@ export class RefreshTokenExpiredError extends RefreshTokenError {
 export interface RefreshTokenStoreOptions {
   /** Lifetime of each token from its issue; default 30 days. Every rotation starts it anew. */
   ttlMs?: number;
+  /**
+   * The `metadata.uid` of the Tenant this database serves now. Needed to issue
+   * and rotate: new tokens record it, and a token recorded under another uid
+   * (or none, from before uids were recorded) does not rotate.
+   */
+  tenantUid?: string;
   now?: () => Date;
 }
 
@@ -85,6 +96,7 @@ interface TokenRow {
   id: string;
   user_id: string;
   family_id: string;
+  tenant_uid: string | null;
   expires_at: Date;
   used_at: Date | null;
   revoked_at: Date | null;
@@ -97,11 +109,13 @@ type RotationOutcome =
 export class RefreshTokenStore {
   readonly #db: TenantDatabase;
   readonly #ttlMs: number;
+  readonly #tenantUid: string | undefined;
   readonly #now: () => Date;
 
   constructor(db: TenantDatabase, options: RefreshTokenStoreOptions = {}) {
     this.#db = db;
     this.#ttlMs = options.ttlMs ?? 30 * 24 * 60 * 60 * 1000;
+    this.#tenantUid = options.tenantUid;
     this.#now = options.now ?? (() => new Date());
     if (!Number.isFinite(this.#ttlMs) || this.#ttlMs <= 0) throw new RangeError('ttlMs must be positive');
   }
@@ -144,6 +158,7 @@ export class RefreshTokenStore {
    * `RefreshTokenError` otherwise.
    */
   async rotate(token: string, context: RefreshTokenContext = {}): Promise<IssuedRefreshToken> {
+    const tenantUid = this.#issuingUid();
     const hash = tokenHash(token);
     const outcome = await this.#transaction<RotationOutcome>(async (c) => {
       const owner = await c.query<{ user_id: string }>(
@@ -156,7 +171,8 @@ export class RefreshTokenStore {
       // FOR UPDATE: a concurrent rotation of the same token waits here and
       // then sees it used, so at most one of them succeeds.
       const { rows } = await c.query<TokenRow>(
-        `SELECT t.id, t.user_id, t.family_id, t.expires_at, t.used_at, t.revoked_at, u.is_active AS user_active
+        `SELECT t.id, t.user_id, t.family_id, t.tenant_uid, t.expires_at, t.used_at, t.revoked_at,
+                u.is_active AS user_active
            FROM app.refresh_tokens t JOIN app.users u ON u.id = t.user_id
           WHERE t.token_hash = $1
             FOR UPDATE OF t`,
@@ -165,6 +181,10 @@ export class RefreshTokenStore {
       const row = rows[0];
       // Deleted between the two reads (its user was deleted).
       if (!row) return { kind: 'failed', error: new RefreshTokenError('unknown') };
+      // Checked first: a token of an earlier Tenant changes nothing here, not even its family.
+      if (row.tenant_uid !== tenantUid) {
+        return { kind: 'failed', error: new RefreshTokenError('issued_to_earlier_tenant') };
+      }
       const now = this.#now();
       if (row.used_at || row.revoked_at) {
         await revokeWhere(c, 'family_id = $1', row.family_id, 'reuse', now);
@@ -249,12 +269,14 @@ export class RefreshTokenStore {
     row: { userId: string; familyId: string; parentId: string | null },
     context: RefreshTokenContext,
   ): Promise<IssuedRefreshToken> {
+    const tenantUid = this.#issuingUid();
     const token = `rt_${randomBytes(32).toString('base64url')}`;
     const now = this.#now();
     const expiresAt = new Date(now.getTime() + this.#ttlMs);
     const { rows } = await c.query<{ id: string }>(
-      `INSERT INTO app.refresh_tokens (user_id, family_id, token_hash, parent_id, created_at, expires_at, client, ip)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+      `INSERT INTO app.refresh_tokens
+         (user_id, family_id, token_hash, parent_id, created_at, expires_at, client, ip, tenant_uid)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
       [
         row.userId,
         row.familyId,
@@ -264,11 +286,18 @@ export class RefreshTokenStore {
         expiresAt,
         context.client ?? null,
         context.ip ?? null,
+        tenantUid,
       ],
     );
     const id = rows[0]?.id;
     if (!id) throw new Error('INSERT into app.refresh_tokens returned no id');
     return { token, id, userId: row.userId, familyId: row.familyId, expiresAt };
+  }
+
+  #issuingUid(): string {
+    if (!this.#tenantUid)
+      throw new TypeError('issuing or rotating refresh tokens needs the tenantUid option');
+    return this.#tenantUid;
   }
 
   async #transaction<T>(fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {

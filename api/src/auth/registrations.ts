@@ -48,6 +48,8 @@ export interface Registration {
 }
 
 interface PendingRegistration {
+  /** The uid of the Tenant it was made under; a Tenant created again under the name refuses it. */
+  tenant_uid: string;
   email: string;
   password_hash: string;
   first_name: string | null;
@@ -121,6 +123,7 @@ export class Registrations {
     const stored = await this.#o.redis.get(key);
     if (!stored) throw invalidToken();
     const pending = JSON.parse(stored) as PendingRegistration;
+    if (pending.tenant_uid !== entry.uid) throw invalidToken();
     if (!(await verifyPassword(pending.password_hash, password)).ok)
       throw problems.validation([
         { field: 'password', message: 'is not the password chosen when registering' },
@@ -131,7 +134,14 @@ export class Registrations {
     const db = this.#o.databases.for(tenant, entry.credentials);
     // Self-registration creates members only; the scope acts as an admin of the tenant for that one call.
     const scope = {
-      auth: { kind: 'tenant' as const, tenant, userId: 'self-registration', role: 'admin' as const, jti: '' },
+      auth: {
+        kind: 'tenant' as const,
+        tenant,
+        tenantUid: entry.uid,
+        userId: 'self-registration',
+        role: 'admin' as const,
+        jti: '',
+      },
       entry,
       db,
     };
@@ -217,6 +227,7 @@ export class Registrations {
     }
     const token = `rg_${randomBytes(32).toString('base64url')}`;
     const pending: PendingRegistration = {
+      tenant_uid: entry.uid,
       email: input.email,
       password_hash: input.passwordHash,
       first_name: input.first_name ?? null,

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { problems } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
-import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
 import { userView, email as emailSchema, type UserView } from '../users/users.js';
 import { platformTenantId } from './context.js';
 import { verifyAgainstDummy, verifyPassword, hashPassword } from './passwords.js';
@@ -28,6 +28,9 @@ export const loginSchema = z.strictObject({
   email: emailSchema,
   password: z.string().min(1).max(256),
 });
+
+/** Which Tenant tokens are issued for: its name routes, its uid binds. */
+export type TenantIdentity = Pick<TenantEntry, 'name' | 'uid'>;
 
 export interface TokenResponse {
   access_token: string;
@@ -71,13 +74,16 @@ export class Sessions {
     },
   ) {}
 
-  private tenantDb(tenant: string): TenantDb {
+  private tenantDb(tenant: string): { entry: TenantEntry; db: TenantDb } {
     const entry = this.directory.servable(tenant);
-    return this.databases.for(tenant, entry.credentials);
+    return { entry, db: this.databases.for(tenant, entry.credentials) };
   }
 
-  private store(client: pg.ClientBase): RefreshTokenStore {
-    return new RefreshTokenStore(client, { ttlMs: this.options.refreshTokenTtlMs });
+  private store(client: pg.ClientBase, tenantUid?: string): RefreshTokenStore {
+    return new RefreshTokenStore(client, {
+      ttlMs: this.options.refreshTokenTtlMs,
+      ...(tenantUid ? { tenantUid } : {}),
+    });
   }
 
   /** Checks a password; the same work is done whether or not the user exists. */
@@ -85,29 +91,36 @@ export class Sessions {
     tenant: string,
     email: string,
     password: string,
-  ): Promise<{ db: TenantDb; user: UserModel }> {
-    const db = this.tenantDb(tenant);
+  ): Promise<{ entry: TenantEntry; db: TenantDb; user: UserModel }> {
+    const { entry, db } = this.tenantDb(tenant);
     const user = await db.models.User.findOne({ where: { email: email.toLowerCase() } });
     const ok = user?.password_hash
       ? (await verifyPassword(user.password_hash, password)).ok
       : await verifyAgainstDummy(password);
     if (!user || !ok) throw problems.unauthorized('the email or password is wrong');
     if (!user.is_active) throw problems.forbidden('this account is deactivated');
-    return { db, user };
+    return { entry, db, user };
   }
 
   /** Issues an access token and a fresh refresh-token family for a signed-in user. */
   async issueFor(
-    tenant: string,
+    tenant: TenantIdentity,
     db: TenantDb,
     user: UserModel,
     context: RefreshTokenContext = {},
   ): Promise<TokenResponse> {
-    const access = await this.tokens.issueAccessToken({ sub: user.id, tid: tenant, role: user.role });
-    const refresh = await withRawClient(db.sequelize, (c) => this.store(c).issue(user.id, context));
+    const access = await this.tokens.issueAccessToken({
+      sub: user.id,
+      tid: tenant.name,
+      tenantUid: tenant.uid,
+      role: user.role,
+    });
+    const refresh = await withRawClient(db.sequelize, (c) =>
+      this.store(c, tenant.uid).issue(user.id, context),
+    );
     return {
       access_token: access.token,
-      refresh_token: `${tenant}.${refresh.token}`,
+      refresh_token: `${tenant.name}.${refresh.token}`,
       token_type: 'Bearer',
       expires_in: access.expiresIn,
       user: userView(user),
@@ -119,14 +132,19 @@ export class Sessions {
     const tenant = presented.slice(0, dot);
     if (dot < 1 || !tenantName.safeParse(tenant).success)
       throw problems.unauthorized('the refresh token is not valid');
-    const db = this.tenantDb(tenant);
+    const { entry, db } = this.tenantDb(tenant);
     try {
       const rotated = await withRawClient(db.sequelize, (c) =>
-        this.store(c).rotate(presented.slice(dot + 1), context),
+        this.store(c, entry.uid).rotate(presented.slice(dot + 1), context),
       );
       const user = await db.models.User.findByPk(rotated.userId);
       if (!user || !user.is_active) throw problems.unauthorized('the refresh token is not valid');
-      const access = await this.tokens.issueAccessToken({ sub: user.id, tid: tenant, role: user.role });
+      const access = await this.tokens.issueAccessToken({
+        sub: user.id,
+        tid: tenant,
+        tenantUid: entry.uid,
+        role: user.role,
+      });
       return {
         access_token: access.token,
         refresh_token: `${tenant}.${rotated.token}`,
@@ -149,7 +167,7 @@ export class Sessions {
     const dot = presented.indexOf('.');
     const tenant = presented.slice(0, dot);
     if (dot < 1 || !tenantName.safeParse(tenant).success) return;
-    const db = this.tenantDb(tenant);
+    const { db } = this.tenantDb(tenant);
     await withRawClient(db.sequelize, (c) => this.store(c).revokeToken(presented.slice(dot + 1), 'logout'));
   }
 

@@ -23,6 +23,11 @@ export interface AccessTokenSubject {
   sub: string;
   /** The tenant id: the only thing that decides which tenant database a request reaches. */
   tid: string;
+  /**
+   * The `metadata.uid` of the Tenant the token is issued for; required unless
+   * `platformAdmin`. A name can be reused by a later Tenant, the uid never is.
+   */
+  tenantUid?: string;
   role: TenantRole;
   scope?: readonly string[];
   platformAdmin?: boolean;
@@ -48,6 +53,8 @@ export interface AccessTokenClaims {
   aud: string;
   sub: string;
   tid: string;
+  /** `tenant_uid`: present on every tenant token, absent on platform-admin tokens. */
+  tenantUid?: string;
   role: TenantRole;
   scope: string[];
   platformAdmin: boolean;
@@ -138,6 +145,7 @@ export class TokenService {
   async issueAccessToken(subject: AccessTokenSubject): Promise<IssuedAccessToken> {
     nonEmpty(subject.sub, 'sub');
     nonEmpty(subject.tid, 'tid');
+    if (!subject.platformAdmin) nonEmpty(subject.tenantUid ?? '', 'tenantUid');
     if (!tenantRoles.includes(subject.role)) throw new TypeError(`unknown role ${String(subject.role)}`);
     const key = currentSigningKey(this.#keys.current(), this.#now());
     const iat = Math.floor(this.#now().getTime() / 1000);
@@ -147,6 +155,7 @@ export class TokenService {
     if (scope.some((s) => /\s/.test(s))) throw new TypeError('a scope must not contain whitespace');
     const payload: JWTPayload = {
       tid: subject.tid,
+      ...(subject.platformAdmin ? {} : { tenant_uid: subject.tenantUid }),
       role: subject.role,
       typ: accessTokenUse,
       ...(scope.length > 0 ? { scope: scope.join(' ') } : {}),
@@ -280,7 +289,12 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
   const { tid, role, typ, scope } = payload as Record<string, unknown>;
   const platformAdmin = payload.platform_admin;
   const clientId = payload.client_id;
+  const tenantUid = payload.tenant_uid;
   if (typ !== accessTokenUse) throw new InvalidTokenError('wrong_type');
+  // A tenant token names its Tenant's uid, so a later Tenant of the same name
+  // can refuse it. Tokens minted before the claim existed have none: refused,
+  // the client refreshes (its refresh token carries the uid in the database).
+  if (platformAdmin !== true && tenantUid === undefined) throw new InvalidTokenError('missing_claim');
   if (
     typeof iss !== 'string' ||
     typeof aud !== 'string' ||
@@ -292,7 +306,8 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
     !tenantRoles.includes(role as TenantRole) ||
     (scope !== undefined && typeof scope !== 'string') ||
     (platformAdmin !== undefined && typeof platformAdmin !== 'boolean') ||
-    (clientId !== undefined && !isNonEmpty(clientId))
+    (clientId !== undefined && !isNonEmpty(clientId)) ||
+    (tenantUid !== undefined && (!isNonEmpty(tenantUid) || platformAdmin === true))
   ) {
     throw new InvalidTokenError('invalid_claim');
   }
@@ -301,6 +316,7 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
     aud,
     sub,
     tid,
+    ...(typeof tenantUid === 'string' ? { tenantUid } : {}),
     role: role as TenantRole,
     scope: typeof scope === 'string' ? scope.split(' ').filter((s) => s.length > 0) : [],
     platformAdmin: platformAdmin === true,

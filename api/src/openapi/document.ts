@@ -58,7 +58,7 @@ const problemSchema = {
 
 const reasons: Record<number, string> = {
   400: 'The request is malformed or a field is invalid.',
-  401: 'No valid credentials.',
+  401: 'No valid credentials, or a token issued to an earlier Tenant of the same name.',
   403: 'The caller may not do this.',
   404: 'No such resource.',
   409: 'The request conflicts with the current state.',

@@ -241,7 +241,10 @@ export const operations: OperationDoc[] = [
     summary: 'OAuth 2 token endpoint: password, refresh_token and client_credentials grants',
     body: tokenSchema,
     form: true,
-    responses: { 200: { description: 'tokens', schema: tokens }, 401: 'invalid grant or client' },
+    responses: {
+      200: { description: 'tokens', schema: tokens },
+      401: 'invalid grant or client, or a refresh token or API client issued to an earlier Tenant of the name',
+    },
   },
   {
     method: 'post',
@@ -431,7 +434,7 @@ export const operations: OperationDoc[] = [
         headers: { Location: 'the status URL' },
       },
       404: 'signup is disabled',
-      409: 'the tenant name is taken',
+      409: 'the tenant name is taken: by a Tenant, or by the database and credentials an earlier Tenant of the name left under deletionPolicy Retain (type .../tenant-name-retained)',
     },
   },
   {
@@ -474,7 +477,10 @@ export const operations: OperationDoc[] = [
     access: 'platform',
     summary: 'Create a Tenant resource (platform admin)',
     body: createTenantSchema,
-    responses: { 201: { description: 'created', schema: tenant }, 409: 'the name is taken' },
+    responses: {
+      201: { description: 'created', schema: tenant },
+      409: 'the name is taken: by a Tenant, or by the database and credentials an earlier Tenant of the name left under deletionPolicy Retain (type .../tenant-name-retained)',
+    },
   },
   {
     method: 'get',

@@ -88,7 +88,7 @@ export function authRoutes(deps: {
   /** Checks a password and records the outcome, success or failure, in the tenant's audit log. */
   const signIn = async (req: Request, res: Response, tenant: string, email: string, password: string) => {
     try {
-      const { db, user } = await sessions.checkPassword(tenant, email, password);
+      const { entry, db, user } = await sessions.checkPassword(tenant, email, password);
       await AuditLog.append(db.sequelize, {
         actor: user.id,
         action: 'login',
@@ -97,7 +97,7 @@ export function authRoutes(deps: {
         ip: req.ip ?? null,
         requestId: String(res.locals.requestId ?? ''),
       });
-      return { db, user };
+      return { entry, db, user };
     } catch (error) {
       if (error instanceof ProblemError && (error.status === 401 || error.status === 403)) {
         const entry = directory.servable(tenant);
@@ -116,16 +116,16 @@ export function authRoutes(deps: {
 
   router.post('/login', async (req, res) => {
     const body = parse(loginSchema, req.body);
-    const { db, user } = await signIn(req, res, body.tenant, body.email, body.password);
-    res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
+    const { entry, db, user } = await signIn(req, res, body.tenant, body.email, body.password);
+    res.json(await sessions.issueFor(entry, db, user, context(req)));
   });
 
   router.post('/token', async (req, res) => {
     const body = parse(tokenSchema, req.body);
     res.set('Cache-Control', 'no-store');
     if (body.grant_type === 'password') {
-      const { db, user } = await signIn(req, res, body.tenant, body.username, body.password);
-      res.json(await sessions.issueFor(body.tenant, db, user, context(req)));
+      const { entry, db, user } = await signIn(req, res, body.tenant, body.username, body.password);
+      res.json(await sessions.issueFor(entry, db, user, context(req)));
     } else if (body.grant_type === 'refresh_token') {
       res.json(await sessions.refresh(body.refresh_token, context(req)));
     } else if (tenantOfClientId(body.client_id) !== undefined) {

@@ -163,11 +163,12 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
     if (tookOver) await sessions.revokeAllForUser(db, user.id);
     res.set('Cache-Control', 'no-store');
     if (req.accepts(['html', 'json']) === 'json') {
-      res.json(await sessions.issueFor(entry.name, db, user, clientContext(req)));
+      res.json(await sessions.issueFor(entry, db, user, clientContext(req)));
       return;
     }
     const code = await sso.handoff.issue({
       tenant: entry.name,
+      tenantUid: entry.uid,
       userId: user.id,
       provider: identity.provider,
     });
@@ -181,7 +182,12 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
 
   const samlView = (entry: TenantEntry): TenantSsoView => {
     const saml = entry.tenant.spec.sso?.saml;
-    return { name: entry.name, domains: entry.tenant.spec.domains ?? [], ...(saml ? { saml } : {}) };
+    return {
+      name: entry.name,
+      uid: entry.uid,
+      domains: entry.tenant.spec.domains ?? [],
+      ...(saml ? { saml } : {}),
+    };
   };
 
   router.get('/saml/:tenant/metadata', (req, res) => {
@@ -241,6 +247,7 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
     const clientSecret = await sso.clientSecrets(entry.name, oidc.clientSecretRef);
     return {
       name: entry.name,
+      uid: entry.uid,
       domains: entry.tenant.spec.domains ?? [],
       oidc,
       ...(clientSecret === undefined ? {} : { clientSecret }),
@@ -287,12 +294,13 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
       const grant = await sso.handoff.redeem(body.code);
       if (!grant) throw new SsoError('invalid_code', 'unknown, expired or already used code');
       const entry = directory.servable(grant.tenant);
+      // The code was issued by an earlier Tenant of this name: nobody signed in here.
+      if (grant.tenantUid !== entry.uid)
+        throw new SsoError('invalid_code', `the code was issued to an earlier tenant ${grant.tenant}`);
       const db = databases.for(grant.tenant, entry.credentials);
       const user = await db.models.User.findByPk(grant.userId);
       if (!user?.is_active) throw new SsoError('invalid_code', `user ${grant.userId} is gone or deactivated`);
-      res
-        .set('Cache-Control', 'no-store')
-        .json(await sessions.issueFor(grant.tenant, db, user, clientContext(req)));
+      res.set('Cache-Control', 'no-store').json(await sessions.issueFor(entry, db, user, clientContext(req)));
     }),
   );
 

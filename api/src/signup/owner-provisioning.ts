@@ -175,7 +175,7 @@ export class OwnerProvisioner {
         { transaction },
       );
       // Inside the transaction: if the mail cannot be sent, no password-less owner is left behind.
-      if (!fromSignup) await this.#o.passwordResets.inviteOwner(tenant, row);
+      if (!fromSignup) await this.#o.passwordResets.inviteOwner(entry, row);
       return row;
     });
     if (fromSignup) await this.#o.pendingOwners.release(tenant, fromSignup);

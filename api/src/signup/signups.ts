@@ -72,6 +72,7 @@ export class Signups {
       throw problems.validation(weak.map((p) => ({ field: 'password', message: p.message })));
     const taken = () => problems.conflict(`the tenant name ${input.tenant} is taken`);
     if (this.o.directory.get(input.tenant)) throw taken();
+    this.o.directory.assertNotRetained(input.tenant);
 
     const owner: PendingOwner = {
       signup_id: randomUUID(),

@@ -9,6 +9,8 @@ import type { ExpiringStore } from './store.js';
 /** Who signed in; enough to issue tokens at exchange time, nothing secret. */
 export interface HandoffGrant {
   tenant: string;
+  /** The Tenant's uid at sign-in; the exchange refuses the code under another Tenant of the name. */
+  tenantUid: string;
   userId: string;
   provider: 'saml' | 'oidc';
 }
@@ -43,6 +45,7 @@ export class SsoHandoff {
       const grant = JSON.parse(raw) as Partial<HandoffGrant>;
       if (
         typeof grant.tenant !== 'string' ||
+        typeof grant.tenantUid !== 'string' ||
         typeof grant.userId !== 'string' ||
         (grant.provider !== 'saml' && grant.provider !== 'oidc')
       ) {

@@ -21,6 +21,8 @@ export type OidcSettings = NonNullable<NonNullable<TenantSpec['sso']>['oidc']>;
 /** What the relying party needs to know about one tenant. */
 export interface TenantOidcView {
   name: string;
+  /** The Tenant's uid; a login started under an earlier Tenant of the name does not finish here. */
+  uid: string;
   /** Verified email domains; a login must come from one of them. */
   domains: string[];
   oidc: OidcSettings;
@@ -61,6 +63,7 @@ export interface OidcLogin {
 /** What the callback needs from the request that started the login. */
 interface PendingLogin {
   tenant: string;
+  tenantUid: string;
   verifier: string;
   nonce: string;
   returnTo?: string;
@@ -117,7 +120,13 @@ export class OidcService {
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
-    const pending: PendingLogin = { tenant: tenant.name, verifier, nonce, ...(returnTo ? { returnTo } : {}) };
+    const pending: PendingLogin = {
+      tenant: tenant.name,
+      tenantUid: tenant.uid,
+      verifier,
+      nonce,
+      ...(returnTo ? { returnTo } : {}),
+    };
     if (!(await this.store.putIfAbsent(stateKey(state), JSON.stringify(pending), stateTtlMs))) {
       // 256 random bits never collide; if they do, something is wrong with the store.
       throw new Error('OIDC state already exists');
@@ -155,7 +164,7 @@ export class OidcService {
     if (options.expectedState !== undefined && options.expectedState !== state) {
       throw new SsoError('invalid_state', 'the state does not belong to this browser');
     }
-    if (pending.tenant !== tenant.name) {
+    if (pending.tenant !== tenant.name || pending.tenantUid !== tenant.uid) {
       throw new SsoError('wrong_tenant', `the login was started for another tenant than ${tenant.name}`);
     }
 
@@ -375,6 +384,7 @@ function parsePending(raw: string | null): PendingLogin | undefined {
     const value = JSON.parse(raw) as Partial<PendingLogin>;
     if (
       typeof value.tenant !== 'string' ||
+      typeof value.tenantUid !== 'string' ||
       typeof value.verifier !== 'string' ||
       typeof value.nonce !== 'string'
     ) {

@@ -40,6 +40,11 @@ export type TenantSamlSettings = NonNullable<NonNullable<TenantSpec['sso']>['sam
 /** What the SAML service needs to know about one tenant. */
 export interface TenantSsoView {
   name: string;
+  /**
+   * The Tenant's uid. Pending request IDs are kept per name and uid, so a login
+   * started under an earlier Tenant of the name is unknown to a later one.
+   */
+  uid: string;
   /** Verified email domains; a login must come from one of them, and none means no SSO. */
   domains: string[];
   saml?: TenantSamlSettings;
@@ -141,6 +146,11 @@ const keys = {
   assertion: (tenant: string, id: string): string =>
     `saml:assertion:${tenant}:${createHash('sha256').update(id).digest('hex')}`,
 };
+
+/** Where a tenant's pending request IDs are kept: its name (checked) and its Tenant's uid. */
+function requestScope(tenant: TenantSsoView): string {
+  return `${checkTenantName(tenant.name)}/${tenant.uid}`;
+}
 
 /** The two node-saml clients for one tenant's IdP metadata and settings. */
 interface TenantClient {
@@ -247,7 +257,7 @@ export class SamlService {
       const saml = envelope.signed ? client.responseSigned : client.assertionSigned;
       ({ profile } = await saml.validatePostResponseAsync({ SAMLResponse: encoded }));
     } catch (error) {
-      throw await this.rejection(error, tenant.name, envelope.inResponseTo);
+      throw await this.rejection(error, requestScope(tenant), envelope.inResponseTo);
     }
     const signedXml = profile?.getAssertionXml?.();
     if (!profile || !signedXml) throw new SsoError('malformed', 'not a login response');
@@ -342,7 +352,7 @@ export class SamlService {
     const xml = await this.idpMetadataXml(tenant.name, settings);
     const allowIdpInitiated = settings.allowIdpInitiated === true;
     const digest = createHash('sha256').update(xml).digest('hex');
-    const cacheKey = `${tenant.name}\0${digest}\0${allowIdpInitiated}`;
+    const cacheKey = `${tenant.name}\0${tenant.uid}\0${digest}\0${allowIdpInitiated}`;
     const cached = this.clients.get(cacheKey);
     if (cached) return cached;
 
@@ -361,7 +371,7 @@ export class SamlService {
       wantAssertionsSigned: true,
       validateInResponseTo: allowIdpInitiated ? ValidateInResponseTo.ifPresent : ValidateInResponseTo.always,
       requestIdExpirationPeriodMs: this.requestTtlMs,
-      cacheProvider: this.requestIdCache(tenant.name),
+      cacheProvider: this.requestIdCache(requestScope(tenant)),
       acceptedClockSkewMs: this.clockSkewMs,
       maxAssertionAgeMs: this.maxAssertionAgeMs,
       // We send unsigned AuthnRequests; these pin the algorithms should that change.
@@ -385,7 +395,10 @@ export class SamlService {
     return client;
   }
 
-  /** node-saml's request ID cache for one tenant, also recording where each ID was issued. */
+  /**
+   * node-saml's request ID cache for one tenant (`requestScope`: its name and
+   * uid), also recording where each ID was issued.
+   */
   private requestIdCache(tenant: string): CacheProvider {
     const pending = new ExpiringStoreCacheProvider(this.store, keys.pending(tenant), this.requestTtlMs);
     return {

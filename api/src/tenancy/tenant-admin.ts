@@ -132,6 +132,7 @@ export class TenantAdmin {
   }
 
   async create(input: CreateTenant): Promise<TenantView> {
+    this.directory.assertNotRetained(input.name);
     const tenant: Tenant = {
       apiVersion: 'tenantry.io/v1alpha1',
       kind: 'Tenant',

@@ -7,7 +7,7 @@ import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type V1Secret } fr
 import { ListWatch, pageOf, pageQuery, type ListWatchSource } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
 import { group, plural, tenantLabel, version, type Tenant } from '../../../operator/src/api/tenant.js';
-import { problems } from '../http/problem.js';
+import { ProblemError, problems } from '../http/problem.js';
 
 export interface TenantCredentials {
   /** postgresql:// URI of the tenant's active login role. */
@@ -19,6 +19,11 @@ export interface TenantCredentials {
 
 export interface TenantEntry {
   name: string;
+  /**
+   * The Tenant's `metadata.uid`: its identity. A name comes back when a Tenant
+   * is deleted and created again; everything issued is bound to the uid.
+   */
+  uid: string;
   tenant: Tenant;
   /** May be served: Ready, or Degraded with its database, schema and Secrets still in place. */
   ready: boolean;
@@ -164,6 +169,7 @@ export class TenantDirectory {
     const credentials = this.credentials.get(name);
     return {
       name,
+      uid: tenant.metadata.uid ?? '',
       tenant,
       ready: isServing(tenant) && credentials !== undefined,
       suspended: tenant.spec.suspended === true,
@@ -188,6 +194,26 @@ export class TenantDirectory {
       );
     }
     return entry as TenantEntry & { credentials: TenantCredentials };
+  }
+
+  /**
+   * Refuses (409) a name whose database and credentials an earlier Tenant left
+   * behind under deletionPolicy Retain. The operator keeps the platform copy of
+   * the credentials (no owner reference, so garbage collection leaves it) until
+   * the name is restored or the data deleted; a Tenant created under the name
+   * would get that database back, users and all. Re-applying the Tenant with
+   * kubectl stays the platform engineer's way to restore it.
+   */
+  assertNotRetained(name: string): void {
+    if (this.tenants.has(name) || !this.credentials.has(name)) return;
+    throw new ProblemError(
+      409,
+      'Conflict',
+      `the tenant name ${name} is taken: the database and credentials of an earlier tenant of this name ` +
+        'are retained (deletionPolicy Retain). A platform engineer can restore that tenant by applying ' +
+        'its Tenant again with kubectl',
+      { type: 'https://tenantry.io/problems/tenant-name-retained' },
+    );
   }
 
   private putSecret(secret: V1Secret): string {

@@ -14,8 +14,11 @@ export interface ControllerDeps {
   cluster: Cluster;
   db: TenantDatabaseAdmin;
   mq: RabbitMqAdmin;
-  /** Runs pending tenant schema migrations with bounded concurrency; returns the schema version. */
-  migrate(names: TenantNames): Promise<number>;
+  /**
+   * Runs pending tenant schema migrations with bounded concurrency; returns the
+   * schema version. `legacyOwnerUid`: see MigrateOptions in lib/tenant-schema/migrate.ts.
+   */
+  migrate(names: TenantNames, options?: { legacyOwnerUid?: string }): Promise<number>;
   events: EventSink;
   log: Logger;
   build: BuildContext;

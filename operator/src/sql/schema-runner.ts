@@ -3,7 +3,7 @@
 // (and take locks) in every tenant database at once.
 import {
   migrateTenantSchema,
-  type Migration,
+  type MigrateOptions,
   type MigrationResult,
 } from '../../../lib/tenant-schema/migrate.js';
 import type { TenantNames } from '../api/tenant.js';
@@ -74,10 +74,10 @@ export const migrationSlots = new Semaphore(4);
 export async function runTenantMigrations(
   admin: TenantDatabaseAdmin,
   names: TenantNames,
-  options: { slots?: Semaphore; migrations?: readonly Migration[] } = {},
+  options: { slots?: Semaphore } & MigrateOptions = {},
 ): Promise<MigrationResult> {
   const roles = { ownerRole: names.ownerRole, appRole: appRoleName(names) };
-  const migrateOptions = options.migrations ? { migrations: options.migrations } : {};
+  const { slots: _slots, ...migrateOptions } = options;
   return (options.slots ?? migrationSlots).run(() =>
     admin.withTenantDatabase(
       names.database,
