@@ -152,7 +152,9 @@ function bulkImports(api: Api, tenant: string, token: string, label: string) {
         await new Promise((ok) => setTimeout(ok, 500));
         continue;
       }
-      const body = JSON.parse(res.text) as { created: number; failed: number };
+      const body = JSON.parse(res.text) as { created: number; failed: number; results: unknown[] };
+      if (body.created === 0)
+        throw new Error(`a bulk import created nothing: ${JSON.stringify(body.results[0])}`);
       created += body.created;
       failed += body.failed;
     }
@@ -215,7 +217,12 @@ try {
   );
   await setup.close();
 
-  const phase = async (label: string, limits: { concurrency: number; perTenant: number }, load: boolean) => {
+  const phase = async (
+    label: string,
+    slug: string,
+    limits: { concurrency: number; perTenant: number },
+    load: boolean,
+  ) => {
     progress(
       `${label}: API with concurrency ${limits.concurrency}, per tenant ${limits.perTenant}; bulk load ${load}`,
     );
@@ -230,18 +237,27 @@ try {
       // Warm-up: pools open, the dummy hash computed, JIT warm.
       for (let i = 0; i < 5; i += 1) await login(api, tenantB, `user-${i}@${tenantB}.example`);
       const importer = load
-        ? bulkImports(api, tenantA, await login(api, tenantA, `admin@${tenantA}.example`), label)
+        ? bulkImports(api, tenantA, await login(api, tenantA, `admin@${tenantA}.example`), slug)
         : undefined;
       // Let the imports build their backlog before measuring.
       if (importer) await new Promise((ok) => setTimeout(ok, 2000));
       const result = await signIns(api, tenantB);
       const bulk = await importer?.stop();
+      // A loaded machine can make Redis miss the limiters' deadline (503, fail closed); a few are reported,
+      // more than a tenth of the sign-ins fail the run.
       if (result.failures > 0)
-        throw new Error(`${label}: ${result.failures} sign-ins failed, first: ${result.first}`);
+        progress(`${label}: ${result.failures} sign-ins failed, first: ${result.first}`);
+      if (result.failures * 10 > settings.loginRate * settings.seconds)
+        throw new Error(`${label}: ${result.failures} sign-ins failed`);
       progress(
         `${label}: ${result.latencies.length} sign-ins, p50 ${percentile(result.latencies, 50).toFixed(0)} ms, p99 ${percentile(result.latencies, 99).toFixed(0)} ms${bulk ? `; tenant A ${bulk.hashesPerSecond.toFixed(1)} hashes/s` : ''}`,
       );
-      return { p50: percentile(result.latencies, 50), p99: percentile(result.latencies, 99), bulk };
+      return {
+        p50: percentile(result.latencies, 50),
+        p99: percentile(result.latencies, 99),
+        failures: result.failures,
+        bulk,
+      };
     } finally {
       await api.stop();
       apis.splice(apis.indexOf(api), 1);
@@ -249,9 +265,14 @@ try {
   };
 
   const budget = { concurrency: settings.concurrency, perTenant: settings.perTenant };
-  const idle = await phase('no load', budget, false);
-  const budgeted = await phase('budgeted, bulk load', budget, true);
-  const open = await phase('unbudgeted, bulk load', { concurrency: unbudgeted, perTenant: unbudgeted }, true);
+  const idle = await phase('no load', 'idle', budget, false);
+  const budgeted = await phase('budgeted, bulk load', 'budgeted', budget, true);
+  const open = await phase(
+    'unbudgeted, bulk load',
+    'unbudgeted',
+    { concurrency: unbudgeted, perTenant: unbudgeted },
+    true,
+  );
 
   emit('password_hashing.config', 'concurrency', settings.concurrency, 'jobs', null);
   emit('password_hashing.config', 'per_tenant', settings.perTenant, 'jobs', null);
@@ -262,6 +283,14 @@ try {
   emit('password_hashing.login_under_bulk_unbudgeted', 'p50_ms', open.p50, 'ms', idle.p50);
   emit('password_hashing.login_under_bulk_unbudgeted', 'p99_ms', open.p99, 'ms', idle.p99);
   emit('password_hashing.login_under_bulk', 'p99_ms_vs_unbudgeted', budgeted.p99, 'ms', open.p99);
+  emit('password_hashing.login_under_bulk', 'login_failures', budgeted.failures, 'requests', idle.failures);
+  emit(
+    'password_hashing.login_under_bulk_unbudgeted',
+    'login_failures',
+    open.failures,
+    'requests',
+    idle.failures,
+  );
   emit(
     'password_hashing.bulk',
     'hashes_per_second',
