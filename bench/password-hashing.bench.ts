@@ -159,13 +159,15 @@ function bulkImports(api: Api, tenant: string, token: string, label: string) {
       failed += body.failed;
     }
   };
-  const lanes = Array.from({ length: settings.bulkConcurrency }, lane);
+  const lanes = Promise.all(Array.from({ length: settings.bulkConcurrency }, lane));
+  // Awaited in stop(); marked handled now, so a lane failing early does not end the process.
+  lanes.catch(() => undefined);
   return {
     async stop() {
       stopping = true;
       const seconds = (performance.now() - started) / 1000;
       const createdBeforeStop = created;
-      await Promise.all(lanes);
+      await lanes;
       return { hashesPerSecond: createdBeforeStop / seconds, failed };
     },
   };
