@@ -304,6 +304,8 @@ try {
 } catch (error) {
   failed = true;
   progress(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  const problems = platform?.operator.logs.filter((line) => /"level":(40|50)/.test(line)).slice(-10) ?? [];
+  for (const line of problems) progress(`operator: ${line.slice(0, 500)}`);
 } finally {
   progress('cleaning up');
   await cleanup();
