@@ -13,7 +13,7 @@ import { accessLog } from './http/access-log.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
 import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
-import type { RateLimits } from './ratelimit/rate-limits.js';
+import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
 import { apiClientRoutes } from './routes/api-clients.js';
 import { integrationRoutes, integrationWebhookRoutes } from './routes/integrations.js';
 import { OrganizationRoutes } from './integrations/organization-routes.js';
@@ -132,10 +132,14 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // Sign-in endpoints: per address, and per address and account (`email`, the token endpoint's `username`
-  // or `client_id`); fail closed if Redis is down.
+  // or `client_id`, whose successful grants are given back); fail closed if Redis is down.
   app.use(
     ['/api/auth/login', '/api/auth/token', '/api/auth/register'],
-    ...deps.rateLimits.authAttempts({ perIpPerMinute: 60, perAccountPerMinute: 10 }),
+    ...deps.rateLimits.authAttempts({
+      perIpPerMinute: 60,
+      perAccountPerMinute: 10,
+      givesBackSuccess: clientCredentialsGrant,
+    }),
   );
   // SSO: per address only (the IdP's answers name no account); its own counters, fail closed too.
   app.use(

@@ -59,6 +59,11 @@ export interface AuthAttemptLimits extends LimiterOptions {
    * none are only limited by IP.
    */
   account?: (req: Request) => string | undefined;
+  /**
+   * Successful requests this accepts are given back to their account's count (never the address's).
+   * Default: none, so every attempt counts.
+   */
+  givesBackSuccess?: (req: Request) => boolean;
 }
 
 /** The caller's tenant (undefined for a platform admin) and user or client id, from `res.locals.auth`. */
@@ -122,6 +127,21 @@ export function accountFromBody(req: Request): string | undefined {
   return undefined;
 }
 
+/**
+ * A client-credentials grant: a machine client may fetch tokens often, and a right secret is no guess, so
+ * its successful grants are given back to its account.
+ */
+export function clientCredentialsGrant(req: Request): boolean {
+  const body: unknown = req.body;
+  return (
+    body !== null &&
+    typeof body === 'object' &&
+    (body as Record<string, unknown>).grant_type === 'client_credentials'
+  );
+}
+
+const succeeded = (res: Response): boolean => res.statusCode < 400;
+
 /** The `current_password` a request carries, if any: every endpoint that checks one takes it under that name. */
 function carriesCurrentPassword(req: Request): boolean {
   const body: unknown = req.body;
@@ -174,8 +194,8 @@ interface LimiterSpec {
   limit: Options['limit'];
   keyGenerator: (req: Request, res: Response) => string;
   skip?: (req: Request, res: Response) => boolean | Promise<boolean>;
-  /** Count only requests that fail (status 400 and up): counted when they arrive, given back on success. */
-  countFailuresOnly?: boolean;
+  /** Requests are counted when they arrive; one that ends with this true is given back. */
+  givesBack?: (req: Request, res: Response) => boolean;
   /** The 503 detail while Redis is down, for limiters that fail closed. */
   unavailable?: string;
 }
@@ -262,6 +282,9 @@ export class RateLimits {
       failOpen: false,
       exceeded: 'too many sign-in attempts for this account from this address',
       limit: checkedLimit(limits.perAccountPerMinute, 'perAccountPerMinute'),
+      ...(limits.givesBackSuccess
+        ? { givesBack: (req: Request, res: Response) => succeeded(res) && limits.givesBackSuccess!(req) }
+        : {}),
       skip: (req) => {
         const named = account(req);
         if (named === undefined) return true;
@@ -309,7 +332,7 @@ export class RateLimits {
       exceeded: limits.exceeded,
       unavailable: 'this endpoint is briefly unavailable; try again shortly',
       limit: checkedLimit(limits.perIpPerMinute, 'perIpPerMinute'),
-      countFailuresOnly: true,
+      givesBack: (_req, res) => succeeded(res),
       keyGenerator: (req) => clientAddressKey(req),
     });
   }
@@ -343,7 +366,7 @@ export class RateLimits {
       limit: spec.limit,
       keyGenerator: spec.keyGenerator,
       ...(spec.skip ? { skip: spec.skip } : {}),
-      ...(spec.countFailuresOnly ? { skipSuccessfulRequests: true } : {}),
+      ...(spec.givesBack ? { skipSuccessfulRequests: true, requestWasSuccessful: spec.givesBack } : {}),
       standardHeaders: 'draft-8',
       legacyHeaders: false,
       identifier: spec.name,
