@@ -13,7 +13,7 @@ import { accessLog } from './http/access-log.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
 import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
-import type { RateLimits } from './ratelimit/rate-limits.js';
+import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
 import { apiClientRoutes } from './routes/api-clients.js';
 import { integrationRoutes, integrationWebhookRoutes } from './routes/integrations.js';
 import { OrganizationRoutes } from './integrations/organization-routes.js';
@@ -73,7 +73,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(accessLog(deps.log, { skip: (path) => probePaths.has(path) }));
   // Incoming provider webhooks are verified on the raw body, so they come before the JSON parser.
   const configs = new ProviderConfigs();
-  const organizationRoutes = new OrganizationRoutes(deps.directory, deps.databases, deps.log);
+  const organizationRoutes = new OrganizationRoutes(deps.directory, deps.databases, deps.log, deps.registry);
   const integrationDeps = {
     ...deps,
     integrations: {
@@ -88,6 +88,16 @@ export function createApp(deps: AppDeps): Express {
       ),
     },
   };
+  // Without a tenant in the path the organization is looked up, and a miss makes the replica look again:
+  // failures per address are limited (successes are given back), fail closed.
+  app.post(
+    '/api/integrations/webhooks/:provider',
+    deps.rateLimits.failuresPerAddress({
+      name: 'webhook-lookup',
+      perIpPerMinute: 30,
+      exceeded: 'too many failed webhooks from this address',
+    }),
+  );
   app.use('/api/integrations/webhooks', integrationWebhookRoutes(integrationDeps));
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
   app.use(express.urlencoded({ extended: false, limit: deps.bodyLimitBytes, parameterLimit: 100 }));
@@ -124,11 +134,16 @@ export function createApp(deps: AppDeps): Express {
     res.set('Cache-Control', 'public, max-age=300').json(publicJwks(deps.keys.current()));
   });
 
-  // Sign-in endpoints: per address, and per address and account; fail closed if Redis is down.
+  // Sign-in endpoints: per address, and per address and account (`email`, the token endpoint's `username`
+  // or `client_id`, whose successful grants are given back); fail closed if Redis is down.
   // `/api/auth/register` also covers `/register/verify` (a prefix), which names no account: per address.
   app.use(
     ['/api/auth/login', '/api/auth/token', '/api/auth/register'],
-    ...deps.rateLimits.authAttempts({ perIpPerMinute: 60, perAccountPerMinute: 10 }),
+    ...deps.rateLimits.authAttempts({
+      perIpPerMinute: 60,
+      perAccountPerMinute: 10,
+      givesBackSuccess: clientCredentialsGrant,
+    }),
   );
   // SSO: per address only (the IdP's answers name no account); its own counters, fail closed too.
   app.use(
@@ -145,6 +160,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     '/api/auth/password/reset',
     ...deps.rateLimits.authAttempts({ name: 'password-reset', perIpPerMinute: 30, perAccountPerMinute: 5 }),
+  );
+  // Checks of a current password: per user, so a stolen access token cannot guess the password behind it.
+  app.use(
+    ['/api/auth/password/change', '/api/auth/profile'],
+    authenticate(deps.tokens),
+    deps.rateLimits.currentPasswordChecks({ perUserPerMinute: 5 }),
   );
   app.use('/api/auth/password', passwordResetRoutes(deps));
   app.use('/api/auth', authRoutes(deps));

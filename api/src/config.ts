@@ -77,6 +77,10 @@ const schema = z.object({
   WEBHOOKS_ALLOW_LOOPBACK: env.bool(false),
   // Most messages one POST /api/webhooks/endpoints/{id}/replay re-enqueues.
   WEBHOOKS_REPLAY_LIMIT: env.int(1000, 1, 100_000),
+  // argon2 hashes and verifications at once per replica (they run on libuv's pool of UV_THREADPOOL_SIZE,
+  // 4 by default, which DNS lookups share), and how many of them one tenant may hold.
+  PASSWORD_HASH_CONCURRENCY: env.int(3, 1, 64),
+  PASSWORD_HASH_CONCURRENCY_PER_TENANT: env.int(2, 1, 64),
 });
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
@@ -91,6 +95,13 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
           code: 'custom',
           path: ['TENANT_POOLS_MAX'],
           message: `TENANT_POOLS_MAX × TENANT_POOL_MAX × API_REPLICAS = ${needed} exceeds DB_MAX_CONNECTIONS − DB_RESERVED_CONNECTIONS = ${c.DB_MAX_CONNECTIONS - c.DB_RESERVED_CONNECTIONS}`,
+        });
+      }
+      if (c.PASSWORD_HASH_CONCURRENCY_PER_TENANT > c.PASSWORD_HASH_CONCURRENCY) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['PASSWORD_HASH_CONCURRENCY_PER_TENANT'],
+          message: `must not exceed PASSWORD_HASH_CONCURRENCY (${c.PASSWORD_HASH_CONCURRENCY})`,
         });
       }
       if ((c.PLATFORM_ADMIN_CLIENT_ID === undefined) !== (c.PLATFORM_ADMIN_CLIENT_SECRET === undefined)) {
@@ -146,5 +157,9 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
       allowPrivateIdps: raw.SSO_ALLOW_PRIVATE_IDPS,
     },
     webhooks: { allowLoopback: raw.WEBHOOKS_ALLOW_LOOPBACK, replayLimit: raw.WEBHOOKS_REPLAY_LIMIT },
+    passwordHashing: {
+      concurrency: raw.PASSWORD_HASH_CONCURRENCY,
+      perTenant: raw.PASSWORD_HASH_CONCURRENCY_PER_TENANT,
+    },
   };
 }

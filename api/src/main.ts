@@ -2,12 +2,13 @@
 import { readFileSync, watchFile } from 'node:fs';
 import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { Redis } from 'ioredis';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { ConfigError } from '../../lib/config.js';
 import { createLogger } from '../../lib/logger.js';
 import { lookupHost } from '../../lib/outbound-address.js';
 import { createApp } from './app.js';
 import { InMemoryKeySetSource, parseKeySet, type KeySetSource } from './auth/keys.js';
+import { passwordHashing } from './auth/password-hashing.js';
 import { PasswordResets } from './auth/password-resets.js';
 import { Registrations } from './auth/registrations.js';
 import { Sessions } from './auth/sessions.js';
@@ -90,6 +91,15 @@ function main(): void {
   });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tenantry_api_' });
+  passwordHashing.configure(config.passwordHashing);
+  new Gauge({
+    name: 'tenantry_api_password_hashes_waiting',
+    help: 'Password hashes and verifications waiting for the hashing budget (PASSWORD_HASH_CONCURRENCY)',
+    registers: [registry],
+    collect() {
+      this.set(Object.values(passwordHashing.state().waiting).reduce((sum, n) => sum + n, 0));
+    },
+  });
 
   // Mail: a file outbox in development; SMTP is not written yet (api/README.md).
   const mailer = config.mail.outboxDir

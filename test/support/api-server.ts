@@ -61,6 +61,10 @@ export interface TestApiOptions {
   webhooksAllowLoopback?: boolean;
   /** Most messages one replay re-enqueues; default 1000. */
   webhooksReplayLimit?: number;
+  /** Express `trust proxy` (TRUST_PROXY); default false. `true` lets a test pick its address with X-Forwarded-For. */
+  trustProxy?: boolean;
+  /** Tenant pools kept open (TENANT_POOLS_MAX); default 10. */
+  tenantPoolsMax?: number;
 }
 
 export interface TestApi {
@@ -110,7 +114,13 @@ export async function startTestApi(
   const directory = new TenantDirectory(kubeConfig, platformNamespace, log, { resyncMs: 30_000 });
   const databases = new TenantDatabases(
     directory,
-    { maxTenants: 10, poolMax: 4, idleMs: 10_000, acquireTimeoutMs: 5000, statementTimeoutMs: 10_000 },
+    {
+      maxTenants: options.tenantPoolsMax ?? 10,
+      poolMax: 4,
+      idleMs: 10_000,
+      acquireTimeoutMs: 5000,
+      statementTimeoutMs: 10_000,
+    },
     log,
   );
   const sessions = new Sessions(tokens, directory, databases, {
@@ -167,7 +177,7 @@ export async function startTestApi(
     databases,
     registry: new Registry(),
     rateLimits: new RateLimits({ redis, prefix: `test:rl:${uniqueSuffix()}:`, log }),
-    trustProxy: false,
+    trustProxy: options.trustProxy ?? false,
     bodyLimitBytes: 64 * 1024,
     passwordResets,
     registrations,

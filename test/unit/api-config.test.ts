@@ -25,4 +25,17 @@ describe('API configuration', () => {
       expect(found[0], value).to.match(/^HTTP_KEEP_ALIVE_SECONDS: /);
     }
   });
+
+  it('takes the password-hashing budget, per tenant at most the whole', () => {
+    expect(loadApiConfig({}).passwordHashing).to.deep.equal({ concurrency: 3, perTenant: 2 });
+    expect(
+      loadApiConfig({ PASSWORD_HASH_CONCURRENCY: '6', PASSWORD_HASH_CONCURRENCY_PER_TENANT: '6' })
+        .passwordHashing,
+    ).to.deep.equal({ concurrency: 6, perTenant: 6 });
+    const found = problems({ PASSWORD_HASH_CONCURRENCY: '2', PASSWORD_HASH_CONCURRENCY_PER_TENANT: '3' });
+    expect(found).to.have.length(1);
+    expect(found[0]).to.match(
+      /^PASSWORD_HASH_CONCURRENCY_PER_TENANT: must not exceed PASSWORD_HASH_CONCURRENCY/,
+    );
+  });
 });

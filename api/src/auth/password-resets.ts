@@ -16,7 +16,8 @@ import type { MailKind, Mailer } from '../mail/mailer.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { setEmailVerified } from '../users/email-verification.js';
-import { hashPassword, passwordProblems } from './passwords.js';
+import { passwordHashing } from './password-hashing.js';
+import { passwordProblems } from './passwords.js';
 import type { Sessions } from './sessions.js';
 
 export interface PasswordResetsOptions {
@@ -120,7 +121,7 @@ export class PasswordResets {
     const weak = passwordProblems(password, { email: user.email, name: user.first_name ?? undefined });
     if (weak.length > 0)
       throw problems.validation(weak.map((p) => ({ field: 'password', message: p.message })));
-    const passwordHash = await hashPassword(password);
+    const passwordHash = await passwordHashing.hash(tenant, password);
     // Used up here: of two concurrent confirmations, only one gets the value.
     if ((await this.#o.redis.getdel(key)) !== stored) throw invalidToken();
     await this.#o.redis.del(this.#userKey(tenant, user.id));

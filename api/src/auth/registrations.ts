@@ -22,7 +22,8 @@ import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
 import { createUser, userView, type UserView } from '../users/users.js';
 import type { RequestContext } from './password-resets.js';
-import { hashPassword, passwordProblems, verifyPassword } from './passwords.js';
+import { passwordHashing } from './password-hashing.js';
+import { passwordProblems } from './passwords.js';
 
 export interface RegistrationsOptions {
   redis: Redis;
@@ -91,7 +92,7 @@ export class Registrations {
     const started = performance.now();
     try {
       // Hashed in both cases, so the work does not depend on whether the account exists.
-      const passwordHash = await hashPassword(input.password);
+      const passwordHash = await passwordHashing.hash(tenant, input.password);
       await this.#mailByAccount(entry, { ...input, passwordHash }, context);
     } catch (error) {
       this.#o.log.warn(
@@ -124,7 +125,7 @@ export class Registrations {
     if (!stored) throw invalidToken();
     const pending = JSON.parse(stored) as PendingRegistration;
     if (pending.tenant_uid !== entry.uid) throw invalidToken();
-    if (!(await verifyPassword(pending.password_hash, password)).ok)
+    if (!(await passwordHashing.verify(tenant, pending.password_hash, password)).ok)
       throw problems.validation([
         { field: 'password', message: 'is not the password chosen when registering' },
       ]);

@@ -12,7 +12,7 @@ import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
 import { userView, email as emailSchema, type UserView } from '../users/users.js';
 import { platformTenantId } from './context.js';
-import { verifyAgainstDummy, verifyPassword, hashPassword } from './passwords.js';
+import { passwordHashing } from './password-hashing.js';
 import {
   RefreshTokenError,
   RefreshTokenReuseError,
@@ -95,8 +95,8 @@ export class Sessions {
     const { entry, db } = this.tenantDb(tenant);
     const user = await db.models.User.findOne({ where: { email: email.toLowerCase() } });
     const ok = user?.password_hash
-      ? (await verifyPassword(user.password_hash, password)).ok
-      : await verifyAgainstDummy(password);
+      ? (await passwordHashing.verify(tenant, user.password_hash, password)).ok
+      : await passwordHashing.verifyAgainstDummy(tenant, password);
     if (!user || !ok) throw problems.unauthorized('the email or password is wrong');
     if (!user.is_active) throw problems.forbidden('this account is deactivated');
     return { entry, db, user };
@@ -190,12 +190,14 @@ export class Sessions {
   }
 
   async changePassword(db: TenantDb, user: UserModel, current: string, next: string): Promise<void> {
-    const ok = user.password_hash ? (await verifyPassword(user.password_hash, current)).ok : false;
+    const ok = user.password_hash
+      ? (await passwordHashing.verify(db.tenant, user.password_hash, current)).ok
+      : false;
     if (!ok)
       throw problems.badRequest('the current password is wrong', [
         { field: 'current_password', message: 'is wrong' },
       ]);
-    await user.update({ password_hash: await hashPassword(next) });
+    await user.update({ password_hash: await passwordHashing.hash(db.tenant, next) });
     await this.revokeAllForUser(db, user.id);
   }
 }

@@ -3,10 +3,13 @@
 // database (app.integration_providers), so this replica keeps a map built by
 // scanning the Ready tenants' configurations: rebuilt when it is older than
 // `maxAgeMs`, or on a miss at most once per `missRescanMs` (a configuration
-// saved through another replica becomes routable after such a rescan).
+// saved through another replica becomes routable after such a rescan), so a
+// flood of unknown organizations costs one scan per interval, not one per
+// request. A scan reads each tenant with TenantDatabases.readOnce: it never
+// opens a pool nor evicts one that serves traffic.
 // Configurations saved through this replica update the map at once.
 // docs/integrations.md explains the choice and its limits.
-import { QueryTypes } from 'sequelize';
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../../lib/logger.js';
 import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
@@ -16,29 +19,47 @@ export type Resolution = { tenant: string } | { ambiguous: true } | undefined;
 
 const keyOf = (provider: Provider, organizationId: string) => `${provider}\0${organizationId}`;
 
+export interface OrganizationRouteOptions {
+  maxAgeMs: number;
+  missRescanMs: number;
+}
+
+export const defaultOrganizationRouteOptions: Readonly<OrganizationRouteOptions> = Object.freeze({
+  maxAgeMs: 60_000,
+  missRescanMs: 15_000,
+});
+
+type ScanReason = 'age' | 'miss' | 'claim';
+
 export class OrganizationRoutes {
   /** key → tenants claiming it (more than one means ambiguous). */
   private routes = new Map<string, Set<string>>();
   private builtAt = 0;
   private lastScanAt = 0;
   private scanning: Promise<void> | undefined;
+  private readonly scans: Counter<'reason'>;
 
   constructor(
     private readonly directory: TenantDirectory,
     private readonly databases: TenantDatabases,
     private readonly log: Logger,
-    private readonly options: { maxAgeMs: number; missRescanMs: number } = {
-      maxAgeMs: 60_000,
-      missRescanMs: 2_000,
-    },
-  ) {}
+    registry: Registry,
+    private readonly options: OrganizationRouteOptions = defaultOrganizationRouteOptions,
+  ) {
+    this.scans = new Counter({
+      name: 'tenantry_api_organization_route_scans_total',
+      help: 'Scans of every Ready tenant for integration organization mappings, by what started them',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+  }
 
   async resolve(provider: Provider, organizationId: string): Promise<Resolution> {
     const now = Date.now();
-    if (now - this.builtAt > this.options.maxAgeMs) await this.scan();
+    if (now - this.builtAt > this.options.maxAgeMs) await this.scan('age');
     let found = this.lookup(provider, organizationId);
     if (!found && Date.now() - this.lastScanAt > this.options.missRescanMs) {
-      await this.scan();
+      await this.scan('miss');
       found = this.lookup(provider, organizationId);
     }
     return found;
@@ -46,7 +67,7 @@ export class OrganizationRoutes {
 
   /** Another tenant (as far as this replica knows) that already maps this organization. */
   async claimedByOther(provider: Provider, organizationId: string, tenant: string): Promise<boolean> {
-    await this.scan();
+    await this.scan('claim');
     const tenants = this.routes.get(keyOf(provider, organizationId));
     return tenants !== undefined && [...tenants].some((t) => t !== tenant);
   }
@@ -68,8 +89,12 @@ export class OrganizationRoutes {
     return { tenant: [...tenants][0]! };
   }
 
-  private scan(): Promise<void> {
-    this.scanning ??= this.rebuild().finally(() => (this.scanning = undefined));
+  /** One scan at a time; callers arriving meanwhile wait for it rather than starting another. */
+  private scan(reason: ScanReason): Promise<void> {
+    if (!this.scanning) {
+      this.scans.inc({ reason });
+      this.scanning = this.rebuild().finally(() => (this.scanning = undefined));
+    }
     return this.scanning;
   }
 
@@ -79,10 +104,10 @@ export class OrganizationRoutes {
     for (const entry of this.directory.list()) {
       if (!entry.ready || entry.suspended || !entry.credentials) continue;
       try {
-        const db = this.databases.for(entry.name, entry.credentials);
-        const rows = await db.sequelize.query<{ provider: Provider; organization_id: string }>(
+        const rows = await this.databases.readOnce<{ provider: Provider; organization_id: string }>(
+          entry.name,
+          entry.credentials,
           'SELECT provider, organization_id FROM app.integration_providers WHERE enabled',
-          { type: QueryTypes.SELECT },
         );
         for (const row of rows) {
           const key = keyOf(row.provider, row.organization_id);

@@ -8,9 +8,10 @@
 // - per tenant and per user fail open, with a warning: they share capacity
 //   fairly, and refusing every request during a cache outage would turn it
 //   into a full API outage. The database pool budget still bounds the load.
-// - sign-in attempts fail closed with 503 and Retry-After: they are the only
-//   brake on password guessing, and an outage an attacker might cause must
-//   not switch it off. Signed-in clients keep working with their tokens.
+// - sign-in attempts, checks of a current password and failed webhook
+//   lookups fail closed with 503 and Retry-After: they are the only brake on
+//   guessing, and an outage an attacker might cause must not switch it off.
+//   Signed-in clients keep working with their tokens.
 // This is done here rather than with `passOnStoreError`, which would log every
 // failure as an error and turn the closed case into a 500.
 import { createHash } from 'node:crypto';
@@ -54,10 +55,15 @@ export interface AuthAttemptLimits extends LimiterOptions {
   perIpPerMinute: number;
   perAccountPerMinute: number;
   /**
-   * The account a request names. Default: body `tenant` and `email`, lower-cased.
-   * Requests naming none are only limited by IP.
+   * The account a request names. Default: `accountFromBody`. Requests naming
+   * none are only limited by IP.
    */
   account?: (req: Request) => string | undefined;
+  /**
+   * Successful requests this accepts are given back to their account's count (never the address's).
+   * Default: none, so every attempt counts.
+   */
+  givesBackSuccess?: (req: Request) => boolean;
 }
 
 /** The caller's tenant (undefined for a platform admin) and user or client id, from `res.locals.auth`. */
@@ -102,14 +108,44 @@ export function clientAddressKey(req: Request): string {
   return ipKeyGenerator(req.ip ?? 'unknown');
 }
 
-/** The default account of a sign-in request: `tenant` and `email` from a parsed JSON body. */
+/**
+ * The account a sign-in request names, from a parsed JSON or form body: `tenant` with `email` (login,
+ * registration, reset) or `username` (the token endpoint's password grant), both lower-cased as the
+ * user lookup is; or a `client_id` (client credentials), as given, since client ids are matched exactly.
+ * The three never share a key, so one account's budget is the same whichever endpoint is used.
+ */
 export function accountFromBody(req: Request): string | undefined {
   const body: unknown = req.body;
   if (body === null || typeof body !== 'object') return undefined;
-  const { tenant, email } = body as Record<string, unknown>;
-  if (typeof email !== 'string' || email.trim() === '') return undefined;
-  const tenantPart = typeof tenant === 'string' ? tenant.trim().toLowerCase() : '';
-  return `${tenantPart}\n${email.trim().toLowerCase()}`;
+  const { tenant, email, username, client_id: clientId } = body as Record<string, unknown>;
+  const user = [email, username].find((v): v is string => typeof v === 'string' && v.trim() !== '');
+  if (user !== undefined) {
+    const tenantPart = typeof tenant === 'string' ? tenant.trim().toLowerCase() : '';
+    return `user\n${tenantPart}\n${user.trim().toLowerCase()}`;
+  }
+  if (typeof clientId === 'string' && clientId !== '') return `client\n${clientId}`;
+  return undefined;
+}
+
+/**
+ * A client-credentials grant: a machine client may fetch tokens often, and a right secret is no guess, so
+ * its successful grants are given back to its account.
+ */
+export function clientCredentialsGrant(req: Request): boolean {
+  const body: unknown = req.body;
+  return (
+    body !== null &&
+    typeof body === 'object' &&
+    (body as Record<string, unknown>).grant_type === 'client_credentials'
+  );
+}
+
+const succeeded = (res: Response): boolean => res.statusCode < 400;
+
+/** The `current_password` a request carries, if any: every endpoint that checks one takes it under that name. */
+function carriesCurrentPassword(req: Request): boolean {
+  const body: unknown = req.body;
+  return body !== null && typeof body === 'object' && 'current_password' in body;
 }
 
 /**
@@ -158,6 +194,10 @@ interface LimiterSpec {
   limit: Options['limit'];
   keyGenerator: (req: Request, res: Response) => string;
   skip?: (req: Request, res: Response) => boolean | Promise<boolean>;
+  /** Requests are counted when they arrive; one that ends with this true is given back. */
+  givesBack?: (req: Request, res: Response) => boolean;
+  /** The 503 detail while Redis is down, for limiters that fail closed. */
+  unavailable?: string;
 }
 
 export class RateLimits {
@@ -242,6 +282,9 @@ export class RateLimits {
       failOpen: false,
       exceeded: 'too many sign-in attempts for this account from this address',
       limit: checkedLimit(limits.perAccountPerMinute, 'perAccountPerMinute'),
+      ...(limits.givesBackSuccess
+        ? { givesBack: (req: Request, res: Response) => succeeded(res) && limits.givesBackSuccess!(req) }
+        : {}),
       skip: (req) => {
         const named = account(req);
         if (named === undefined) return true;
@@ -255,6 +298,43 @@ export class RateLimits {
           .digest('base64url')}`,
     });
     return [byAddress, byAccount];
+  }
+
+  /**
+   * Checks of a current password (password change, and any other endpoint taking `current_password`),
+   * per user across replicas, after authentication: a stolen access token must not buy unlimited guesses
+   * at the password behind it. Only requests carrying `current_password` count. Fails closed.
+   */
+  currentPasswordChecks(limits: { perUserPerMinute: number; name?: string }): RequestHandler {
+    return this.#limiter({
+      name: limits.name ?? 'current-password',
+      failOpen: false,
+      exceeded: 'too many checks of your current password',
+      unavailable: 'password checks are briefly unavailable; try again shortly',
+      limit: checkedLimit(limits.perUserPerMinute, 'perUserPerMinute'),
+      skip: (req, res) => rateLimitCaller(res)?.subject === undefined || !carriesCurrentPassword(req),
+      keyGenerator: (_req, res) => {
+        const caller = rateLimitCaller(res);
+        return `${caller?.tenant === undefined ? '*' : encodeURIComponent(caller.tenant)}:${encodeURIComponent(caller?.subject ?? '')}`;
+      },
+    });
+  }
+
+  /**
+   * Failed requests per client address, for unauthenticated endpoints whose failures cost the server
+   * (an incoming webhook naming an organization nobody maps makes the API look for it). Successful
+   * requests are given back, so a busy, well-behaved sender is never held up. Fails closed.
+   */
+  failuresPerAddress(limits: { name: string; perIpPerMinute: number; exceeded: string }): RequestHandler {
+    return this.#limiter({
+      name: limits.name,
+      failOpen: false,
+      exceeded: limits.exceeded,
+      unavailable: 'this endpoint is briefly unavailable; try again shortly',
+      limit: checkedLimit(limits.perIpPerMinute, 'perIpPerMinute'),
+      givesBack: (_req, res) => succeeded(res),
+      keyGenerator: (req) => clientAddressKey(req),
+    });
   }
 
   /**
@@ -286,6 +366,7 @@ export class RateLimits {
       limit: spec.limit,
       keyGenerator: spec.keyGenerator,
       ...(spec.skip ? { skip: spec.skip } : {}),
+      ...(spec.givesBack ? { skipSuccessfulRequests: true, requestWasSuccessful: spec.givesBack } : {}),
       standardHeaders: 'draft-8',
       legacyHeaders: false,
       identifier: spec.name,
@@ -342,7 +423,10 @@ export class RateLimits {
         }
         onStoreError(error);
         if (spec.failOpen) next();
-        else next(problems.unavailable('sign-in is briefly unavailable; try again shortly', 5));
+        else
+          next(
+            problems.unavailable(spec.unavailable ?? 'sign-in is briefly unavailable; try again shortly', 5),
+          );
       });
     };
   }

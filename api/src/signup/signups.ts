@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../../../lib/logger.js';
 import { apiVersion, kind, type Plan, type Tenant } from '../../../operator/src/api/tenant.js';
-import { hashPassword, passwordProblems } from '../auth/passwords.js';
+import { passwordHashing } from '../auth/password-hashing.js';
+import { passwordProblems } from '../auth/passwords.js';
 import { tenantName } from '../auth/sessions.js';
 import { problems } from '../http/problem.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
@@ -77,7 +78,7 @@ export class Signups {
     const owner: PendingOwner = {
       signup_id: randomUUID(),
       email: input.email,
-      password_hash: await hashPassword(input.password),
+      password_hash: await passwordHashing.hash(input.tenant, input.password),
       first_name: input.first_name || null,
       last_name: input.last_name || null,
     };

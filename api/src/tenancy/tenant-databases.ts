@@ -2,8 +2,11 @@
 // maxTenants × poolMax per API replica; config validation checks that
 // replicas × that budget fits the server's max_connections. A pool is closed
 // when it falls out of the LRU or when the tenant's credentials change.
+// Sweeps over every tenant (readOnce) never go through the LRU: they would
+// evict the pools that serve traffic and open pools beyond the budget.
 import { LRUCache } from 'lru-cache';
-import { Sequelize } from 'sequelize';
+import pg from 'pg';
+import { QueryTypes, Sequelize } from 'sequelize';
 import type { Logger } from '../../../lib/logger.js';
 import { defineModels, type TenantModels } from './models.js';
 import type { TenantCredentials, TenantDirectory } from './tenant-directory.js';
@@ -68,6 +71,35 @@ export class TenantDatabases {
     const db = { tenant, sequelize, models: defineModels(sequelize), revision: credentials.revision };
     this.cache.set(tenant, db);
     return db;
+  }
+
+  /**
+   * One read for a tenant, leaving the LRU as it was: through the tenant's open pool if it has one
+   * (without making it more recently used), else on a connection of its own, closed right after. A
+   * caller sweeping every tenant holds one connection at a time, out of `DB_RESERVED_CONNECTIONS`.
+   */
+  async readOnce<T extends object>(
+    tenant: string,
+    credentials: TenantCredentials,
+    sql: string,
+  ): Promise<T[]> {
+    const cached = this.cache.peek(tenant);
+    if (cached && cached.revision === credentials.revision)
+      return cached.sequelize.query<T>(sql, { type: QueryTypes.SELECT });
+    const client = new pg.Client({
+      connectionString: credentials.uri,
+      application_name: 'tenantry-api',
+      statement_timeout: this.options.statementTimeoutMs,
+      connectionTimeoutMillis: Math.min(this.options.acquireTimeoutMs, 5000),
+    });
+    // A connection that fails later rejects the pending query; the event must not go unhandled.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return (await client.query<T>(sql)).rows;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   async closeAll(): Promise<void> {

@@ -3,7 +3,8 @@
 import { Op, QueryTypes, UniqueConstraintError, type Transaction } from 'sequelize';
 import { z } from 'zod';
 import type { Role } from '../../../operator/src/api/tenant.js';
-import { passwordProblems, hashPassword } from '../auth/passwords.js';
+import { passwordHashing } from '../auth/password-hashing.js';
+import { passwordProblems } from '../auth/passwords.js';
 import { roleRank, type TenantScope } from '../auth/context.js';
 import { problems, type FieldError } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
@@ -202,7 +203,9 @@ export async function createUser(
   mayManage(scope, input.role);
   if (input.password !== undefined) ensureStrongPassword(input.password, input);
   const passwordHash =
-    input.password === undefined ? (options.passwordHash ?? null) : await hashPassword(input.password);
+    input.password === undefined
+      ? (options.passwordHash ?? null)
+      : await passwordHashing.hash(scope.db.tenant, input.password);
   // The user and its user.created event commit together.
   const create = async (transaction: Transaction) => {
     const user = await scope.db.models.User.create(

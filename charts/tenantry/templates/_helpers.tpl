@@ -97,6 +97,9 @@ every problem, so a user fixes them all in one go.
 {{- if gt $needed $budget }}
 {{- $problems = append $problems (printf "api.tenantPoolsMax x api.tenantPoolMax x API replicas = %d exceeds api.dbMaxConnections - api.dbReservedConnections = %d; the API would refuse to start" $needed $budget) }}
 {{- end }}
+{{- if gt (int $api.passwordHashConcurrencyPerTenant) (int $api.passwordHashConcurrency) }}
+{{- $problems = append $problems (printf "api.passwordHashConcurrencyPerTenant (%v) is greater than api.passwordHashConcurrency (%v)" $api.passwordHashConcurrencyPerTenant $api.passwordHashConcurrency) }}
+{{- end }}
 {{- if and (gt (int .Values.operator.replicaCount) 1) (not .Values.operator.leaderElection.enabled) }}
 {{- $problems = append $problems "operator.leaderElection.enabled must be true when operator.replicaCount is greater than 1" }}
 {{- end }}
