@@ -14,6 +14,7 @@ import {
   claimOf,
   markedUid,
   mayUse,
+  NameConflictError,
   ownershipMarker,
   type Claim,
   type TenantOwner,
@@ -487,7 +488,7 @@ function translateError(url: string, operation: string, error: unknown, secret: 
       secret ? new Error(errorCode(error) ?? 'connection failed') : error,
     );
   }
-  if (error instanceof SchemaMigrationError) return error;
+  if (error instanceof SchemaMigrationError || error instanceof NameConflictError) return error;
   return new TenantSqlError(operation, error, { hideDetail: secret });
 }
 
