@@ -229,23 +229,18 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
     const attackers = [name('v-a'), name('v-app')];
     expect(attackers).to.deep.equal([`${victim}-a`, `${victim}-app`]);
 
+    // What the attackers' reconciles left, read while they were Ready; checked after the victim's watch.
+    const snapshots: { uid: string; database: unknown; roles: Record<string, unknown> }[] = [];
     const attack = (async () => {
       for (const attacker of attackers) await signup(attacker);
       for (const attacker of attackers) await waitSignupReady(attacker);
-      const ready = await Promise.all(attackers.map((a) => waitReady(a)));
-      // Each attacker has its own database and owner role, marked with its own uid; the victim's roles are its own.
-      for (const [i, attacker] of attackers.entries()) {
+      for (const attacker of attackers) {
+        const { uid } = (await waitReady(attacker)).metadata;
         const a = tenantNames(attacker);
-        expect(await databaseRow(a.database)).to.include({
-          owner: a.ownerRole,
-          comment: ownershipMarker(ready[i]!.metadata.uid),
-        });
-        expect(await roleComment(a.ownerRole)).to.equal(ownershipMarker(ready[i]!.metadata.uid));
-        for (const role of [a.appRole, ...a.loginRoles])
-          expect(await roleComment(role)).to.equal(ownershipMarker(ready[i]!.metadata.uid));
+        const roles: Record<string, unknown> = {};
+        for (const role of [a.ownerRole, a.appRole, ...a.loginRoles]) roles[role] = await roleComment(role);
+        snapshots.push({ uid, database: await databaseRow(a.database), roles });
       }
-      for (const role of [v.ownerRole, v.appRole, ...v.loginRoles])
-        expect(await roleComment(role), role).to.equal(ownershipMarker(victimUid));
       // The platform engineer deletes them under Delete.
       for (const attacker of attackers) {
         await kubectl([
@@ -259,13 +254,26 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
         await kubectl(['delete', 'tenant', attacker, '--wait=false']);
       }
       for (const attacker of attackers) await waitGone(attacker);
-      for (const attacker of attackers)
-        expect(await databaseRow(tenantNames(attacker).database)).to.equal(undefined);
     })();
+    const attackFailure = attack.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
 
-    const watched = await watchTenant(victim, token, attack, 60_000);
+    const watched = await watchTenant(victim, token, attackFailure, 60_000);
     expect(watched.failures).to.deep.equal([]);
     expect(watched.checks).to.be.at.least(55);
+    expect(await attackFailure).to.equal(undefined);
+    // Each attacker was Ready with its own database and roles, marked with its own uid, and they are gone.
+    for (const [i, attacker] of attackers.entries()) {
+      const a = tenantNames(attacker);
+      const mark = ownershipMarker(snapshots[i]!.uid);
+      expect(snapshots[i]!.database).to.deep.include({ owner: a.ownerRole, comment: mark });
+      expect(snapshots[i]!.roles).to.deep.equal(
+        Object.fromEntries([a.ownerRole, a.appRole, ...a.loginRoles].map((role) => [role, mark])),
+      );
+      expect(await databaseRow(a.database)).to.equal(undefined);
+    }
     // The victim is untouched: still Ready, same login, its roles still its own.
     const after = await getTenant(victim);
     expect(isReady(after)).to.equal(true);
@@ -352,6 +360,7 @@ spec:
     const first = await waitReady(kept);
     const retained = await databaseRow(n.database);
     expect(retained?.comment).to.equal(ownershipMarker(first.metadata.uid));
+    const usersBefore = await connectAndRead((await secretData(n.namespace, n.dbSecret)).uri!);
     await kubectl(['delete', 'tenant', kept, '--wait=false']);
     await waitGone(kept);
     expect(await databaseRow(n.database)).to.deep.equal(retained);
@@ -370,7 +379,7 @@ spec:
     for (const role of [n.ownerRole, n.appRole, ...n.loginRoles])
       expect(await roleComment(role), role).to.equal(ownershipMarker(restored.metadata.uid));
     const { uri } = await secretData(n.namespace, n.dbSecret);
-    expect(await connectAndRead(uri!)).to.equal(0);
+    expect(await connectAndRead(uri!)).to.equal(usersBefore);
     await kubectl([
       'patch',
       'tenant',
