@@ -21,6 +21,7 @@ import {
   tenantNames,
   type Tenant,
 } from '../../operator/src/api/tenant.js';
+import { loadOperatorConfig } from '../../operator/src/config.js';
 import { limitRangeName, networkPolicyNames, resourceQuotaName } from '../../operator/src/specs/index.js';
 
 const validName = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -167,6 +168,13 @@ describe('derived tenant names', () => {
         expect(n.platformDbSecret).not.to.equal(signingKeySecretName);
         expect(n.amqpUser).not.to.equal('guest');
       }),
+    );
+  });
+
+  it('refuses a platform namespace that a tenant namespace could equal', () => {
+    expect(() => loadOperatorConfig({ OPERATOR_NAMESPACE: 'tenant-system' })).to.throw(/OPERATOR_NAMESPACE/);
+    expect(loadOperatorConfig({ OPERATOR_NAMESPACE: 'tenantry-system' }).namespace).to.equal(
+      'tenantry-system',
     );
   });
 
