@@ -154,7 +154,7 @@ ${extra}`,
     for (const name of tenants) {
       const n = tenantNames(name);
       await sql(`DROP DATABASE IF EXISTS "${n.database}" WITH (FORCE)`).catch(() => undefined);
-      for (const role of [...n.loginRoles, `${n.ownerRole}_app`, n.ownerRole]) {
+      for (const role of [...n.loginRoles, n.appRole, n.ownerRole]) {
         await sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined);
       }
     }
