@@ -283,7 +283,7 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
     expect((await databaseRow(v.database))?.comment).to.equal(ownershipMarker(victimUid));
   });
 
-  it('reports NameConflict for a role or RabbitMQ user another owner marked, and never alters or drops it', async () => {
+  it('reports NameConflict for a role, RabbitMQ user or namespace it does not own, and never alters or drops it', async () => {
     const otherUid = randomUUID();
     const squatted = name('sq');
     const squattedRole = tenantNames(squatted).loginRoles[0];
@@ -298,13 +298,18 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
     });
     expect(put.status).to.be.oneOf([201, 204]);
     const mqBefore = (await (await rabbitManagement('GET', userPath)).json()) as Record<string, unknown>;
+    const squattedNs = name('sqns');
+    const ns = tenantNames(squattedNs).namespace;
+    await kubectl(['create', 'namespace', ns]);
     try {
       await platform.applyTenant(squatted);
       await platform.applyTenant(squattedMq);
+      await platform.applyTenant(squattedNs);
       const db = await waitNameConflict(squatted, 'Database', `role "${squattedRole}"`);
       expect(db.condition.message).not.to.contain(otherUid);
       expect(condition(db.tenant, 'Ready')).to.include({ status: 'False', reason: 'NameConflict' });
       await waitNameConflict(squattedMq, 'Messaging', `RabbitMQ user "${mqUser}"`);
+      await waitNameConflict(squattedNs, 'Namespace', `namespace "${ns}"`);
 
       // Nothing under the squatted tenant's names was created or changed.
       const untouched = async () => {
@@ -329,10 +334,21 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
 
       // Deleting the Tenants under Delete finishes and still leaves them alone.
       const uid = (await getTenant(squatted))!.metadata.uid;
-      await kubectl(['delete', 'tenant', squatted, squattedMq, '--wait=false']);
+      await kubectl(['delete', 'tenant', squatted, squattedMq, squattedNs, '--wait=false']);
       await waitGone(squatted);
       await waitGone(squattedMq);
+      await waitGone(squattedNs);
       await untouched();
+      const namespace = JSON.parse(await kubectl(['get', 'namespace', ns, '-o', 'json'])) as {
+        metadata: {
+          labels?: Record<string, string>;
+          ownerReferences?: unknown[];
+          deletionTimestamp?: string;
+        };
+      };
+      expect(namespace.metadata.ownerReferences).to.equal(undefined);
+      expect(namespace.metadata.deletionTimestamp).to.equal(undefined);
+      expect(namespace.metadata.labels).not.to.have.property('tenantry.io/tenant-uid');
       const warnings = (await eventsOf(squatted, uid)).filter(
         (e) => e.type === 'Warning' && e.reason === 'NameConflict' && e.message.includes('untouched'),
       );
@@ -342,6 +358,7 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
     } finally {
       await sql(`DROP ROLE IF EXISTS "${squattedRole}"`);
       await rabbitManagement('DELETE', userPath);
+      await kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
     }
   });
 

@@ -7,12 +7,14 @@ import fc from 'fast-check';
 import { signingKeySecretName } from '../../lib/signing-keys.js';
 import {
   claimOf,
+  claimOfKubernetesObject,
   markedUid,
   markedUidOfTags,
   NameConflictError,
   ownershipMarker,
   restoreFromUidAnnotation,
   tenantOwner,
+  tenantUidLabel,
 } from '../../operator/src/api/ownership.js';
 import {
   apiVersion,
@@ -22,7 +24,15 @@ import {
   type Tenant,
 } from '../../operator/src/api/tenant.js';
 import { loadOperatorConfig } from '../../operator/src/config.js';
-import { limitRangeName, networkPolicyNames, resourceQuotaName } from '../../operator/src/specs/index.js';
+import {
+  amqpSecret,
+  databaseSecret,
+  limitRangeName,
+  namespace,
+  networkPolicyNames,
+  platformDatabaseSecret,
+  resourceQuotaName,
+} from '../../operator/src/specs/index.js';
 
 const validName = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const maxLength = 40;
@@ -225,6 +235,36 @@ describe('ownership markers', () => {
     // Outside the operator (no uid): unmarked objects only.
     expect(claimOf(found('tenant_acme', null), {})).to.equal('own');
     expect(claimOf(found('tenant_acme', ownershipMarker(uid)), {})).to.equal('foreign');
+  });
+
+  it('reads the owner of a Kubernetes object from its uid label or controlling Tenant reference', () => {
+    const owner = { uid, recorded: ['tenant-kept'] };
+    const ref = (id: string) => ({ ownerReferences: [{ kind: 'Tenant', uid: id, controller: true }] });
+    expect(claimOfKubernetesObject('tenant-acme', undefined, owner)).to.equal('absent');
+    expect(claimOfKubernetesObject('tenant-acme', ref(uid), owner)).to.equal('own');
+    expect(claimOfKubernetesObject('tenant-acme', { labels: { [tenantUidLabel]: uid } }, owner)).to.equal(
+      'own',
+    );
+    expect(claimOfKubernetesObject('tenant-acme', ref(other), owner)).to.equal('foreign');
+    expect(claimOfKubernetesObject('tenant-acme', {}, owner)).to.equal('foreign');
+    expect(claimOfKubernetesObject('tenant-kept', {}, owner)).to.equal('recognised');
+  });
+
+  it('labels every Kubernetes object with the Tenant uid beside the owner reference', () => {
+    const tenant: Tenant = {
+      apiVersion,
+      kind,
+      metadata: { name: 'acme', uid },
+      spec: { plan: 'free', owner: { email: 'o@acme.test' } },
+    };
+    const objects = [
+      namespace(tenant),
+      databaseSecret(tenant, {}),
+      amqpSecret(tenant, {}),
+      platformDatabaseSecret(tenant, {}, 'tenantry-system'),
+    ];
+    for (const object of objects) expect(object.metadata.labels?.[tenantUidLabel]).to.equal(uid);
+    for (const object of objects.slice(0, 3)) expect(object.metadata.ownerReferences?.[0]?.uid).to.equal(uid);
   });
 
   it('takes the uid, the restore annotation and the recorded names from the Tenant', () => {

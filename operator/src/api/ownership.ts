@@ -74,6 +74,30 @@ export function claimOf(
   return 'foreign';
 }
 
+/**
+ * What `owner` may do with a Kubernetes object found under `name`: its
+ * `tenantry.io/tenant-uid` label or its controlling Tenant reference is the marker.
+ */
+export function claimOfKubernetesObject(
+  name: string,
+  metadata:
+    | {
+        labels?: Record<string, string>;
+        ownerReferences?: { kind: string; uid: string; controller?: boolean }[];
+      }
+    | undefined,
+  owner: TenantOwner,
+): Claim {
+  if (metadata === undefined) return 'absent';
+  const uid =
+    metadata.labels?.[tenantUidLabel] ??
+    metadata.ownerReferences?.find((r) => r.kind === 'Tenant' && r.controller)?.uid;
+  return claimOf(
+    { name, exists: true, marker: uid === undefined ? null : `${tenantUidLabel}=${uid}` },
+    owner,
+  );
+}
+
 /** True when the claim lets the owner use (and stamp) the object. */
 export function mayUse(claim: Claim): boolean {
   return claim !== 'foreign';
@@ -104,6 +128,7 @@ export function assertClaims(found: readonly { what: string; claim: Claim }[]): 
 export function tenantOwner(tenant: Tenant): TenantOwner {
   const db = tenant.status?.database;
   const recorded = [
+    tenant.status?.namespace,
     db?.name,
     db?.ownerRole,
     db?.username,
