@@ -214,9 +214,13 @@ describe('derived names and ownership (real operator, control plane, PostgreSQL,
     });
   });
 
+  /** Old-scheme roles a test made, dropped once the platform has dropped the databases. */
+  const legacyRoles: string[] = [];
+
   after(async () => {
     await api?.close();
     await platform?.cleanup();
+    for (const role of legacyRoles) await sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined);
   });
 
   it('keeps <victim> serving while <victim>-a and <victim>-app are signed up, reconciled and deleted', async () => {
@@ -416,6 +420,7 @@ spec:
     const old = platform.tenantName('old');
     const n = tenantNames(old);
     const legacy = legacyRoleNames(n);
+    legacyRoles.push(...legacy.loginRoles, legacy.appRole);
     const oldPassword = randomBytes(24).toString('base64url');
     const amqpPassword = randomBytes(24).toString('base64url');
     let token = '';
