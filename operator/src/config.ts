@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, env, parseConfig } from '../../lib/config.js';
 import { defaultServiceUrls } from '../../lib/services.js';
+import { tenantNamespacePrefix } from './api/tenant.js';
 
 const schema = z.object({
   OPERATOR_NAMESPACE: env.string('tenantry-system'),
@@ -48,6 +49,10 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
     throw new ConfigError([
       'SIGNING_KEY_PUBLISH_AHEAD_SECONDS: must be shorter than SIGNING_KEY_ROTATION_DAYS',
     ]);
+  }
+  if (raw.OPERATOR_NAMESPACE.startsWith(tenantNamespacePrefix)) {
+    // Tenant namespaces are `tenant-<name>`: a platform namespace there could be claimed by a signup.
+    throw new ConfigError([`OPERATOR_NAMESPACE: must not start with "${tenantNamespacePrefix}"`]);
   }
   const pg = new URL(raw.POSTGRES_URL);
   const amqp = new URL(raw.RABBITMQ_URL);

@@ -2,6 +2,7 @@
 // each provisioned object is checked in its own system.
 import { expect } from 'chai';
 import pg from 'pg';
+import { restoreFromUidAnnotation } from '../../operator/src/api/ownership.js';
 import { conditionTypes, tenantNames } from '../../operator/src/api/tenant.js';
 import { tenantPermissionPattern } from '../../operator/src/messaging/rabbitmq-admin.js';
 import type { ControlPlane } from '../support/control-plane.js';
@@ -156,7 +157,7 @@ ${extra}`,
     for (const name of tenants) {
       const n = tenantNames(name);
       await sql(`DROP DATABASE IF EXISTS "${n.database}" WITH (FORCE)`).catch(() => undefined);
-      for (const role of [...n.loginRoles, `${n.ownerRole}_app`, n.ownerRole]) {
+      for (const role of [...n.loginRoles, n.appRole, n.ownerRole]) {
         await sql(`DROP ROLE IF EXISTS "${role}"`).catch(() => undefined);
       }
     }
@@ -451,6 +452,9 @@ ${extra}`,
       const client = await connectAs(before.uri!);
       await client.query("INSERT INTO app.users (email, role) VALUES ('kept@x.example', 'owner')");
       await client.end();
+      const { uid } = (
+        JSON.parse(await cp.kubectl(['get', 'tenant', name, '-o', 'json'])) as { metadata: { uid: string } }
+      ).metadata;
 
       await cp.kubectl(['delete', 'tenant', name, '--timeout=60s']);
       const db = await sql('SELECT 1 FROM pg_database WHERE datname = $1', [n.database]);
@@ -471,7 +475,9 @@ ${extra}`,
         },
       );
 
+      // A new Tenant of the same name takes the retained database back only when a platform engineer says so.
       await applyTenant(name);
+      await cp.kubectl(['annotate', 'tenant', name, `${restoreFromUidAnnotation}=${uid}`]);
       await waitReady(name);
       const again = await secretData(`tenant-${name}`, `${name}-db`);
       expect(again.password).to.equal(before.password);

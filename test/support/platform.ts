@@ -25,10 +25,14 @@ export interface TestPlatform {
   cp: ControlPlane;
   operator: OperatorProcess;
   platformNamespace: string;
+  /** The RabbitMQ vhost the operator gives tenants. */
+  vhost: string;
   /** A unique tenant name for this suite; registered for cleanup. */
   tenantName(label: string): string;
   applyTenant(name: string, specYaml?: string): Promise<void>;
   waitReady(name: string, timeoutMs?: number): Promise<TenantObject>;
+  /** Stops the operator and starts a fresh one with the same settings, after `meanwhile` (an upgrade). */
+  restartOperator(meanwhile?: () => Promise<void>): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -43,7 +47,7 @@ export async function startTestPlatform(
   const vhost: TestVhost = await createTestVhost(label);
   const admin: OperatorAdminRole = await createOperatorAdminRole(label);
   const tenants: string[] = [];
-  const operator = await startOperator({
+  const operatorEnv = {
     KUBECONFIG: cp.kubeconfigPath,
     OPERATOR_NAMESPACE: platformNamespace,
     POSTGRES_URL: admin.url,
@@ -54,14 +58,18 @@ export async function startTestPlatform(
     LEASE_NAME: `tenantry-operator-${run}`,
     WORKER_IMAGE: 'registry.invalid/tenantry:test',
     ...env,
-  });
+  };
+  let operator = await startOperator(operatorEnv);
   const getTenant = async (name: string) =>
     JSON.parse(await cp.kubectl(['get', 'tenant', name, '-o', 'json'])) as TenantObject;
 
   return {
     cp,
-    operator,
+    get operator() {
+      return operator;
+    },
     platformNamespace,
+    vhost: vhost.name,
     tenantName: (l) => {
       const name = `${label.slice(0, 8)}${run}-${l}`;
       tenants.push(name);
@@ -85,6 +93,11 @@ export async function startTestPlatform(
         },
         { timeoutMs },
       ),
+    restartOperator: async (meanwhile) => {
+      await operator.kill('SIGTERM');
+      await meanwhile?.();
+      operator = await startOperator(operatorEnv);
+    },
     cleanup: async () => {
       if (tenants.length > 0) {
         await cp
@@ -96,7 +109,7 @@ export async function startTestPlatform(
         const n = tenantNames(name);
         await withPostgresAdmin(async (c) => {
           await c.query(`DROP DATABASE IF EXISTS "${n.database}" WITH (FORCE)`);
-          for (const role of [...n.loginRoles, `${n.ownerRole}_app`, n.ownerRole])
+          for (const role of [...n.loginRoles, n.appRole, n.ownerRole])
             await c.query(`DROP ROLE IF EXISTS "${role}"`);
         }).catch(() => undefined);
       }

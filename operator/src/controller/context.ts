@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../../lib/logger.js';
+import type { TenantOwner } from '../api/ownership.js';
 import type { StepCondition, Tenant, TenantNames, TenantStatus } from '../api/tenant.js';
 import type { Cluster } from '../kube/cluster.js';
 import type { RabbitMqAdmin } from '../messaging/rabbitmq-admin.js';
@@ -45,6 +46,8 @@ export interface Credentials {
 export interface ReconcileContext {
   tenant: Tenant;
   names: TenantNames;
+  /** The Tenant's uid and what it may take over; every service object is checked against it. */
+  owner: TenantOwner;
   deps: ControllerDeps;
   /** The status being built; written back once at the end. */
   status: TenantStatus;

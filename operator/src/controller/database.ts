@@ -2,8 +2,10 @@
 // login role. The password lives in the platform copy of the connection Secret
 // and is never regenerated while it exists. Rotation switches to the other
 // login role, so connections and pods using the old one keep working until the
-// workload has rolled (see workload.ts, which retires the old role).
-import { rotatePasswordAnnotation, type Tenant, type TenantStatus } from '../api/tenant.js';
+// workload has rolled (see workload.ts, which retires the old role). A tenant
+// still on a login role of the scheme before ownership markers moves onto a
+// current one the same way.
+import { legacyRoleNames, rotatePasswordAnnotation, type Tenant, type TenantStatus } from '../api/tenant.js';
 import { platformDatabaseSecretName } from '../specs/index.js';
 import {
   secretString,
@@ -52,11 +54,12 @@ async function storedCredentials(ctx: ReconcileContext): Promise<Credentials | u
     () => cluster.readSecret(build.secretsNamespace, platformDatabaseSecretName(ctx.tenant.metadata.name)),
     () => cluster.readSecret(ctx.names.namespace, ctx.names.dbSecret),
   ];
+  const known = [...ctx.names.loginRoles, ...legacyRoleNames(ctx.names).loginRoles];
   for (const read of sources) {
     const secret = await read();
     const username = secretString(secret, 'username');
     const password = secretString(secret, 'password');
-    if (username && password && ctx.names.loginRoles.includes(username)) return { username, password };
+    if (username && password && known.includes(username)) return { username, password };
   }
   return undefined;
 }
@@ -67,7 +70,10 @@ export const databaseStep: Step = {
     const { tenant, names, deps, status } = ctx;
     const { db, events } = deps;
     const now = deps.now();
-    const ensured = await db.ensureDatabase(names, { locale: tenant.spec.database?.locale ?? 'C' });
+    const ensured = await db.ensureDatabase(names, {
+      locale: tenant.spec.database?.locale ?? 'C',
+      owner: ctx.owner,
+    });
     ctx.databaseCreated = ensured.created;
     if (ensured.created)
       events.record(tenant, 'Normal', 'DatabaseCreated', `created database ${names.database}`);
@@ -79,7 +85,8 @@ export const databaseStep: Step = {
     dbStatus.name = names.database;
     dbStatus.ownerRole = names.ownerRole;
     let credentials = await storedCredentials(ctx);
-    const due = credentials ? rotationDue(tenant, status, now) : undefined;
+    const legacyLogin = credentials !== undefined && !names.loginRoles.includes(credentials.username);
+    const due = legacyLogin ? 'migration' : credentials ? rotationDue(tenant, status, now) : undefined;
     // A new rotation waits until the previous one has retired its old login role.
     let postponed = false;
 

@@ -13,7 +13,10 @@ export const messagingStep: Step = {
       'password',
     );
     const password = existing ?? deps.newPassword();
-    const result = await deps.mq.ensureTenantUser(names, password, { resetPassword: existing === undefined });
+    const result = await deps.mq.ensureTenantUser(names, password, {
+      resetPassword: existing === undefined,
+      owner: ctx.owner,
+    });
     if (result.created)
       deps.events.record(tenant, 'Normal', 'MessagingUserCreated', `RabbitMQ user ${names.amqpUser} created`);
     if (result.permissionsRepaired || result.tagsRepaired) {

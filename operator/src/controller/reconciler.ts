@@ -3,6 +3,7 @@
 // status once. A failing step marks its condition False (the steps after it
 // Unknown), records a Warning event and rethrows so the work queue retries
 // with backoff. A pending step asks for a requeue without counting as failure.
+import { NameConflictError, tenantOwner } from '../api/ownership.js';
 import { finalizerName, tenantNames, type Tenant } from '../api/tenant.js';
 import { describeKubeError } from '../kube/cluster.js';
 import { MessagingUnavailableError } from '../messaging/rabbitmq-admin.js';
@@ -37,6 +38,7 @@ export interface ReconcileResult {
 
 /** Sorts a step failure into a condition reason. */
 export function failureReason(error: unknown): string {
+  if (error instanceof NameConflictError) return 'NameConflict';
   if (error instanceof DatabaseUnavailableError) return 'DatabaseUnreachable';
   if (error instanceof MessagingUnavailableError) return 'MessagingUnreachable';
   if (error instanceof Error && error.name === 'ApiException') return 'KubernetesApiError';
@@ -91,6 +93,7 @@ export class TenantReconciler {
     const ctx: ReconcileContext = {
       tenant,
       names: tenantNames(tenant.metadata.name),
+      owner: tenantOwner(tenant),
       deps: this.deps,
       status: structuredClone(tenant.status ?? {}),
     };

@@ -3,6 +3,7 @@
 // check. Watch events that only change the status (our own writes) are skipped.
 import { ListWatch } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
+import { restoreFromUidAnnotation } from '../api/ownership.js';
 import { rotatePasswordAnnotation, type Tenant } from '../api/tenant.js';
 import { describeKubeError, type Cluster } from '../kube/cluster.js';
 
@@ -15,6 +16,7 @@ function fingerprint(tenant: Tenant): string {
     tenant.metadata.generation,
     Boolean(tenant.metadata.deletionTimestamp),
     tenant.metadata.annotations?.[rotatePasswordAnnotation],
+    tenant.metadata.annotations?.[restoreFromUidAnnotation],
     tenant.metadata.finalizers ?? [],
   ]);
 }

@@ -33,7 +33,7 @@ export const workloadStep: Step = {
     }
     const db = (ctx.status.database ??= {});
     if (db.retiringUsername) {
-      await deps.db.retireLogin(db.retiringUsername);
+      await deps.db.retireLogin(db.retiringUsername, ctx.owner);
       deps.events.record(
         tenant,
         'Normal',

@@ -13,6 +13,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
   type V1Deployment,
+  type V1Namespace,
   type V1Secret,
 } from '@kubernetes/client-node';
 import {
@@ -131,6 +132,15 @@ export class Cluster {
       },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     )) as Tenant;
+  }
+
+  async readNamespace(name: string): Promise<V1Namespace | undefined> {
+    try {
+      return await this.core.readNamespace({ name });
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
   }
 
   async readSecret(namespace: string, name: string): Promise<V1Secret | undefined> {

@@ -1,7 +1,16 @@
 // Per-tenant RabbitMQ users through the management HTTP API. Each tenant gets
 // one user whose configure/write/read permissions on the platform vhost match
 // only names under its queue prefix, so it can neither see nor touch another
-// tenant's queues and exchanges.
+// tenant's queues and exchanges. The user's only tag is its Tenant's ownership
+// marker; a user another Tenant owns is never changed or deleted.
+import {
+  assertClaims,
+  claimOf,
+  markedUid,
+  mayUse,
+  ownershipMarker,
+  type TenantOwner,
+} from '../api/ownership.js';
 import type { TenantNames } from '../api/tenant.js';
 import { ServiceUnreachableError } from '../../../lib/services.js';
 
@@ -44,7 +53,10 @@ export interface TenantUserState {
   exists: boolean;
   /** Exactly the prefix permissions on the platform vhost, and none on any other vhost. */
   permissionsOk: boolean;
-  /** No management tags: an `administrator` tag would let the tenant rewrite its own permissions. */
+  /**
+   * Only the ownership marker, no management tag: an `administrator` tag would
+   * let the tenant rewrite its own permissions.
+   */
   tagsOk: boolean;
 }
 
@@ -60,6 +72,8 @@ export interface DeleteTenantUserResult {
   userDeleted: boolean;
   queuesDeleted: string[];
   exchangesDeleted: string[];
+  /** The user under the tenant's name that another owner holds; left untouched with its queues. */
+  skipped?: string[];
 }
 
 export interface RabbitMqAdminOptions {
@@ -119,14 +133,14 @@ export class RabbitMqAdmin {
     return true;
   }
 
-  async userState(names: TenantMessagingNames): Promise<TenantUserState> {
+  async userState(names: TenantMessagingNames, owner: TenantOwner = {}): Promise<TenantUserState> {
     const user = await this.getUser(names.amqpUser);
     if (!user) return { exists: false, permissionsOk: false, tagsOk: false };
     const permissions = await this.getPermissions(names.amqpUser);
     return {
       exists: true,
       permissionsOk: this.permissionsMatch(permissions, names.queuePrefix),
-      tagsOk: tagList(user.tags).length === 0,
+      tagsOk: sameTags(tagList(user.tags), wantedTags(owner)),
     };
   }
 
@@ -138,8 +152,9 @@ export class RabbitMqAdmin {
   async ensureTenantUser(
     names: TenantMessagingNames,
     password: string,
-    options: { resetPassword?: boolean } = {},
+    options: { resetPassword?: boolean; owner?: TenantOwner } = {},
   ): Promise<EnsureTenantUserResult> {
+    const owner = options.owner ?? {};
     if (password.length === 0) throw new TypeError(`empty AMQP password for ${names.amqpUser}`);
     const result: EnsureTenantUserResult = {
       created: false,
@@ -149,9 +164,12 @@ export class RabbitMqAdmin {
     };
     const userPath = `/users/${enc(names.amqpUser)}`;
     const user = await this.getUser(names.amqpUser);
-    const tagsDrifted = !!user && tagList(user.tags).length > 0;
+    if (user)
+      assertClaims([{ what: `RabbitMQ user "${names.amqpUser}"`, claim: userClaim(names, user, owner) }]);
+    const tags = wantedTags(owner).join(',');
+    const tagsDrifted = !!user && !sameTags(tagList(user.tags), wantedTags(owner));
     if (!user || options.resetPassword) {
-      await this.request('PUT', userPath, { password, tags: '' }, [201, 204], [password]);
+      await this.request('PUT', userPath, { password, tags }, [201, 204], [password]);
       result.created = !user;
       result.passwordReset = !!user;
       result.tagsRepaired = tagsDrifted;
@@ -160,7 +178,7 @@ export class RabbitMqAdmin {
       await this.request(
         'PUT',
         userPath,
-        { password_hash: user.password_hash, hashing_algorithm: user.hashing_algorithm, tags: '' },
+        { password_hash: user.password_hash, hashing_algorithm: user.hashing_algorithm, tags },
         [204],
       );
       result.tagsRepaired = true;
@@ -193,7 +211,15 @@ export class RabbitMqAdmin {
    * Deletes the user (which also closes its connections), then every queue and
    * exchange under the tenant's prefix in the platform vhost. Already gone is success.
    */
-  async deleteTenantUser(names: TenantMessagingNames): Promise<DeleteTenantUserResult> {
+  async deleteTenantUser(
+    names: TenantMessagingNames,
+    owner: TenantOwner = {},
+  ): Promise<DeleteTenantUserResult> {
+    const user = await this.getUser(names.amqpUser);
+    if (user && !mayUse(userClaim(names, user, owner))) {
+      const skipped = [`RabbitMQ user "${names.amqpUser}"`];
+      return { userDeleted: false, queuesDeleted: [], exchangesDeleted: [], skipped };
+    }
     // The user goes first so that it cannot redeclare what is being removed.
     const deleted = await this.request('DELETE', `/users/${enc(names.amqpUser)}`, undefined, [204, 404]);
     const queuesDeleted = await this.deletePrefixed('queues', names.queuePrefix);
@@ -273,6 +299,19 @@ export class RabbitMqAdmin {
     }
     return response;
   }
+}
+
+function wantedTags(owner: TenantOwner): string[] {
+  return owner.uid === undefined ? [] : [ownershipMarker(owner.uid)];
+}
+
+function sameTags(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((tag) => b.includes(tag));
+}
+
+function userClaim(names: TenantMessagingNames, user: ManagementUser, owner: TenantOwner) {
+  const marker = tagList(user.tags).find((tag) => markedUid(tag) !== undefined) ?? null;
+  return claimOf({ name: names.amqpUser, exists: true, marker }, owner);
 }
 
 function tagList(tags: string[] | string): string[] {

@@ -1,6 +1,7 @@
 // Labels and ownership shared by every object the operator applies.
 
 import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
+import { tenantUidLabel } from '../api/ownership.js';
 import { apiVersion, kind, managedByLabel, tenantLabel, type Tenant } from '../api/tenant.js';
 
 export const partOfLabel = 'app.kubernetes.io/part-of';
@@ -21,6 +22,8 @@ export type Desired<T> = T & {
 export function tenantLabels(tenant: Tenant): Record<string, string> {
   return {
     [tenantLabel]: tenant.metadata.name,
+    // The ownership marker: a name is reused by a later Tenant, its uid never is.
+    ...(tenant.metadata.uid === undefined ? {} : { [tenantUidLabel]: tenant.metadata.uid }),
     [managedByLabel]: managedByValue,
     [partOfLabel]: partOfValue,
   };

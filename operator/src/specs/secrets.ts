@@ -8,7 +8,7 @@ export type SecretKind = 'database' | 'amqp';
 
 /** Name of the platform-namespace copy of a tenant's database Secret. */
 export function platformDatabaseSecretName(tenantName: string): string {
-  return `tenant-${tenantName}-db`;
+  return tenantNames(tenantName).platformDbSecret;
 }
 
 // Base64 `data` rather than `stringData`: the API server stores only `data`, so an

@@ -9,7 +9,17 @@ import {
   reapplyAppPrivileges,
   SchemaMigrationError,
 } from '../../../lib/tenant-schema/migrate.js';
-import type { TenantNames } from '../api/tenant.js';
+import {
+  assertClaims,
+  claimOf,
+  markedUid,
+  mayUse,
+  NameConflictError,
+  ownershipMarker,
+  type Claim,
+  type TenantOwner,
+} from '../api/ownership.js';
+import { legacyRoleNames, type TenantNames } from '../api/tenant.js';
 import { scramSha256Verifier } from './connection-info.js';
 import { closePublicConnect, type PublicConnectReport } from './server-privileges.js';
 
@@ -17,7 +27,7 @@ export { quoteIdent };
 
 /** The NOLOGIN group role that holds the application's privileges; the login roles are its members. */
 export function appRoleName(names: TenantNames): string {
-  return `${names.ownerRole}_app`;
+  return names.appRole;
 }
 
 /** PostgreSQL cannot be reached or dropped the connection; the controller reports `DatabaseUnreachable`. */
@@ -61,6 +71,8 @@ export interface DisableLoginResult {
   /** Login roles now NOLOGIN. */
   disabled: string[];
   terminatedSessions: number;
+  /** Objects under the tenant's names that another owner holds; left untouched. Absent when none. */
+  skipped?: string[];
 }
 
 export interface RetireLoginResult {
@@ -72,6 +84,8 @@ export interface DropTenantResult {
   droppedDatabase: boolean;
   droppedRoles: string[];
   terminatedSessions: number;
+  /** Objects under the tenant's names that another owner holds; left untouched. Absent when none. */
+  skipped?: string[];
 }
 
 export type DriftCode =
@@ -97,6 +111,10 @@ export interface TenantDatabaseAdminOptions {
 interface RoleRow {
   name: string;
   exists: boolean;
+  /** The role's comment: the ownership marker. */
+  comment: string | null;
+  /** The role owns some database, so it is some tenant's owner role. */
+  owns_database: boolean;
   can_login: boolean;
   inherit: boolean;
   /** The admin has the role's privileges (needed to own objects as it and end its sessions). */
@@ -107,6 +125,9 @@ interface RoleRow {
 
 interface DatabaseRow {
   owner: string;
+  /** The database's comment: the ownership marker. */
+  comment: string | null;
+  owner_comment: string | null;
   public_privileges: string[];
   app_connect: boolean;
 }
@@ -137,15 +158,37 @@ export class TenantDatabaseAdmin {
    * Creates whatever is missing of the tenant's roles, database and schema
    * `app`, and puts privileges back where they drifted.
    */
-  async ensureDatabase(names: TenantNames, options: { locale?: string } = {}): Promise<EnsureDatabaseResult> {
+  async ensureDatabase(
+    names: TenantNames,
+    options: { locale?: string; owner?: TenantOwner } = {},
+  ): Promise<EnsureDatabaseResult> {
+    const owner = options.owner ?? {};
     const app = appRoleName(names);
     const repaired: string[] = [];
     const created = await this.#withAdmin(`ensuring database "${names.database}"`, async (c) => {
-      const existed = (await readDatabase(c, names.database, app)) !== undefined;
+      const database = await readDatabase(c, names.database, app);
+      const existed = database !== undefined;
       const note = (what: string): void => {
         if (existed) repaired.push(what);
       };
-      await ensureRoles(c, names, note);
+      const roles = await readRoles(c, tenantRoleNames(names), [app]);
+      const databaseClaim = claimOfDatabase(names.database, database, owner);
+      // Nothing is touched unless every name is free or this Tenant's.
+      assertClaims([
+        { what: `database "${names.database}"`, claim: databaseClaim },
+        ...roles.map((r) => ({ what: `role "${r.name}"`, claim: claimOfRole(r, owner) })),
+      ]);
+      const legacy = await legacyRolesOf(c, names, owner);
+      const appRow = roles.find((r) => r.name === app);
+      if (!appRow?.exists && legacy.appRole) {
+        // Renaming keeps every grant, default privilege and membership, so the
+        // old login roles keep working until the tenant has rotated off them.
+        await claimRoles(c, [legacy.appRole]);
+        await c.query(`ALTER ROLE ${quoteIdent(legacy.appRole.name)} RENAME TO ${quoteIdent(app)}`);
+        await markRole(c, app, owner);
+        note(`renamed role ${legacy.appRole.name} to ${app}`);
+      }
+      await ensureRoles(c, names, owner, note);
       let created = false;
       if (!existed) {
         try {
@@ -160,6 +203,23 @@ export class TenantDatabaseAdmin {
         }
       }
       await ensureDatabasePrivileges(c, names, note);
+      if (owner.uid !== undefined && markedUid(database?.comment) !== owner.uid) {
+        await c.query(
+          `COMMENT ON DATABASE ${quoteIdent(names.database)} IS ${pg.escapeLiteral(ownershipMarker(owner.uid))}`,
+        );
+        if (databaseClaim !== 'absent') note(`marked database ${names.database} as the tenant's`);
+      }
+      // The old login roles go once the tenant no longer uses them (status records the ones in use).
+      for (const role of legacy.loginRoles) {
+        if (owner.recorded?.includes(role.name)) continue;
+        try {
+          await c.query(`DROP ROLE ${quoteIdent(role.name)}`);
+          note(`dropped old login role ${role.name}`);
+        } catch (error) {
+          if (sqlState(error) !== '2BP01') throw error;
+          note(`kept old login role ${role.name}: objects depend on it`);
+        }
+      }
       return created;
     });
     const note = (what: string): void => {
@@ -192,9 +252,14 @@ export class TenantDatabaseAdmin {
   }
 
   /** Makes both login roles NOLOGIN and ends their sessions; the data stays. Fine if they are gone. */
-  async disableLogin(names: TenantNames): Promise<DisableLoginResult> {
+  async disableLogin(names: TenantNames, owner: TenantOwner = {}): Promise<DisableLoginResult> {
     return this.#withAdmin(`disabling the logins of "${names.database}"`, async (c) => {
-      const roles = (await readRoles(c, [...names.loginRoles], appRoleName(names))).filter((r) => r.exists);
+      const found = (await readRoles(c, [...names.loginRoles], [names.appRole])).filter((r) => r.exists);
+      const skipped = found.filter((r) => !mayUse(claimOfRole(r, owner))).map((r) => `role "${r.name}"`);
+      const roles = [
+        ...found.filter((r) => mayUse(claimOfRole(r, owner))),
+        ...(await legacyRolesOf(c, names, owner)).loginRoles,
+      ];
       await claimRoles(c, roles);
       for (const role of roles) {
         if (role.can_login) await c.query(`ALTER ROLE ${quoteIdent(role.name)} NOLOGIN`);
@@ -203,15 +268,20 @@ export class TenantDatabaseAdmin {
         c,
         roles.map((r) => r.name),
       );
-      return { disabled: roles.map((r) => r.name), terminatedSessions };
+      return {
+        disabled: roles.map((r) => r.name),
+        terminatedSessions,
+        ...(skipped.length ? { skipped } : {}),
+      };
     });
   }
 
   /** Retires one login role after a rotation: NOLOGIN, no password, sessions ended. */
-  async retireLogin(role: string): Promise<RetireLoginResult> {
+  async retireLogin(role: string, owner: TenantOwner = {}): Promise<RetireLoginResult> {
     return this.#withAdmin(`retiring role "${role}"`, async (c) => {
-      const [row] = await readRoles(c, [role], role);
+      const [row] = await readRoles(c, [role], [role]);
       if (!row?.exists) return { existed: false, terminatedSessions: 0 };
+      assertClaims([{ what: `role "${role}"`, claim: claimOfRole(row, owner) }]);
       await claimRoles(c, [row]);
       await c.query(`ALTER ROLE ${quoteIdent(role)} NOLOGIN PASSWORD NULL`);
       return { existed: true, terminatedSessions: await terminateSessionsOf(c, [role]) };
@@ -219,12 +289,24 @@ export class TenantDatabaseAdmin {
   }
 
   /** Drops the tenant's database and roles, ending open sessions. Fine if some or all are gone. */
-  async dropTenant(names: TenantNames): Promise<DropTenantResult> {
+  async dropTenant(names: TenantNames, owner: TenantOwner = {}): Promise<DropTenantResult> {
     const app = appRoleName(names);
     return this.#withAdmin(`dropping tenant "${names.database}"`, async (c) => {
-      const roles = (await readRoles(c, tenantRoleNames(names), app)).filter((r) => r.exists);
+      // Only what this Tenant owns goes; a name another owner holds is reported and left alone.
+      const found = (await readRoles(c, tenantRoleNames(names), [app])).filter((r) => r.exists);
+      const skipped = found.filter((r) => !mayUse(claimOfRole(r, owner))).map((r) => `role "${r.name}"`);
+      const legacy = await legacyRolesOf(c, names, owner);
+      const roles = [
+        ...found.filter((r) => mayUse(claimOfRole(r, owner))),
+        ...legacy.loginRoles,
+        ...(legacy.appRole ? [legacy.appRole] : []),
+      ];
       await claimRoles(c, roles);
-      const database = await readDatabase(c, names.database, app);
+      const existing = await readDatabase(c, names.database, app);
+      const databaseOwned =
+        existing !== undefined && mayUse(claimOfDatabase(names.database, existing, owner));
+      if (existing !== undefined && !databaseOwned) skipped.push(`database "${names.database}"`);
+      const database = databaseOwned ? existing : undefined;
       let terminatedSessions = 0;
       if (database) {
         // Close the door first so nothing reconnects between terminate and drop.
@@ -243,7 +325,7 @@ export class TenantDatabaseAdmin {
         );
         terminatedSessions = rows[0]?.n ?? 0;
       }
-      await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(names.database)} WITH (FORCE)`);
+      if (database) await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(names.database)} WITH (FORCE)`);
       if (roles.length > 0) {
         // Clears grants the roles may still hold on shared objects and in this database.
         await c.query(`DROP OWNED BY ${roles.map((r) => quoteIdent(r.name)).join(', ')}`);
@@ -253,6 +335,7 @@ export class TenantDatabaseAdmin {
         droppedDatabase: database !== undefined,
         droppedRoles: roles.map((r) => r.name),
         terminatedSessions,
+        ...(skipped.length ? { skipped } : {}),
       };
     });
   }
@@ -289,7 +372,7 @@ export class TenantDatabaseAdmin {
           });
         }
       }
-      for (const role of await readRoles(c, tenantRoleNames(names), app)) {
+      for (const role of await readRoles(c, tenantRoleNames(names), [app])) {
         const isLogin = names.loginRoles.includes(role.name);
         if (!role.exists) {
           problems.push({ code: 'RoleMissing', message: `role "${role.name}" does not exist` });
@@ -411,7 +494,7 @@ function translateError(url: string, operation: string, error: unknown, secret: 
       secret ? new Error(errorCode(error) ?? 'connection failed') : error,
     );
   }
-  if (error instanceof SchemaMigrationError) return error;
+  if (error instanceof SchemaMigrationError || error instanceof NameConflictError) return error;
   return new TenantSqlError(operation, error, { hideDetail: secret });
 }
 
@@ -428,20 +511,23 @@ function tenantRoleNames(names: TenantNames): string[] {
   return [...names.loginRoles, appRoleName(names), names.ownerRole];
 }
 
-async function readRoles(c: pg.ClientBase, roles: string[], app: string): Promise<RoleRow[]> {
+/** The roles named, in order, with `in_app` telling membership of any of `apps`. */
+async function readRoles(c: pg.ClientBase, roles: string[], apps: string[]): Promise<RoleRow[]> {
   const { rows } = await c.query<RoleRow>(
     `SELECT w.name,
             r.oid IS NOT NULL AS exists,
+            shobj_description(r.oid, 'pg_authid') AS comment,
+            EXISTS (SELECT 1 FROM pg_database d WHERE d.datdba = r.oid) AS owns_database,
             coalesce(r.rolcanlogin, false) AS can_login,
             coalesce(r.rolinherit, false) AS inherit,
             coalesce(pg_has_role(r.oid, 'USAGE'), false) AS claimed,
             coalesce('search_path=app' = ANY (r.rolconfig), false) AS search_path,
             EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                     WHERE m.member = r.oid AND g.rolname = $2) AS in_app
+                     WHERE m.member = r.oid AND g.rolname = ANY ($2::text[])) AS in_app
        FROM unnest($1::text[]) WITH ORDINALITY AS w(name, ord)
        LEFT JOIN pg_roles r ON r.rolname = w.name
       ORDER BY w.ord`,
-    [roles, app],
+    [roles, apps],
   );
   return rows;
 }
@@ -454,6 +540,8 @@ async function readDatabase(
   // A NULL datacl means the built-in defaults, which give PUBLIC CONNECT and TEMPORARY.
   const { rows } = await c.query<DatabaseRow>(
     `SELECT pg_get_userbyid(d.datdba) AS owner,
+            shobj_description(d.oid, 'pg_database') AS comment,
+            shobj_description(d.datdba, 'pg_authid') AS owner_comment,
             ARRAY(SELECT a.privilege_type FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
                    WHERE a.grantee = 0 ORDER BY 1) AS public_privileges,
             EXISTS (SELECT 1 FROM aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
@@ -471,6 +559,55 @@ async function readLoginState(c: pg.ClientBase, role: string): Promise<LoginStat
     [role],
   );
   return { exists: rows.length > 0, canLogin: rows[0]?.rolcanlogin ?? false };
+}
+
+function claimOfRole(role: RoleRow, owner: TenantOwner): Claim {
+  return claimOf({ name: role.name, exists: role.exists, marker: role.comment }, owner);
+}
+
+function claimOfDatabase(name: string, database: DatabaseRow | undefined, owner: TenantOwner): Claim {
+  const claim = claimOf({ name, exists: database !== undefined, marker: database?.comment }, owner);
+  // CREATE DATABASE cannot share a transaction with its COMMENT. An unmarked
+  // database owned by a role marked with this Tenant's uid was created by this
+  // Tenant just before the operator stopped.
+  if (
+    claim === 'foreign' &&
+    owner.uid !== undefined &&
+    markedUid(database?.comment) === undefined &&
+    markedUid(database?.owner_comment) === owner.uid
+  ) {
+    return 'recognised';
+  }
+  return claim;
+}
+
+/** Sets the ownership marker on a role; nothing for an owner without a uid. */
+async function markRole(c: pg.ClientBase, role: string, owner: TenantOwner): Promise<void> {
+  if (owner.uid === undefined) return;
+  await c.query(`COMMENT ON ROLE ${quoteIdent(role)} IS ${pg.escapeLiteral(ownershipMarker(owner.uid))}`);
+}
+
+/**
+ * The tenant's roles under the names before ownership markers, when the
+ * catalog shows they are its own: unmarked (or marked with its uid), owning no
+ * database (an owner role is some other tenant's), and the app role granted
+ * CONNECT on the tenant's database, the login roles members of its app role.
+ */
+async function legacyRolesOf(
+  c: pg.ClientBase,
+  names: TenantNames,
+  owner: TenantOwner,
+): Promise<{ appRole?: RoleRow; loginRoles: RoleRow[] }> {
+  const legacy = legacyRoleNames(names);
+  const ours = (r: RoleRow): boolean =>
+    r.exists && !r.owns_database && (r.comment === null || markedUid(r.comment) === owner.uid);
+  const [appRole] = await readRoles(c, [legacy.appRole], []);
+  const database = await readDatabase(c, names.database, legacy.appRole);
+  const databaseOurs = database !== undefined && mayUse(claimOfDatabase(names.database, database, owner));
+  const app = appRole && ours(appRole) && databaseOurs && database.app_connect ? appRole : undefined;
+  const apps = [names.appRole, ...(app ? [app.name] : [])];
+  const logins = (await readRoles(c, [...legacy.loginRoles], apps)).filter((r) => ours(r) && r.in_app);
+  return { ...(app ? { appRole: app } : {}), loginRoles: logins };
 }
 
 /**
@@ -495,26 +632,42 @@ async function terminateSessionsOf(c: pg.ClientBase, roles: string[]): Promise<n
   return rows[0]?.n ?? 0;
 }
 
-/** Creates missing roles and fixes their attributes and memberships. */
+/**
+ * Creates missing roles, each with its ownership marker in the same
+ * transaction, marks roles this Tenant recognises or restores, and fixes
+ * attributes and memberships. The caller has checked that every role is the
+ * Tenant's or free.
+ */
 async function ensureRoles(
   c: pg.ClientBase,
   names: TenantNames,
+  owner: TenantOwner,
   note: (what: string) => void,
 ): Promise<void> {
   const app = appRoleName(names);
   const all = tenantRoleNames(names);
-  for (const role of await readRoles(c, all, app)) {
-    if (role.exists) continue;
+  for (const role of await readRoles(c, all, [app])) {
+    if (role.exists) {
+      if (owner.uid !== undefined && markedUid(role.comment) !== owner.uid) {
+        await markRole(c, role.name, owner);
+        note(`marked role ${role.name} as the tenant's`);
+      }
+      continue;
+    }
     // Login roles start NOLOGIN: they get LOGIN with their first password.
     const inherit = names.loginRoles.includes(role.name) ? ' INHERIT' : '';
+    await c.query('BEGIN');
     try {
       await c.query(`CREATE ROLE ${quoteIdent(role.name)} NOLOGIN${inherit}`);
+      await markRole(c, role.name, owner);
+      await c.query('COMMIT');
     } catch (error) {
-      if (sqlState(error) !== '42710') throw error;
+      await c.query('ROLLBACK');
+      throw error;
     }
     note(`recreated role ${role.name}`);
   }
-  const roles = await readRoles(c, all, app);
+  const roles = await readRoles(c, all, [app]);
   await claimRoles(
     c,
     roles.filter((r) => r.name !== app),
