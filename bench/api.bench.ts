@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { generateSigningKey, InMemoryKeySetSource, serializeKeySet } from '../api/src/auth/keys.js';
 import { TokenService } from '../api/src/auth/tokens.js';
-import { tenantNames } from '../operator/src/api/tenant.js';
+import { tenantNames } from '../lib/tenant/index.js';
 import { platformDatabaseSecretName } from '../operator/src/specs/index.js';
 import { startTestPlatform, type TestPlatform } from '../test/support/platform.js';
 import { serviceUrls } from '../test/support/services.js';

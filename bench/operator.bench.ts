@@ -14,7 +14,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
-import type { Plan } from '../operator/src/api/tenant.js';
+import type { Plan } from '../lib/tenant/index.js';
 import { startControlPlane, type ControlPlane } from '../test/support/control-plane.js';
 import { installTenantCrd } from '../test/support/crds.js';
 import { createOperatorAdminRole } from '../test/support/operator-admin.js';

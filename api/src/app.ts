@@ -4,7 +4,7 @@
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import { platformVersion, type Logger } from '../../lib/logger.js';
-import { planPolicies } from '../../operator/src/api/tenant.js';
+import { planPolicies } from '../../lib/tenant/index.js';
 import { authenticate, tenantScope } from './auth/context.js';
 import { NoSigningKeyError, publicJwks, type KeySetSource } from './auth/keys.js';
 import type { Sessions } from './auth/sessions.js';

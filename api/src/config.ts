@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { env, parseConfig } from '../../lib/config.js';
 import { defaultServiceUrls } from '../../lib/services.js';
-import { plans } from '../../operator/src/api/tenant.js';
+import { plans } from '../../lib/tenant/index.js';
 
 const trustProxy = z
   .string()

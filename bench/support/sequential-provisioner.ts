@@ -14,7 +14,7 @@ import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import pg from 'pg';
 import { loadOperatorConfig } from '../../operator/src/config.js';
 import { randomPassword, secretString } from '../../operator/src/controller/context.js';
-import { tenantNames, workerReplicas, type Plan, type Tenant } from '../../operator/src/api/tenant.js';
+import { tenantNames, workerReplicas, type Plan, type Tenant } from '../../lib/tenant/index.js';
 import { Cluster } from '../../operator/src/kube/cluster.js';
 import { amqpConnectionInfo, RabbitMqAdmin } from '../../operator/src/messaging/rabbitmq-admin.js';
 import {

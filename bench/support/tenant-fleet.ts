@@ -11,7 +11,7 @@ import {
   version,
   type Plan,
   type Tenant,
-} from '../../operator/src/api/tenant.js';
+} from '../../lib/tenant/index.js';
 import { rabbitManagement, withPostgresAdmin } from '../../test/support/services.js';
 
 export const benchFieldManager = 'tenantry-bench';

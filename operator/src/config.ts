@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ConfigError, env, parseConfig } from '../../lib/config.js';
 import { defaultServiceUrls } from '../../lib/services.js';
-import { tenantNamespacePrefix } from './api/tenant.js';
+import { tenantNamespacePrefix } from '../../lib/tenant/index.js';
 
 const schema = z.object({
   OPERATOR_NAMESPACE: env.string('tenantry-system'),

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { generateWebhookSecret } from '../../lib/webhooks/standard-webhooks.js';
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames } from '../../lib/tenant/index.js';
 import { toolPath } from '../support/control-plane.js';
 import { ProviderSimulator, sampleEvents, type SampleEvent } from '../support/provider-simulator.js';
 import { rabbitManagement, uniqueSuffix, withPostgresAdmin } from '../support/services.js';

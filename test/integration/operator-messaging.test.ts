@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ServiceUnreachableError } from '../../lib/services.js';
-import { tenantNames, type TenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames, type TenantNames } from '../../lib/tenant/index.js';
 import {
   amqpConnectionInfo,
   MessagingError,

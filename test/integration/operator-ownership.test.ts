@@ -5,8 +5,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import pg from 'pg';
-import { NameConflictError, ownershipMarker } from '../../operator/src/api/ownership.js';
-import { legacyRoleNames, tenantNames, type TenantNames } from '../../operator/src/api/tenant.js';
+import {
+  NameConflictError,
+  ownershipMarker,
+  legacyRoleNames,
+  tenantNames,
+  type TenantNames,
+} from '../../lib/tenant/index.js';
 import { TenantDatabaseAdmin } from '../../operator/src/sql/tenant-database.js';
 import { createOperatorAdminRole, type OperatorAdminRole } from '../support/operator-admin.js';
 import { serviceUrls, uniqueSuffix, withPostgresAdmin } from '../support/services.js';

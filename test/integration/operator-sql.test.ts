@@ -4,7 +4,7 @@
 // wrong password.
 import { expect } from 'chai';
 import pg from 'pg';
-import { tenantNames, type TenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames, type TenantNames } from '../../lib/tenant/index.js';
 import {
   appRoleName,
   DatabaseUnavailableError,

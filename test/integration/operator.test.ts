@@ -2,8 +2,7 @@
 // each provisioned object is checked in its own system.
 import { expect } from 'chai';
 import pg from 'pg';
-import { restoreFromUidAnnotation } from '../../operator/src/api/ownership.js';
-import { conditionTypes, tenantNames } from '../../operator/src/api/tenant.js';
+import { restoreFromUidAnnotation, conditionTypes, tenantNames } from '../../lib/tenant/index.js';
 import { tenantPermissionPattern } from '../../operator/src/messaging/rabbitmq-admin.js';
 import type { ControlPlane } from '../support/control-plane.js';
 import { installTenantCrd } from '../support/crds.js';

@@ -17,7 +17,7 @@ import {
   tenantUidMigrationVersion,
 } from '../../lib/tenant-schema/migrate.js';
 import { migrations } from '../../lib/tenant-schema/migrations.js';
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames } from '../../lib/tenant/index.js';
 import { appRoleName, TenantDatabaseAdmin } from '../../operator/src/sql/tenant-database.js';
 import { serviceUrls, uniqueSuffix } from '../support/services.js';
 

@@ -15,7 +15,7 @@ import { platformAdminClient, startTestApi, type TestApi } from '../support/api-
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { serviceUrls, withPostgresAdmin } from '../support/services.js';
 import { eventually } from '../support/wait.js';
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames } from '../../lib/tenant/index.js';
 
 const password = 'correct horse battery staple 42';
 const restoreAnnotation = 'tenantry.io/restore-from-uid';

@@ -9,8 +9,12 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { hashPassword } from '../../api/src/auth/passwords.js';
 import { latestSchemaVersion, migrateTenantSchema } from '../../lib/tenant-schema/migrate.js';
-import { ownershipMarker, restoreFromUidAnnotation } from '../../operator/src/api/ownership.js';
-import { legacyRoleNames, tenantNames } from '../../operator/src/api/tenant.js';
+import {
+  ownershipMarker,
+  restoreFromUidAnnotation,
+  legacyRoleNames,
+  tenantNames,
+} from '../../lib/tenant/index.js';
 import { RabbitMqAdmin, tenantPermissionPattern } from '../../operator/src/messaging/rabbitmq-admin.js';
 import { jdbcUri, pgpassLine, postgresUri } from '../../operator/src/sql/connection-info.js';
 import { TenantDatabaseAdmin } from '../../operator/src/sql/tenant-database.js';

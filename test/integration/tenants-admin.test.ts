@@ -3,7 +3,7 @@
 // 403 for tenant users, 400 naming the field for bad bodies.
 import { expect } from 'chai';
 import { hashPassword } from '../../api/src/auth/passwords.js';
-import { planPolicies } from '../../operator/src/api/tenant.js';
+import { planPolicies } from '../../lib/tenant/index.js';
 import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { eventually } from '../support/wait.js';

@@ -13,7 +13,7 @@ import { createLogger } from '../../lib/logger.js';
 import { quoteIdent } from '../../lib/tenant-schema/migrate.js';
 import { outboxChannel } from '../../lib/tenant-schema/migrations.js';
 import { generateWebhookSecret } from '../../lib/webhooks/standard-webhooks.js';
-import { tenantNames, type TenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames, type TenantNames } from '../../lib/tenant/index.js';
 import { RabbitMqAdmin } from '../../operator/src/messaging/rabbitmq-admin.js';
 import { appRoleName } from '../../operator/src/sql/tenant-database.js';
 import { Deliverer } from '../../worker/src/deliverer.js';

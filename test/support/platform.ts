@@ -2,7 +2,7 @@
 // platform namespace, RabbitMQ vhost and non-superuser PostgreSQL admin role,
 // plus helpers to create Tenants and wait for them. cleanup() deletes the
 // suite's Tenants with their databases, roles and users.
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames } from '../../lib/tenant/index.js';
 import type { ControlPlane } from './control-plane.js';
 import { installTenantCrd } from './crds.js';
 import { createOperatorAdminRole, type OperatorAdminRole } from './operator-admin.js';

@@ -4,7 +4,7 @@
 // privileges are the ones under test, or as the superuser to play an insider.
 import { randomBytes } from 'node:crypto';
 import { latestSchemaVersion, migrateTenantSchema } from '../../lib/tenant-schema/migrate.js';
-import { tenantNames, type TenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames, type TenantNames } from '../../lib/tenant/index.js';
 import { appRoleName, TenantDatabaseAdmin } from '../../operator/src/sql/tenant-database.js';
 import { serviceUrls, uniqueSuffix } from './services.js';
 

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { createLogger } from '../../lib/logger.js';
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames } from '../../lib/tenant/index.js';
 import { Deliverer } from '../../worker/src/deliverer.js';
 import { EndpointGate } from '../../worker/src/endpoint-gate.js';
 import { HttpSender } from '../../worker/src/http-sender.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { tenantNames } from '../../operator/src/api/tenant.js';
+import { tenantNames } from '../../lib/tenant/index.js';
 import {
   amqpConnectionInfo,
   escapeRegex,

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { conditionTypes, type Condition, type Tenant } from '../../operator/src/api/tenant.js';
+import { conditionTypes, type Condition, type Tenant } from '../../lib/tenant/index.js';
 import { rotationDue, rotationIntervalMs, rotationToken } from '../../operator/src/controller/database.js';
 import { allStepsTrue, mergePatch, phaseFor, setCondition } from '../../operator/src/controller/status.js';
 

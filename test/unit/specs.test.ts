@@ -3,7 +3,7 @@ import { expect } from 'chai';
 // unit tests run on; the generated serializer alone is what the apply path uses.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/gen/models/ObjectSerializer.js';
 import type { V1Container, V1NetworkPolicy, V1ObjectMeta } from '@kubernetes/client-node';
-import { apiVersion, kind, plans, type Tenant } from '../../operator/src/api/tenant.js';
+import { apiVersion, kind, plans, type Tenant } from '../../lib/tenant/index.js';
 import {
   amqpSecret,
   checksum,

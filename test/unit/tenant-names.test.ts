@@ -15,14 +15,12 @@ import {
   restoreFromUidAnnotation,
   tenantOwner,
   tenantUidLabel,
-} from '../../operator/src/api/ownership.js';
-import {
   apiVersion,
   kind,
   legacyRoleNames,
   tenantNames,
   type Tenant,
-} from '../../operator/src/api/tenant.js';
+} from '../../lib/tenant/index.js';
 import { loadOperatorConfig } from '../../operator/src/config.js';
 import {
   amqpSecret,

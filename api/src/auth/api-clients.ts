@@ -23,11 +23,13 @@ import { AuditLog } from '../audit/audit-log.js';
 import { ProblemError, problems } from '../http/problem.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
-import { requireUser, roleRank, type TenantScope } from './context.js';
+import { nonOwnerRoles, roleRank } from '../../../lib/tenant/index.js';
+import { requireUser, type TenantScope } from './context.js';
 import type { TokenResponse } from './sessions.js';
 import type { TokenService } from './tokens.js';
 
-export const apiClientRoles = ['admin', 'member'] as const;
+/** An API client never holds the owner role. */
+export const apiClientRoles = nonOwnerRoles;
 export type ApiClientRole = (typeof apiClientRoles)[number];
 
 export const createApiClientSchema = z.strictObject({

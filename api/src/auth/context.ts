@@ -2,7 +2,7 @@
 // token's `tid` claim decides which database a request reaches; no header,
 // path, query or body can change it.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { Role } from '../../../operator/src/api/tenant.js';
+import { roleRank, type Role } from '../../../lib/tenant/index.js';
 import { problems } from '../http/problem.js';
 import type { TenantDb, TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
@@ -78,8 +78,6 @@ export function authOf(res: Response): Auth {
   return auth;
 }
 
-const rank: Record<Role, number> = { member: 1, admin: 2, owner: 3 };
-
 /** The caller's tenant, servable now, with its database; optionally at least `minimum` role. */
 export function tenantScope(
   res: Response,
@@ -89,7 +87,7 @@ export function tenantScope(
 ): TenantScope {
   const auth = authOf(res);
   if (auth.kind !== 'tenant') throw problems.forbidden('this endpoint is for tenant users');
-  if (rank[auth.role] < rank[minimum]) throw problems.forbidden(`this needs the ${minimum} role`);
+  if (roleRank(auth.role) < roleRank(minimum)) throw problems.forbidden(`this needs the ${minimum} role`);
   const entry = directory.servable(auth.tenant);
   assertSameTenant(entry, auth.tenantUid);
   return { auth, entry, db: databases.for(auth.tenant, entry.credentials) };
@@ -118,8 +116,4 @@ export function requirePlatformAdmin(res: Response): PlatformAuth {
   const auth = authOf(res);
   if (auth.kind !== 'platform') throw problems.forbidden('this endpoint is for platform administrators');
   return auth;
-}
-
-export function roleRank(role: Role): number {
-  return rank[role];
 }

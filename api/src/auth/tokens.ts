@@ -13,10 +13,8 @@ import {
   type JWTPayload,
   type LocalJWKSet,
 } from 'jose';
+import { isRole, type Role } from '../../../lib/tenant/index.js';
 import { currentSigningKey, publicJwks, type KeySetSource, type SigningKey } from './keys.js';
-
-export const tenantRoles = ['owner', 'admin', 'member'] as const;
-export type TenantRole = (typeof tenantRoles)[number];
 
 export interface AccessTokenSubject {
   /** The user id (or API client id). */
@@ -28,7 +26,7 @@ export interface AccessTokenSubject {
    * `platformAdmin`. A name can be reused by a later Tenant, the uid never is.
    */
   tenantUid?: string;
-  role: TenantRole;
+  role: Role;
   scope?: readonly string[];
   platformAdmin?: boolean;
   /**
@@ -55,7 +53,7 @@ export interface AccessTokenClaims {
   tid: string;
   /** `tenant_uid`: present on every tenant token, absent on platform-admin tokens. */
   tenantUid?: string;
-  role: TenantRole;
+  role: Role;
   scope: string[];
   platformAdmin: boolean;
   /** Present only on tenant API-client tokens. */
@@ -146,7 +144,7 @@ export class TokenService {
     nonEmpty(subject.sub, 'sub');
     nonEmpty(subject.tid, 'tid');
     if (!subject.platformAdmin) nonEmpty(subject.tenantUid ?? '', 'tenantUid');
-    if (!tenantRoles.includes(subject.role)) throw new TypeError(`unknown role ${String(subject.role)}`);
+    if (!isRole(subject.role)) throw new TypeError(`unknown role ${String(subject.role)}`);
     const key = currentSigningKey(this.#keys.current(), this.#now());
     const iat = Math.floor(this.#now().getTime() / 1000);
     const exp = iat + this.#ttl;
@@ -303,7 +301,7 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
     !isNonEmpty(jti) ||
     typeof iat !== 'number' ||
     typeof exp !== 'number' ||
-    !tenantRoles.includes(role as TenantRole) ||
+    !isRole(role) ||
     (scope !== undefined && typeof scope !== 'string') ||
     (platformAdmin !== undefined && typeof platformAdmin !== 'boolean') ||
     (clientId !== undefined && !isNonEmpty(clientId)) ||
@@ -317,7 +315,7 @@ function claimsOf(payload: JWTPayload): AccessTokenClaims {
     sub,
     tid,
     ...(typeof tenantUid === 'string' ? { tenantUid } : {}),
-    role: role as TenantRole,
+    role,
     scope: typeof scope === 'string' ? scope.split(' ').filter((s) => s.length > 0) : [],
     platformAdmin: platformAdmin === true,
     ...(typeof clientId === 'string' ? { clientId } : {}),

@@ -1,7 +1,8 @@
 // Every route of the API, for the OpenAPI document. Request bodies and query
 // strings are the schemas the routes parse with; a test walks the Express
 // router and fails when a route is missing here or an entry has no route.
-import { createApiClientSchema, listApiClientsSchema } from '../auth/api-clients.js';
+import { plans, roles } from '../../../lib/tenant/index.js';
+import { apiClientRoles, createApiClientSchema, listApiClientsSchema } from '../auth/api-clients.js';
 import { healthSchema, listEventsSchema } from '../integrations/integration-events.js';
 import { putProviderSchema } from '../integrations/provider-configs.js';
 import { loginSchema } from '../auth/sessions.js';
@@ -42,7 +43,7 @@ const user = {
     email: { type: 'string', format: 'email' },
     first_name: nullableString,
     last_name: nullableString,
-    role: { type: 'string', enum: ['owner', 'admin', 'member'] },
+    role: { type: 'string', enum: roles },
     is_active: { type: 'boolean' },
     department: nullableString,
     external_id: nullableString,
@@ -69,7 +70,7 @@ const tenant = {
   properties: {
     name: { type: 'string' },
     display_name: { type: 'string' },
-    plan: { type: 'string', enum: ['free', 'starter', 'professional', 'business', 'enterprise'] },
+    plan: { type: 'string', enum: plans },
     owner_email: { type: 'string' },
     domains: { type: 'array', items: { type: 'string' } },
     suspended: { type: 'boolean' },
@@ -88,7 +89,7 @@ const apiClient = {
     id: { type: 'string', format: 'uuid' },
     client_id: { type: 'string' },
     name: { type: 'string' },
-    role: { type: 'string', enum: ['admin', 'member'] },
+    role: { type: 'string', enum: apiClientRoles },
     created_at: timestamp,
     last_used_at: { type: ['string', 'null'], format: 'date-time' },
   },

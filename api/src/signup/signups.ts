@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../../../lib/logger.js';
-import { apiVersion, kind, type Plan, type Tenant } from '../../../operator/src/api/tenant.js';
+import { apiVersion, kind, type Plan, type Tenant } from '../../../lib/tenant/index.js';
 import { passwordHashing } from '../auth/password-hashing.js';
 import { passwordProblems } from '../auth/passwords.js';
 import { tenantName } from '../auth/sessions.js';

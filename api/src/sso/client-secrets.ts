@@ -5,7 +5,7 @@
 // spec could name another tenant's database Secret and ship it to an IdP of
 // its choosing.
 import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { tenantLabel } from '../../../operator/src/api/tenant.js';
+import { tenantLabel } from '../../../lib/tenant/index.js';
 import { SsoError } from './identity.js';
 
 export const secretKindLabel = 'tenantry.io/secret-kind';

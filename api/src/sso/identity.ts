@@ -1,9 +1,7 @@
 // What a completed SSO login yields, shared by the SAML and OIDC flows, and the
 // one error type both raise. Routes turn an SsoIdentity into a session (JIT
 // provisioning) and an SsoError into a problem+json response.
-import type { Role } from '../../../operator/src/api/tenant.js';
-
-export type { Role };
+import { isRole, roleRank, type Role } from '../../../lib/tenant/index.js';
 
 export interface SsoIdentity {
   provider: 'saml' | 'oidc';
@@ -131,12 +129,6 @@ export class SsoError extends Error {
   }
 }
 
-const rank: Record<Role, number> = { member: 0, admin: 1, owner: 2 };
-
-function isRole(value: unknown): value is Role {
-  return value === 'owner' || value === 'admin' || value === 'member';
-}
-
 /**
  * The tenant role for a user in `groups`: the highest role any group maps to,
  * or `defaultRole` when none does.
@@ -151,7 +143,7 @@ export function mapRole(
     // Own properties only: a group called "constructor" must not reach Object.prototype.
     if (!Object.hasOwn(roleMapping, group)) continue;
     const mapped: unknown = roleMapping[group];
-    if (isRole(mapped) && rank[mapped] > rank[role]) role = mapped;
+    if (isRole(mapped) && roleRank(mapped) > roleRank(role)) role = mapped;
   }
   return role;
 }

@@ -12,7 +12,7 @@ import {
   type ResolveHost,
 } from './address.js';
 import { mapRole, SsoError, type SsoErrorCode, type SsoIdentity } from './identity.js';
-import type { TenantSpec } from '../../../operator/src/api/tenant.js';
+import type { TenantSpec } from '../../../lib/tenant/index.js';
 import type { ExpiringStore } from './store.js';
 
 /** The Tenant's `spec.sso.oidc`. */

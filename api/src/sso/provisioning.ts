@@ -5,7 +5,7 @@
 // the IdP group-to-role mapping; and records every change and the sign-in in
 // the tenant's audit log, in one transaction.
 import { Op, UniqueConstraintError, type Transaction } from 'sequelize';
-import type { Role } from '../../../operator/src/api/tenant.js';
+import type { Role } from '../../../lib/tenant/index.js';
 import { AuditLog, type AuditEntry } from '../audit/audit-log.js';
 import type { UserModel } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';

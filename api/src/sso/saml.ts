@@ -19,7 +19,7 @@ import {
   type Profile,
 } from '@node-saml/node-saml';
 import type { Element } from '@xmldom/xmldom';
-import type { TenantSpec } from '../../../operator/src/api/tenant.js';
+import type { TenantSpec } from '../../../lib/tenant/index.js';
 import { guardedFetch, lookupHost, OutboundRefused, type OutboundPolicy } from './address.js';
 import { mapRole, SsoError, type SsoIdentity } from './identity.js';
 import { parseIdpMetadata, type IdpMetadata } from './saml-metadata.js';

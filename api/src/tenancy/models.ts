@@ -14,7 +14,7 @@ import {
   type CreationOptional,
   type Sequelize,
 } from 'sequelize';
-import type { Role } from '../../../operator/src/api/tenant.js';
+import type { Role } from '../../../lib/tenant/index.js';
 
 export interface UserModel extends Model<InferAttributes<UserModel>, InferCreationAttributes<UserModel>> {
   id: CreationOptional<string>;

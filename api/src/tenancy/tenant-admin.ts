@@ -2,7 +2,7 @@
 // and written through the Kubernetes API, so provisioning stays the
 // operator's job. Lists come from the tenant directory's watched copy.
 import { z } from 'zod';
-import { planPolicies, plans, type Tenant } from '../../../operator/src/api/tenant.js';
+import { apiVersion, kind, planPolicies, plans, type Tenant } from '../../../lib/tenant/index.js';
 import { problems } from '../http/problem.js';
 import { newTenantName } from '../signup/signups.js';
 import { email } from '../users/users.js';
@@ -134,8 +134,8 @@ export class TenantAdmin {
   async create(input: CreateTenant): Promise<TenantView> {
     this.directory.assertNotRetained(input.name);
     const tenant: Tenant = {
-      apiVersion: 'tenantry.io/v1alpha1',
-      kind: 'Tenant',
+      apiVersion,
+      kind,
       metadata: { name: input.name },
       spec: {
         plan: input.plan,

@@ -6,7 +6,7 @@
 import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { ListWatch, pageOf, pageQuery, type ListWatchSource } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
-import { group, plural, tenantLabel, version, type Tenant } from '../../../operator/src/api/tenant.js';
+import { group, plural, tenantLabel, version, type Tenant } from '../../../lib/tenant/index.js';
 import { ProblemError, problems } from '../http/problem.js';
 
 export interface TenantCredentials {

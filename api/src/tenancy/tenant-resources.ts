@@ -9,7 +9,7 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { group, plural, version, type Tenant } from '../../../operator/src/api/tenant.js';
+import { group, plural, version, type Tenant } from '../../../lib/tenant/index.js';
 import type { ProblemError } from '../http/problem.js';
 import { problems, type FieldError } from '../http/problem.js';
 

@@ -2,16 +2,14 @@
 // first; the scope's database is the only one it can reach.
 import { Op, QueryTypes, UniqueConstraintError, type Transaction } from 'sequelize';
 import { z } from 'zod';
-import type { Role } from '../../../operator/src/api/tenant.js';
+import { roleRank, roles, type Role } from '../../../lib/tenant/index.js';
 import { passwordHashing } from '../auth/password-hashing.js';
 import { passwordProblems } from '../auth/passwords.js';
-import { roleRank, type TenantScope } from '../auth/context.js';
+import type { TenantScope } from '../auth/context.js';
 import { problems, type FieldError } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
 import { recordDomainEvent } from '../webhooks/domain-events.js';
 import { setEmailVerified } from './email-verification.js';
-
-export const roles = ['owner', 'admin', 'member'] as const;
 
 export interface UserView {
   id: string;

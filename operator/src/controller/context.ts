@@ -3,8 +3,13 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../../lib/logger.js';
-import type { TenantOwner } from '../api/ownership.js';
-import type { StepCondition, Tenant, TenantNames, TenantStatus } from '../api/tenant.js';
+import type {
+  TenantOwner,
+  StepCondition,
+  Tenant,
+  TenantNames,
+  TenantStatus,
+} from '../../../lib/tenant/index.js';
 import type { Cluster } from '../kube/cluster.js';
 import type { RabbitMqAdmin } from '../messaging/rabbitmq-admin.js';
 import type { BuildContext } from '../specs/index.js';

@@ -5,7 +5,12 @@
 // workload has rolled (see workload.ts, which retires the old role). A tenant
 // still on a login role of the scheme before ownership markers moves onto a
 // current one the same way.
-import { legacyRoleNames, rotatePasswordAnnotation, type Tenant, type TenantStatus } from '../api/tenant.js';
+import {
+  legacyRoleNames,
+  rotatePasswordAnnotation,
+  type Tenant,
+  type TenantStatus,
+} from '../../../lib/tenant/index.js';
 import { platformDatabaseSecretName } from '../specs/index.js';
 import {
   secretString,

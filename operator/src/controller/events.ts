@@ -2,7 +2,7 @@
 // repeated event bumps the count of the existing one instead of adding another.
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { Logger } from '../../../lib/logger.js';
-import { apiVersion, kind, type Tenant } from '../api/tenant.js';
+import { apiVersion, kind, type Tenant } from '../../../lib/tenant/index.js';
 
 /** Events about cluster-scoped objects live in the default namespace. */
 const eventNamespace = 'default';

@@ -7,8 +7,13 @@
 // through its ownerReference. Only what carries this Tenant's uid (or what its
 // status records, from before ownership markers) is disabled or dropped: a name
 // another owner holds is left alone and reported, and the finalizer finishes.
-import { tenantOwner, tenantUidLabel } from '../api/ownership.js';
-import { finalizerName, tenantNames, type Tenant } from '../api/tenant.js';
+import {
+  tenantOwner,
+  tenantUidLabel,
+  finalizerName,
+  tenantNames,
+  type Tenant,
+} from '../../../lib/tenant/index.js';
 import type { ControllerDeps } from './context.js';
 
 export async function finalizeTenant(tenant: Tenant, deps: ControllerDeps): Promise<void> {

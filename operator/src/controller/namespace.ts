@@ -1,7 +1,7 @@
 // Step 1: the tenant's namespace, owned by the Tenant. A namespace of that name
 // that is not the Tenant's (another uid, or unmarked and not in its status) is
 // left alone and reported as NameConflict.
-import { assertClaims, claimOfKubernetesObject } from '../api/ownership.js';
+import { assertClaims, claimOfKubernetesObject } from '../../../lib/tenant/index.js';
 import { namespace } from '../specs/index.js';
 import type { Step } from './context.js';
 

@@ -3,8 +3,13 @@
 // status once. A failing step marks its condition False (the steps after it
 // Unknown), records a Warning event and rethrows so the work queue retries
 // with backoff. A pending step asks for a requeue without counting as failure.
-import { NameConflictError, tenantOwner } from '../api/ownership.js';
-import { finalizerName, tenantNames, type Tenant } from '../api/tenant.js';
+import {
+  NameConflictError,
+  tenantOwner,
+  finalizerName,
+  tenantNames,
+  type Tenant,
+} from '../../../lib/tenant/index.js';
 import { describeKubeError } from '../kube/cluster.js';
 import { MessagingUnavailableError } from '../messaging/rabbitmq-admin.js';
 import { DatabaseUnavailableError } from '../sql/tenant-database.js';

@@ -8,7 +8,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../../lib/logger.js';
 import { signingKeySecretName } from '../../../lib/signing-keys.js';
-import { tenantLabel } from '../api/tenant.js';
+import { tenantLabel } from '../../../lib/tenant/index.js';
 import type { Cluster } from '../kube/cluster.js';
 import { secretKindLabel } from '../specs/metadata.js';
 

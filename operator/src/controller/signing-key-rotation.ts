@@ -27,7 +27,7 @@ import {
   type RotationPolicy,
   type SigningKey,
 } from '../../../lib/signing-keys.js';
-import { fieldManager } from '../api/tenant.js';
+import { fieldManager } from '../../../lib/tenant/index.js';
 import { describeKubeError, isConflict, isNotFound } from '../kube/cluster.js';
 
 export interface SigningKeyRotationOptions {

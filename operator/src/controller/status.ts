@@ -7,7 +7,7 @@ import {
   type Phase,
   type StepCondition,
   type Tenant,
-} from '../api/tenant.js';
+} from '../../../lib/tenant/index.js';
 
 export interface ConditionUpdate {
   status: Condition['status'];

@@ -3,8 +3,11 @@
 // check. Watch events that only change the status (our own writes) are skipped.
 import { ListWatch } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
-import { restoreFromUidAnnotation } from '../api/ownership.js';
-import { rotatePasswordAnnotation, type Tenant } from '../api/tenant.js';
+import {
+  restoreFromUidAnnotation,
+  rotatePasswordAnnotation,
+  type Tenant,
+} from '../../../lib/tenant/index.js';
 import { describeKubeError, type Cluster } from '../kube/cluster.js';
 
 export interface Enqueue {

@@ -5,7 +5,7 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { ListWatch } from '../../../lib/kube/list-watch.js';
 import type { Logger } from '../../../lib/logger.js';
-import { managedByLabel, tenantLabel } from '../api/tenant.js';
+import { managedByLabel, tenantLabel } from '../../../lib/tenant/index.js';
 import { describeKubeError, type Cluster } from '../kube/cluster.js';
 import { managedByValue } from '../specs/index.js';
 import type { Enqueue } from './tenant-watch.js';

@@ -1,7 +1,7 @@
 // Step 8: the worker's ServiceAccount and Deployment. The pod template carries a
 // checksum of the credentials, so a rotated password rolls the Deployment; once
 // the rollout is complete the previous login role is retired.
-import { workerReplicas } from '../api/tenant.js';
+import { workerReplicas } from '../../../lib/tenant/index.js';
 import { checksum, workerDeployment, workerServiceAccount } from '../specs/index.js';
 import type { Step } from './context.js';
 

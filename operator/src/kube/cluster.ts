@@ -23,7 +23,7 @@ import {
   type ListPageRequest,
   type WatchEventType,
 } from '../../../lib/kube/list-watch.js';
-import { fieldManager, group, plural, version, type Tenant } from '../api/tenant.js';
+import { fieldManager, group, plural, version, type Tenant } from '../../../lib/tenant/index.js';
 
 export function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;

@@ -10,8 +10,8 @@ import {
   mayUse,
   ownershipMarker,
   type TenantOwner,
-} from '../api/ownership.js';
-import type { TenantNames } from '../api/tenant.js';
+  type TenantNames,
+} from '../../../lib/tenant/index.js';
 import { ServiceUnreachableError } from '../../../lib/services.js';
 
 export const managementServiceName = 'RabbitMQ management API';

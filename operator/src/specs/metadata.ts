@@ -1,8 +1,14 @@
 // Labels and ownership shared by every object the operator applies.
 
 import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
-import { tenantUidLabel } from '../api/ownership.js';
-import { apiVersion, kind, managedByLabel, tenantLabel, type Tenant } from '../api/tenant.js';
+import {
+  tenantUidLabel,
+  apiVersion,
+  kind,
+  managedByLabel,
+  tenantLabel,
+  type Tenant,
+} from '../../../lib/tenant/index.js';
 
 export const partOfLabel = 'app.kubernetes.io/part-of';
 export const secretKindLabel = 'tenantry.io/secret-kind';

@@ -1,5 +1,5 @@
 import type { V1Namespace } from '@kubernetes/client-node';
-import { tenantNames, type Tenant } from '../api/tenant.js';
+import { tenantNames, type Tenant } from '../../../lib/tenant/index.js';
 import { ownedMetadata, type Desired } from './metadata.js';
 
 export function namespace(tenant: Tenant): Desired<V1Namespace> {

@@ -7,7 +7,7 @@ import type {
   V1NetworkPolicyEgressRule,
   V1NetworkPolicySpec,
 } from '@kubernetes/client-node';
-import { tenantNames, type Tenant } from '../api/tenant.js';
+import { tenantNames, type Tenant } from '../../../lib/tenant/index.js';
 import { defaultDnsNamespace, type BuildContext } from './context.js';
 import { ownedMetadata, type Desired } from './metadata.js';
 

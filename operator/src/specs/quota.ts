@@ -2,7 +2,7 @@
 // requests and limits, which the quota's requests/limits entries make mandatory.
 
 import type { V1LimitRange, V1ResourceQuota } from '@kubernetes/client-node';
-import { planPolicies, tenantNames, type Tenant } from '../api/tenant.js';
+import { planPolicies, tenantNames, type Tenant } from '../../../lib/tenant/index.js';
 import { ownedMetadata, type Desired } from './metadata.js';
 
 export const resourceQuotaName = 'tenant-quota';

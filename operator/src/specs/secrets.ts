@@ -1,7 +1,7 @@
 // Connection Secrets. The builders only encode; the controller computes the values.
 
 import type { V1Secret } from '@kubernetes/client-node';
-import { tenantNames, type Tenant } from '../api/tenant.js';
+import { tenantNames, type Tenant } from '../../../lib/tenant/index.js';
 import { ownedMetadata, secretKindLabel, tenantLabels, type Desired } from './metadata.js';
 
 export type SecretKind = 'database' | 'amqp';

@@ -8,7 +8,13 @@ import type {
   V1SecurityContext,
   V1ServiceAccount,
 } from '@kubernetes/client-node';
-import { planPolicies, tenantNames, workerReplicas, type ResourceList, type Tenant } from '../api/tenant.js';
+import {
+  planPolicies,
+  tenantNames,
+  workerReplicas,
+  type ResourceList,
+  type Tenant,
+} from '../../../lib/tenant/index.js';
 import type { BuildContext } from './context.js';
 import { ownedMetadata, type Desired } from './metadata.js';
 

@@ -6,7 +6,7 @@ import {
   type MigrateOptions,
   type MigrationResult,
 } from '../../../lib/tenant-schema/migrate.js';
-import type { TenantNames } from '../api/tenant.js';
+import type { TenantNames } from '../../../lib/tenant/index.js';
 import { appRoleName, type TenantDatabaseAdmin } from './tenant-database.js';
 
 /** Lets at most `limit` tasks run at once; the others wait in arrival order. */

@@ -18,8 +18,9 @@ import {
   ownershipMarker,
   type Claim,
   type TenantOwner,
-} from '../api/ownership.js';
-import { legacyRoleNames, type TenantNames } from '../api/tenant.js';
+  legacyRoleNames,
+  type TenantNames,
+} from '../../../lib/tenant/index.js';
 import { scramSha256Verifier } from './connection-info.js';
 import { closePublicConnect, type PublicConnectReport } from './server-privileges.js';
 

@@ -8,7 +8,7 @@
 // addresses follow the provider (an address change on an admin or owner could
 // hand the account to whoever reads the new mailbox).
 import type pg from 'pg';
-import type { Plan } from '../../../operator/src/api/tenant.js';
+import type { Plan } from '../../../lib/tenant/index.js';
 import { PermanentError } from './provider-api.js';
 
 export interface SyncContext {

@@ -2,7 +2,7 @@
 // Kubernetes object the operator creates carries the uid of its Tenant, so a
 // name that some other Tenant (or anything else) already holds is never
 // adopted, altered or dropped. Pure, so it is unit-tested without services.
-import type { Tenant } from './tenant.js';
+import type { Tenant } from './resource.js';
 
 /** Label on Kubernetes objects; also the key of the marker in PostgreSQL comments and RabbitMQ tags. */
 export const tenantUidLabel = 'tenantry.io/tenant-uid';
