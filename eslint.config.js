@@ -3,6 +3,14 @@ import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
+/** A no-restricted-imports pattern refusing relative imports that climb out into one of `folders`. */
+function importsFrom(folders, from) {
+  return {
+    regex: `^(\\.\\./)+(${folders.join('|')})/`,
+    message: `${from} must not import from ${folders.map((f) => `${f}/`).join(', ')}: the folder READMEs say what may import what.`,
+  };
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'tools/', 'charts/', '.dev/', 'coverage/'] },
   js.configs.recommended,
@@ -17,6 +25,36 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       eqeqeq: ['error', 'always'],
+    },
+  },
+  // Who may import what (the folder READMEs say why): the operator, the API and
+  // the worker import shared code from lib/ only, never from one another, and
+  // lib/ imports from none of them. Tests, hack/ and bench/ may import anything.
+  {
+    files: ['operator/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [importsFrom(['api', 'worker', 'test'], 'operator/')] }],
+    },
+  },
+  {
+    files: ['api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [importsFrom(['operator', 'worker', 'test'], 'api/')] }],
+    },
+  },
+  {
+    files: ['worker/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [importsFrom(['operator', 'api', 'test'], 'worker/')] }],
+    },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [importsFrom(['operator', 'api', 'worker', 'test'], 'lib/')] },
+      ],
     },
   },
   {
