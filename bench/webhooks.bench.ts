@@ -253,7 +253,7 @@ async function main(): Promise<void> {
       HTTP_HOST: '127.0.0.1',
       HTTP_PORT: String(httpPort),
       DB_POOL_MAX: String(settings.dbPool),
-      WEBHOOK_ALLOW_LOOPBACK: 'true',
+      WEBHOOKS_ALLOW_LOOPBACK: 'true',
       WEBHOOK_PREFETCH: String(settings.prefetch),
       WEBHOOK_ENDPOINT_CONCURRENCY: String(settings.concurrency),
       OUTBOX_POLL_INTERVAL: settings.pollInterval,

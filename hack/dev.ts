@@ -116,7 +116,7 @@ function superviseWorkers(kubectl: (args: string[]) => Promise<string>): {
         AMQP_QUEUE_PREFIX: amqp('queuePrefix'),
         HTTP_HOST: '127.0.0.1',
         HTTP_PORT: '0',
-        WEBHOOK_ALLOW_LOOPBACK: 'true',
+        WEBHOOKS_ALLOW_LOOPBACK: 'true',
       });
       workers.set(name, { child, credentials });
     }

@@ -656,7 +656,7 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
           AMQP_QUEUE_PREFIX: prefix,
           HTTP_HOST: '127.0.0.1',
           HTTP_PORT: String(httpPort),
-          WEBHOOK_ALLOW_LOOPBACK: 'true',
+          WEBHOOKS_ALLOW_LOOPBACK: 'true',
           WEBHOOK_RETRY_SCHEDULE: '0,200ms,400ms,800ms',
           OUTBOX_POLL_INTERVAL: '50ms',
           LOG_LEVEL: 'warn',

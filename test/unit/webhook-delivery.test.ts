@@ -219,6 +219,32 @@ describe('webhook delivery: pure parts', () => {
       expect(config.http.port).to.equal(8081);
     });
 
+    it('allows loopback targets under WEBHOOKS_ALLOW_LOOPBACK, and under the deprecated WEBHOOK_ALLOW_LOOPBACK with a warning', () => {
+      const current = loadWorkerConfig({ ...base, WEBHOOKS_ALLOW_LOOPBACK: 'true' });
+      expect(current.delivery.allowLoopback).to.equal(true);
+      expect(current.integrations.api.allowLoopback).to.equal(true);
+      expect(current.deprecations).to.deep.equal([]);
+
+      const deprecated = loadWorkerConfig({ ...base, WEBHOOK_ALLOW_LOOPBACK: 'true' });
+      expect(deprecated.delivery.allowLoopback).to.equal(true);
+      expect(deprecated.integrations.api.allowLoopback).to.equal(true);
+      expect(deprecated.deprecations).to.deep.equal([
+        'WEBHOOK_ALLOW_LOOPBACK is deprecated and will be removed in the next release: set WEBHOOKS_ALLOW_LOOPBACK instead',
+      ]);
+
+      const both = loadWorkerConfig({
+        ...base,
+        WEBHOOKS_ALLOW_LOOPBACK: 'true',
+        WEBHOOK_ALLOW_LOOPBACK: 'yes',
+      });
+      expect(both.delivery.allowLoopback).to.equal(true);
+      expect(both.deprecations).to.have.length(1);
+      expect(() =>
+        loadWorkerConfig({ ...base, WEBHOOKS_ALLOW_LOOPBACK: 'false', WEBHOOK_ALLOW_LOOPBACK: 'true' }),
+      ).to.throw(/WEBHOOK_ALLOW_LOOPBACK: disagrees with WEBHOOKS_ALLOW_LOOPBACK/);
+      expect(loadWorkerConfig(base).deprecations).to.deep.equal([]);
+    });
+
     it('names each bad variable', () => {
       expect(() => loadWorkerConfig({ ...base, DATABASE_URL: undefined })).to.throw(/DATABASE_URL/);
       expect(() => loadWorkerConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: '1s' })).to.throw(

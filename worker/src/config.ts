@@ -1,7 +1,7 @@
 // The worker's configuration, read once from the environment. The operator's
 // Deployment sets TENANTRY_TENANT, DATABASE_URL, AMQP_URL and AMQP_QUEUE_PREFIX.
 import { z } from 'zod';
-import { env, parseConfig } from '../../lib/config.js';
+import { ConfigError, env, parseConfig } from '../../lib/config.js';
 import { parseDuration, parseSchedule, standardSchedule } from './schedule.js';
 import type { IntegrationSettings } from './integrations/integration-engine.js';
 
@@ -45,6 +45,8 @@ const schema = z
     WEBHOOK_BREAKER_THRESHOLD: env.int(5, 1, 1000),
     WEBHOOK_BREAKER_COOLDOWN: duration('30s'),
     WEBHOOK_DISABLE_AFTER: duration('5d'),
+    WEBHOOKS_ALLOW_LOOPBACK: env.bool(false),
+    /** The old spelling of WEBHOOKS_ALLOW_LOOPBACK, read for one more release (`loopbackSetting`). */
     WEBHOOK_ALLOW_LOOPBACK: env.bool(false),
     OUTBOX_POLL_INTERVAL: duration('200ms'),
     OUTBOX_BATCH_SIZE: env.int(200, 1, 5000),
@@ -98,10 +100,13 @@ export interface WorkerConfig {
   outbox: { pollIntervalMs: number; batchSize: number };
   shutdownTimeoutMs: number;
   integrations: IntegrationSettings;
+  /** Warnings about deprecated variables in use, logged at start-up. */
+  deprecations: string[];
 }
 
 export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const c = parseConfig(schema, environment);
+  const loopback = loopbackSetting(c, environment);
   return {
     tenant: c.TENANTRY_TENANT,
     databaseUrl: c.DATABASE_URL,
@@ -117,7 +122,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
       breakerThreshold: c.WEBHOOK_BREAKER_THRESHOLD,
       breakerCooldownMs: c.WEBHOOK_BREAKER_COOLDOWN,
       disableAfterMs: c.WEBHOOK_DISABLE_AFTER,
-      allowLoopback: c.WEBHOOK_ALLOW_LOOPBACK,
+      allowLoopback: loopback.allow,
     },
     outbox: { pollIntervalMs: c.OUTBOX_POLL_INTERVAL, batchSize: c.OUTBOX_BATCH_SIZE },
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT,
@@ -130,9 +135,37 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
         baseDelayMs: 200,
         breakerThreshold: c.PROVIDER_BREAKER_THRESHOLD,
         breakerCooldownMs: c.PROVIDER_BREAKER_COOLDOWN,
-        allowLoopback: c.WEBHOOK_ALLOW_LOOPBACK,
+        allowLoopback: loopback.allow,
       },
       outbox: { pollIntervalMs: c.OUTBOX_POLL_INTERVAL, batchSize: c.OUTBOX_BATCH_SIZE },
     },
+    deprecations: loopback.deprecations,
+  };
+}
+
+/**
+ * WEBHOOKS_ALLOW_LOOPBACK, the API's name, or the worker's old
+ * WEBHOOK_ALLOW_LOOPBACK with a deprecation warning. Both set to different
+ * values is refused rather than guessed.
+ */
+function loopbackSetting(
+  c: z.infer<typeof schema>,
+  environment: NodeJS.ProcessEnv,
+): { allow: boolean; deprecations: string[] } {
+  if (environment.WEBHOOK_ALLOW_LOOPBACK === undefined)
+    return { allow: c.WEBHOOKS_ALLOW_LOOPBACK, deprecations: [] };
+  if (
+    environment.WEBHOOKS_ALLOW_LOOPBACK !== undefined &&
+    c.WEBHOOKS_ALLOW_LOOPBACK !== c.WEBHOOK_ALLOW_LOOPBACK
+  ) {
+    throw new ConfigError([
+      'WEBHOOK_ALLOW_LOOPBACK: disagrees with WEBHOOKS_ALLOW_LOOPBACK; set only WEBHOOKS_ALLOW_LOOPBACK',
+    ]);
+  }
+  return {
+    allow: c.WEBHOOK_ALLOW_LOOPBACK,
+    deprecations: [
+      'WEBHOOK_ALLOW_LOOPBACK is deprecated and will be removed in the next release: set WEBHOOKS_ALLOW_LOOPBACK instead',
+    ],
   };
 }

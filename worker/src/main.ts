@@ -20,6 +20,7 @@ import { WebhookStore } from './webhook-store.js';
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const logger = createLogger('tenantry-worker').child({ tenant: config.tenant });
+  for (const warning of config.deprecations) logger.warn(warning);
   const pool = new pg.Pool({
     connectionString: config.databaseUrl,
     max: config.dbPoolMax,
