@@ -1,4 +1,4 @@
-// `make cluster-up` / `make cluster-down` / `make dev`: a private control plane
+// `make cluster-up` (`npm run cluster`) / `make cluster-down` / `make dev`: a private control plane
 // for local development. `up` starts it in the background and returns once
 // .dev/kubeconfig is ready; `run` keeps it in the foreground until Ctrl-C.
 import { spawn } from 'node:child_process';
