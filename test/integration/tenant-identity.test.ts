@@ -126,6 +126,24 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
     await platform?.cleanup();
   });
 
+  /** A Ready Tenant served by the API, its owner signed in, and an API client it created. */
+  const servedWithClient = async (name: string, policy: 'Retain' | 'Delete') => {
+    await applyTenant(name, policy);
+    await platform.waitReady(name);
+    await eventually('the API to serve the tenant', () =>
+      Promise.resolve(api.directory.get(name)?.ready ? true : undefined),
+    );
+    const firstUid = await uidOf(name);
+    await seedOwner(name);
+    const session = await login(name);
+    const created = await api.call('POST', '/api/clients', {
+      token: session.access_token,
+      body: { name: 'ci', role: 'member' },
+    });
+    expect(created.status, JSON.stringify(created.body)).to.equal(201);
+    return { firstUid, session, client: created.body as { client_id: string; client_secret: string } };
+  };
+
   it('keeps a name taken while an earlier Tenant’s database and credentials are retained', async () => {
     const name = platform.tenantName('kept');
     await applyTenant(name, 'Retain');
@@ -174,20 +192,7 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
 
   it('refuses with 401 what an earlier Tenant of the same name issued', async () => {
     const name = platform.tenantName('again');
-    await applyTenant(name, 'Retain');
-    await platform.waitReady(name);
-    await eventually('the API to serve the tenant', () =>
-      Promise.resolve(api.directory.get(name)?.ready ? true : undefined),
-    );
-    const firstUid = await uidOf(name);
-    await seedOwner(name);
-    const session = await login(name);
-    const created = await api.call('POST', '/api/clients', {
-      token: session.access_token,
-      body: { name: 'ci', role: 'member' },
-    });
-    expect(created.status, JSON.stringify(created.body)).to.equal(201);
-    const client = created.body as { client_id: string; client_secret: string };
+    const { firstUid, session, client } = await servedWithClient(name, 'Retain');
     // All of it works for the Tenant that issued it.
     expect((await api.call('GET', '/api/auth/profile', { token: session.access_token })).status).to.equal(
       200,
@@ -250,19 +255,7 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
 
   it('keeps refresh tokens and API clients from before the upgrade working for the Tenant that owns them', async () => {
     const name = platform.tenantName('upgrade');
-    await applyTenant(name, 'Delete');
-    await platform.waitReady(name);
-    await eventually('the API to serve the tenant', () =>
-      Promise.resolve(api.directory.get(name)?.ready ? true : undefined),
-    );
-    await seedOwner(name);
-    const session = await login(name);
-    const created = await api.call('POST', '/api/clients', {
-      token: session.access_token,
-      body: { name: 'ci', role: 'member' },
-    });
-    expect(created.status).to.equal(201);
-    const client = created.body as { client_id: string; client_secret: string };
+    const { session, client } = await servedWithClient(name, 'Delete');
 
     await toPreUpgradeSchema(name);
     const db = api.databases.for(name, api.directory.servable(name).credentials).sequelize;
@@ -280,20 +273,7 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
 
   it('leaves them without a uid, refused, when a Tenant is created again over the retained database', async () => {
     const name = platform.tenantName('restored');
-    await applyTenant(name, 'Retain');
-    await platform.waitReady(name);
-    await eventually('the API to serve the tenant', () =>
-      Promise.resolve(api.directory.get(name)?.ready ? true : undefined),
-    );
-    const firstUid = await uidOf(name);
-    await seedOwner(name);
-    const session = await login(name);
-    const created = await api.call('POST', '/api/clients', {
-      token: session.access_token,
-      body: { name: 'ci', role: 'member' },
-    });
-    expect(created.status).to.equal(201);
-    const client = created.body as { client_id: string; client_secret: string };
+    const { firstUid, session, client } = await servedWithClient(name, 'Retain');
     // Deleted under Retain before the upgrade, restored after it.
     await toPreUpgradeSchema(name);
     await deleteTenant(name);
