@@ -1,6 +1,5 @@
-// The Express application, built from its dependencies so tests can run it
-// in-process against real services. main.ts is the only place that reads
-// configuration and opens connections.
+// The Express application: routes and middleware mounted on the dependencies
+// it is given. build.ts builds those dependencies; this file constructs none.
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
 import { platformVersion, type Logger } from '../../lib/logger.js';
@@ -15,11 +14,7 @@ import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
 import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
 import { apiClientRoutes } from './routes/api-clients.js';
-import { integrationRoutes, integrationWebhookRoutes } from './routes/integrations.js';
-import { OrganizationRoutes } from './integrations/organization-routes.js';
-import { IncomingEventStore } from './integrations/incoming-event-store.js';
-import { ProviderConfigs } from './integrations/provider-configs.js';
-import { WebhookIntake } from './integrations/webhook-intake.js';
+import { integrationRoutes, integrationWebhookRoutes, type IntegrationDeps } from './routes/integrations.js';
 import { auditLogRoutes } from './routes/audit-logs.js';
 import { authRoutes } from './routes/auth.js';
 import { passwordResetRoutes } from './routes/password-reset.js';
@@ -28,7 +23,7 @@ import { tenantRoutes } from './routes/tenants.js';
 import { ssoRoutes, type SsoSettings } from './routes/sso.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes } from './routes/webhooks.js';
-import { defaultWebhookSettings, type WebhookSettings } from './webhooks/endpoints.js';
+import type { WebhookSettings } from './webhooks/endpoints.js';
 import { isDatabaseUnavailable, type TenantDatabases } from './tenancy/tenant-databases.js';
 import type { TenantDirectory } from './tenancy/tenant-directory.js';
 import type { PasswordResets } from './auth/password-resets.js';
@@ -55,8 +50,10 @@ export interface AppDeps {
   tenantAdmin: TenantAdmin;
   /** Per-tenant SAML and OIDC sign-in (routes/sso.ts). */
   sso: SsoSettings;
-  /** Outgoing webhook endpoints: URL policy and replay bound (default: loopback refused). */
-  webhooks?: WebhookSettings;
+  /** Outgoing webhook endpoints: URL policy and replay bound. */
+  webhooks: WebhookSettings;
+  /** Incoming provider events: provider configurations, organization lookup and intake. */
+  integrations: IntegrationDeps['integrations'];
   /** Checks the dependencies for /readyz and /health. */
   checkDependencies(): Promise<Record<string, { ok: boolean; detail?: string }>>;
 }
@@ -72,22 +69,6 @@ export function createApp(deps: AppDeps): Express {
   app.set('query parser', 'simple');
   app.use(accessLog(deps.log, { skip: (path) => probePaths.has(path) }));
   // Incoming provider webhooks are verified on the raw body, so they come before the JSON parser.
-  const configs = new ProviderConfigs();
-  const organizationRoutes = new OrganizationRoutes(deps.directory, deps.databases, deps.log, deps.registry);
-  const integrationDeps = {
-    ...deps,
-    integrations: {
-      configs,
-      routes: organizationRoutes,
-      intake: new WebhookIntake(
-        deps.directory,
-        deps.databases,
-        configs,
-        organizationRoutes,
-        new IncomingEventStore(deps.log),
-      ),
-    },
-  };
   // Without a tenant in the path the organization is looked up, and a miss makes the replica look again:
   // failures per address are limited (successes are given back), fail closed.
   app.post(
@@ -98,7 +79,7 @@ export function createApp(deps: AppDeps): Express {
       exceeded: 'too many failed webhooks from this address',
     }),
   );
-  app.use('/api/integrations/webhooks', integrationWebhookRoutes(integrationDeps));
+  app.use('/api/integrations/webhooks', integrationWebhookRoutes(deps));
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
   app.use(express.urlencoded({ extended: false, limit: deps.bodyLimitBytes, parameterLimit: 100 }));
 
@@ -191,12 +172,8 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/users', ...requireAuth, userRoutes(deps));
   app.use('/api/audit-logs', ...requireAuth, auditLogRoutes(deps));
   app.use('/api/clients', ...requireAuth, apiClientRoutes(deps));
-  app.use('/api/integrations', ...requireAuth, integrationRoutes(integrationDeps));
-  app.use(
-    '/api/webhooks',
-    ...requireAuth,
-    webhookRoutes({ ...deps, webhooks: deps.webhooks ?? defaultWebhookSettings }),
-  );
+  app.use('/api/integrations', ...requireAuth, integrationRoutes(deps));
+  app.use('/api/webhooks', ...requireAuth, webhookRoutes(deps));
   app.get('/api/tenants/current', ...requireAuth, (_req, res) => {
     const { entry } = tenantScope(res, deps.directory, deps.databases);
     const spec = entry.tenant.spec;

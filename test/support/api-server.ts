@@ -1,35 +1,19 @@
-// The shared API in-process, wired like main.ts but from explicit settings, on
-// an ephemeral loopback port, against the real control plane and PostgreSQL.
+// The shared API in-process, built by buildApi like main.ts but from explicit
+// settings, on an ephemeral loopback port, against the real control plane,
+// PostgreSQL and Redis.
 import type { AddressInfo } from 'node:net';
-import { loadKubeConfig } from '../../lib/kube/kube-config.js';
-import { Registry } from 'prom-client';
-import { createLogger } from '../../lib/logger.js';
 import type { Express } from 'express';
-import { createApp } from '../../api/src/app.js';
+import { loadKubeConfig } from '../../lib/kube/kube-config.js';
+import { createLogger } from '../../lib/logger.js';
 import { generateSigningKey, InMemoryKeySetSource } from '../../api/src/auth/keys.js';
-import { Sessions } from '../../api/src/auth/sessions.js';
-import { SigningKeySecret } from '../../api/src/auth/signing-key-secret.js';
-import { TokenService } from '../../api/src/auth/tokens.js';
-import { TenantDatabases } from '../../api/src/tenancy/tenant-databases.js';
-import { TenantDirectory } from '../../api/src/tenancy/tenant-directory.js';
-import { RateLimits } from '../../api/src/ratelimit/rate-limits.js';
-import { PasswordResets } from '../../api/src/auth/password-resets.js';
-import { Registrations } from '../../api/src/auth/registrations.js';
-import { OwnerProvisioner } from '../../api/src/signup/owner-provisioning.js';
-import { PendingOwners } from '../../api/src/signup/pending-owners.js';
-import { Signups } from '../../api/src/signup/signups.js';
-import { TenantAdmin } from '../../api/src/tenancy/tenant-admin.js';
-import { TenantResources } from '../../api/src/tenancy/tenant-resources.js';
+import type { TokenService } from '../../api/src/auth/tokens.js';
+import { buildApi } from '../../api/src/build.js';
+import { loadApiConfig, type ApiConfig } from '../../api/src/config.js';
+import type { TenantDatabases } from '../../api/src/tenancy/tenant-databases.js';
+import type { TenantDirectory } from '../../api/src/tenancy/tenant-directory.js';
 import { MemoryMailer } from './mailer.js';
-import { KubernetesClientSecrets } from '../../api/src/sso/client-secrets.js';
-import { SsoHandoff } from '../../api/src/sso/handoff.js';
-import { OidcService } from '../../api/src/sso/oidc.js';
-import { SamlService } from '../../api/src/sso/saml.js';
-import { RedisExpiringStore } from '../../api/src/sso/store.js';
-import { defaultWebhookSettings } from '../../api/src/webhooks/endpoints.js';
 import { serviceUrls, uniqueSuffix } from './services.js';
 import { eventually } from './wait.js';
-import { Redis } from 'ioredis';
 
 export interface TestApiOptions {
   /**
@@ -102,117 +86,30 @@ export async function startTestApi(
   options: TestApiOptions = {},
 ): Promise<TestApi> {
   const publicBaseUrl = options.publicBaseUrl ?? 'https://app.tenantry.test';
-  const log = createLogger('api-test', 'silent');
-  const kubeConfig = loadKubeConfig(kubeconfigPath);
-  const keySecret = options.signingKeysFromSecret
-    ? new SigningKeySecret(kubeConfig, platformNamespace, log, { resyncMs: 30_000 })
-    : undefined;
-  const keys = keySecret?.keys ?? new InMemoryKeySetSource([generateSigningKey(new Date())]);
-  keySecret?.start();
-  const issuer = 'http://127.0.0.1';
-  const tokens = new TokenService({ keys, issuer, audience: 'tenantry-api' });
-  const directory = new TenantDirectory(kubeConfig, platformNamespace, log, { resyncMs: 30_000 });
-  const databases = new TenantDatabases(
-    directory,
-    {
-      maxTenants: options.tenantPoolsMax ?? 10,
-      poolMax: 4,
-      idleMs: 10_000,
-      acquireTimeoutMs: 5000,
-      statementTimeoutMs: 10_000,
-    },
-    log,
-  );
-  const sessions = new Sessions(tokens, directory, databases, {
-    refreshTokenTtlMs: 86_400_000,
-    platformAdmin: platformAdminClient,
-  });
-  const redis = new Redis(serviceUrls.redis, { maxRetriesPerRequest: 1 });
-  const ssoStore = new RedisExpiringStore(redis, `test:sso:${uniqueSuffix()}:`);
   const mailer = new MemoryMailer();
-  const tenantResources = new TenantResources(kubeConfig);
-  const passwordResets = new PasswordResets({
-    redis,
-    directory,
-    databases,
-    sessions,
+  const api = buildApi(testApiConfig(platformNamespace, publicBaseUrl, options), {
+    log: createLogger('api-test', 'silent'),
+    kubeConfig: loadKubeConfig(kubeconfigPath),
+    // One generated key, unless the test watches the operator's Secret like main.ts without JWT_KEYS_FILE.
+    ...(options.signingKeysFromSecret
+      ? {}
+      : { keys: new InMemoryKeySetSource([generateSigningKey(new Date())]) }),
     mailer,
-    log,
-    publicBaseUrl,
-    prefix: `test:pwreset:${uniqueSuffix()}:`,
-    minResponseMs: options.passwordResetMinResponseMs ?? 150,
-    ...(options.passwordResetTtlMs === undefined ? {} : { ttlMs: options.passwordResetTtlMs }),
+    redisKeyPrefix: `test:${uniqueSuffix()}:`,
+    redisOptions: { maxRetriesPerRequest: 1 },
+    responseFloors: {
+      passwordResetMs: options.passwordResetMinResponseMs ?? 150,
+      registrationMs: options.registrationMinResponseMs ?? 300,
+    },
+    ownerProvisioning: options.ownerProvisioning
+      ? { intervalMs: 300, select: options.ownerProvisioning.select }
+      : false,
   });
-  const registrations = new Registrations({
-    redis,
-    directory,
-    databases,
-    mailer,
-    log,
-    publicBaseUrl,
-    prefix: `test:register:${uniqueSuffix()}:`,
-    minResponseMs: options.registrationMinResponseMs ?? 300,
-  });
-  const pendingOwners = new PendingOwners(redis, 3_600_000, `test:signup:${uniqueSuffix()}:`);
-  const provisioner = new OwnerProvisioner({
-    directory,
-    databases,
-    resources: tenantResources,
-    pendingOwners,
-    passwordResets,
-    log,
-    intervalMs: 300,
-    select: options.ownerProvisioning?.select ?? (() => false),
-  });
-  directory.start();
+  api.start();
+  const { app, tokens, keys, directory, databases } = api;
   await eventually('the tenant directory to sync', () =>
     Promise.resolve(directory.synced ? true : undefined),
   );
-  const app = createApp({
-    log,
-    tokens,
-    keys,
-    sessions,
-    directory,
-    databases,
-    registry: new Registry(),
-    rateLimits: new RateLimits({ redis, prefix: `test:rl:${uniqueSuffix()}:`, log }),
-    trustProxy: options.trustProxy ?? false,
-    bodyLimitBytes: 64 * 1024,
-    passwordResets,
-    registrations,
-    signups: options.signupEnabled
-      ? new Signups({
-          resources: tenantResources,
-          directory,
-          pendingOwners,
-          provisioner,
-          log,
-          plan: 'free',
-        })
-      : undefined,
-    tenantAdmin: new TenantAdmin(tenantResources, directory),
-    sso: {
-      saml: new SamlService({ publicBaseUrl, store: ssoStore }),
-      // The test IdPs run on loopback over http.
-      oidc: new OidcService({ publicBaseUrl, store: ssoStore, allowPrivateIssuers: true }),
-      handoff: new SsoHandoff(ssoStore),
-      clientSecrets: new KubernetesClientSecrets(kubeConfig, platformNamespace).get,
-      publicBaseUrl,
-      returnUrl: `${publicBaseUrl}/sso/complete`,
-    },
-    webhooks: {
-      ...defaultWebhookSettings,
-      allowLoopback: options.webhooksAllowLoopback ?? false,
-      replayLimit: options.webhooksReplayLimit ?? defaultWebhookSettings.replayLimit,
-    },
-    checkDependencies: () =>
-      Promise.resolve({
-        kubernetes: { ok: directory.synced },
-        ...(keySecret ? { signing_keys: keySecret.check() } : {}),
-      }),
-  });
-  if (options.ownerProvisioning) provisioner.start();
   const server = app.listen(0, '127.0.0.1');
   await new Promise((ok) => server.once('listening', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -250,11 +147,43 @@ export async function startTestApi(
     close: async () => {
       server.closeAllConnections();
       await new Promise((ok) => server.close(ok));
-      await provisioner.stop();
-      await directory.stop();
-      await keySecret?.stop();
-      await databases.closeAll();
-      redis.disconnect();
+      await api.stop();
+    },
+  };
+}
+
+/** The configuration of a test API: the defaults of loadApiConfig, and what tests run with. */
+function testApiConfig(platformNamespace: string, publicBaseUrl: string, options: TestApiOptions): ApiConfig {
+  const defaults = loadApiConfig({});
+  return {
+    ...defaults,
+    publicBaseUrl,
+    platformNamespace,
+    secretsNamespace: platformNamespace,
+    redisUrl: serviceUrls.redis,
+    jwt: { ...defaults.jwt, issuer: 'http://127.0.0.1', refreshTokenTtlMs: 86_400_000 },
+    trustProxy: options.trustProxy ?? false,
+    pools: {
+      maxTenants: options.tenantPoolsMax ?? 10,
+      poolMax: 4,
+      idleMs: 10_000,
+      acquireTimeoutMs: 5000,
+      statementTimeoutMs: 10_000,
+    },
+    bodyLimitBytes: 64 * 1024,
+    signupEnabled: options.signupEnabled ?? false,
+    signup: { plan: 'free', pendingTtlMs: 3_600_000 },
+    passwordReset: {
+      ...defaults.passwordReset,
+      ...(options.passwordResetTtlMs === undefined ? {} : { ttlMs: options.passwordResetTtlMs }),
+    },
+    platformAdmin: platformAdminClient,
+    resyncMs: 30_000,
+    // The test IdPs run on loopback over http.
+    sso: { returnUrl: `${publicBaseUrl}/sso/complete`, allowPrivateIdps: true },
+    webhooks: {
+      allowLoopback: options.webhooksAllowLoopback ?? false,
+      replayLimit: options.webhooksReplayLimit ?? defaults.webhooks.replayLimit,
     },
   };
 }

@@ -9,7 +9,7 @@
 // domain event and the relay publishes them once the broker confirms.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { z } from 'zod';
-import { lookupHost, outboundRefusal, type ResolveHost } from '../../../lib/outbound-address.js';
+import { outboundRefusal, type ResolveHost } from '../../../lib/outbound-address.js';
 import { deliveriesRequestedTopic, type DeliveriesRequested } from '../../../lib/webhooks/outbox-topics.js';
 import { generateWebhookSecret, newMessageId } from '../../../lib/webhooks/standard-webhooks.js';
 import type { TenantScope } from '../auth/context.js';
@@ -27,12 +27,6 @@ export interface WebhookSettings {
 }
 
 export const testEventType = 'webhook.test';
-
-export const defaultWebhookSettings: WebhookSettings = {
-  allowLoopback: false,
-  resolveHost: lookupHost,
-  replayLimit: 1000,
-};
 
 // `user.created`, `user.*`, or `*`; lower case, dot-separated.
 const eventType = z
