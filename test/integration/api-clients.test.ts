@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { QueryTypes } from 'sequelize';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { seedTenants } from '../support/seeded-tenants.js';
+import { readyTenants, seedTenants } from '../support/seeded-tenants.js';
 
 interface CreatedClient {
   id: string;
@@ -44,10 +44,7 @@ describe('API clients and the client_credentials grant', function () {
 
   before(async () => {
     platform = await startTestPlatform('apiclients');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
     ({ access } = await seedTenants(api, [tenantA, tenantB]));
   });

@@ -6,6 +6,7 @@ import { platformAdminClient, startTestApi, type TestApi } from '../support/api-
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import {
   seededPassword as password,
+  readyTenants,
   seedTenants,
   seedUser as seedUserAs,
   type SeededUser,
@@ -36,10 +37,7 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
 
   before(async () => {
     platform = await startTestPlatform('api');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
     await new Promise((ok) => setTimeout(ok, 500));
     ({ users: tokens } = await seedTenants(api, [tenantA, tenantB], { profile }));

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { seededPassword as password, seedTenants } from '../support/seeded-tenants.js';
+import { seededPassword as password, readyTenants, seedTenants } from '../support/seeded-tenants.js';
 
 describe('credential checks are limited (real API, PostgreSQL, Redis and operator)', function () {
   this.timeout(180_000);
@@ -45,10 +45,7 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
 
   before(async () => {
     platform = await startTestPlatform('climits');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, { trustProxy: true });
     ({ access: tokens } = await seedTenants(api, [tenantA, tenantB], {
       profile: () => ({ first_name: null, last_name: null }),

@@ -14,7 +14,7 @@ import {
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { ProviderSimulator, sampleEvents, type SampleEvent } from '../support/provider-simulator.js';
-import { seedTenants } from '../support/seeded-tenants.js';
+import { readyTenants, seedTenants } from '../support/seeded-tenants.js';
 import { createTestVhost, serviceUrls, uniqueSuffix, type TestVhost } from '../support/services.js';
 import { eventually } from '../support/wait.js';
 
@@ -127,10 +127,7 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
 
   before(async () => {
     platform = await startTestPlatform('integr');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
     vhost = await createTestVhost('integr');
     simulator = await ProviderSimulator.start();

@@ -8,7 +8,7 @@ import { QueryTypes } from 'sequelize';
 import { Webhook } from 'standardwebhooks';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { seededPassword as password, seedTenants } from '../support/seeded-tenants.js';
+import { seededPassword as password, readyTenants, seedTenants } from '../support/seeded-tenants.js';
 import { eventually } from '../support/wait.js';
 import {
   startTestWorker,
@@ -72,10 +72,7 @@ describe('/api/webhooks: endpoints, messages, test sends, domain events and repl
 
   before(async () => {
     platform = await startTestPlatform('webhooksapi');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, {
       webhooksAllowLoopback: true,
       webhooksReplayLimit: 3,

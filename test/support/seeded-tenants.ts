@@ -1,9 +1,10 @@
-// Users seeded straight into served tenants' databases and signed in through the
-// API's password login: the common start of a suite that calls the API as a
-// tenant's owner, admin or member.
+// The common start of a suite that calls the API as a tenant's owner, admin or
+// member: Ready Tenants, and users seeded straight into their databases and
+// signed in through the API's password login.
 import { hashPassword } from '../../api/src/auth/passwords.js';
 import { roles, type Role } from '../../lib/tenant/index.js';
 import type { TestApi } from './api-server.js';
+import type { TestPlatform } from './platform.js';
 
 /** The password of every user seeded here. */
 export const seededPassword = 'correct horse battery staple 42';
@@ -40,6 +41,17 @@ export interface SeedOptions {
   profile?: (tenant: string, role: Role) => Partial<SeededProfile>;
   /** Headers of each sign-in request, e.g. an X-Forwarded-For of its own. */
   signInHeaders?: () => Record<string, string>;
+}
+
+/** A Tenant per label, applied together; resolves with their names once all are Ready. */
+export async function readyTenants<const Labels extends readonly string[]>(
+  platform: TestPlatform,
+  labels: Labels,
+): Promise<{ [K in keyof Labels]: string }> {
+  const names = labels.map((label) => platform.tenantName(label));
+  await Promise.all(names.map((name) => platform.applyTenant(name)));
+  await Promise.all(names.map((name) => platform.waitReady(name)));
+  return names as { [K in keyof Labels]: string };
 }
 
 /** The tenant must be servable: Ready, and seen by the API's directory. */
