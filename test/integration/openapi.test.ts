@@ -4,9 +4,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Express } from 'express';
-import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
+import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { seedUser, signIn } from '../support/seeded-tenants.js';
+import { platformAdminToken, seedUser, signIn } from '../support/seeded-tenants.js';
 
 interface ListedRoute {
   path: string | RegExp;
@@ -60,15 +60,7 @@ describe('OpenAPI document', function () {
       await seedUser(api, tenant, role, `${role}@${tenant}.example`, { last_name: 'fuzz' });
       tokens[role] = (await signIn(api, tenant, `${role}@${tenant}.example`)).access;
     }
-    const platformToken = await api.call('POST', '/api/auth/token', {
-      body: {
-        grant_type: 'client_credentials',
-        client_id: platformAdminClient.clientId,
-        client_secret: platformAdminClient.clientSecret,
-      },
-    });
-    expect(platformToken.status).to.equal(200);
-    tokens.platform = platformToken.body.access_token as string;
+    tokens.platform = await platformAdminToken(api);
     const served = await api.call('GET', '/api/openapi.json');
     expect(served.status).to.equal(200);
     document = served.body;

@@ -10,9 +10,9 @@
 //   when the database is restored under a Tenant created again.
 import { expect } from 'chai';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
+import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { seededPassword as password, seedUser } from '../support/seeded-tenants.js';
+import { platformAdminToken, seededPassword as password, seedUser } from '../support/seeded-tenants.js';
 import { serviceUrls, withPostgresAdmin } from '../support/services.js';
 import { eventually } from '../support/wait.js';
 import { tenantNames } from '../../lib/tenant/index.js';
@@ -99,15 +99,7 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
   before(async () => {
     platform = await startTestPlatform('identity');
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, { signupEnabled: true });
-    const token = await api.call('POST', '/api/auth/token', {
-      body: {
-        grant_type: 'client_credentials',
-        client_id: platformAdminClient.clientId,
-        client_secret: platformAdminClient.clientSecret,
-      },
-    });
-    expect(token.status, JSON.stringify(token.body)).to.equal(200);
-    admin = (token.body as { access_token: string }).access_token;
+    admin = await platformAdminToken(api);
   });
 
   after(async () => {

@@ -3,9 +3,9 @@
 // 403 for tenant users, 400 naming the field for bad bodies.
 import { expect } from 'chai';
 import { planPolicies } from '../../lib/tenant/index.js';
-import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
+import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { seedUser, signIn } from '../support/seeded-tenants.js';
+import { platformAdminToken, seedUser, signIn } from '../support/seeded-tenants.js';
 import { eventually } from '../support/wait.js';
 
 describe('platform admin /api/tenants (real operator and control plane)', function () {
@@ -27,15 +27,7 @@ describe('platform admin /api/tenants (real operator and control plane)', functi
     await platform.applyTenant(home);
     await platform.waitReady(home);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
-    const token = await api.call('POST', '/api/auth/token', {
-      body: {
-        grant_type: 'client_credentials',
-        client_id: platformAdminClient.clientId,
-        client_secret: platformAdminClient.clientSecret,
-      },
-    });
-    expect(token.status).to.equal(200);
-    admin = token.body.access_token as string;
+    admin = await platformAdminToken(api);
     await eventually('the directory to serve the tenant', () =>
       Promise.resolve(api.directory.get(home)?.ready ? true : undefined),
     );

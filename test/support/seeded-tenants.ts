@@ -3,7 +3,7 @@
 // signed in through the API's password login.
 import { hashPassword } from '../../api/src/auth/passwords.js';
 import { roles, type Role } from '../../lib/tenant/index.js';
-import type { TestApi } from './api-server.js';
+import { platformAdminClient, type TestApi } from './api-server.js';
 import type { TestPlatform } from './platform.js';
 
 /** The password of every user seeded here. */
@@ -92,6 +92,21 @@ export async function signIn(
   }
   const body = res.body as { access_token: string; refresh_token: string };
   return { access: body.access_token, refresh: body.refresh_token };
+}
+
+/** The platform admin's access token, by client credentials; throws with the response unless it succeeds. */
+export async function platformAdminToken(api: TestApi): Promise<string> {
+  const res = await api.call('POST', '/api/auth/token', {
+    body: {
+      grant_type: 'client_credentials',
+      client_id: platformAdminClient.clientId,
+      client_secret: platformAdminClient.clientSecret,
+    },
+  });
+  if (res.status !== 200) {
+    throw new Error(`platform admin token: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return (res.body as { access_token: string }).access_token;
 }
 
 /** Seeds a user of each role in each tenant, in that order, then signs each one in. */
