@@ -3,11 +3,9 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { QueryTypes } from 'sequelize';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-
-const password = 'correct horse battery staple 42';
+import { readyTenants, seedTenants } from '../support/seeded-tenants.js';
 
 interface CreatedClient {
   id: string;
@@ -23,15 +21,7 @@ describe('API clients and the client_credentials grant', function () {
   let api: TestApi;
   let tenantA: string;
   let tenantB: string;
-  const access: Record<string, string> = {};
-
-  async function login(tenant: string, role: string): Promise<string> {
-    const res = await api.call('POST', '/api/auth/login', {
-      body: { tenant, email: `${role}@${tenant}.example`, password },
-    });
-    expect(res.status, JSON.stringify(res.body)).to.equal(200);
-    return (res.body as { access_token: string }).access_token;
-  }
+  let access: Record<string, string>;
 
   async function createClient(tenant: string, role: 'admin' | 'member', name = `${role} bot`) {
     const res = await api.call('POST', '/api/clients', {
@@ -54,27 +44,9 @@ describe('API clients and the client_credentials grant', function () {
 
   before(async () => {
     platform = await startTestPlatform('apiclients');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
-    for (const tenant of [tenantA, tenantB]) {
-      const entry = api.directory.servable(tenant);
-      const db = api.databases.for(tenant, entry.credentials);
-      for (const role of ['owner', 'admin', 'member'] as const) {
-        await db.models.User.create({
-          email: `${role}@${tenant}.example`,
-          role,
-          first_name: role,
-          last_name: tenant,
-          department: null,
-          external_id: null,
-          password_hash: await hashPassword(password),
-        });
-        access[`${tenant}/${role}`] = await login(tenant, role);
-      }
-    }
+    ({ access } = await seedTenants(api, [tenantA, tenantB]));
   });
 
   after(async () => {

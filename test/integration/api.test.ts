@@ -1,11 +1,16 @@
 // The shared API against Tenants provisioned by the real operator: sign-in,
 // tokens, users and roles, tenant isolation and error handling.
 import { expect } from 'chai';
-import { hashPassword } from '../../api/src/auth/passwords.js';
+import type { Role } from '../../lib/tenant/index.js';
 import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-
-const password = 'correct horse battery staple 42';
+import {
+  seededPassword as password,
+  readyTenants,
+  seedTenants,
+  seedUser as seedUserAs,
+  type SeededUser,
+} from '../support/seeded-tenants.js';
 
 describe('shared API (real operator, PostgreSQL and control plane)', function () {
   this.timeout(180_000);
@@ -13,21 +18,11 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
   let api: TestApi;
   let tenantA: string;
   let tenantB: string;
-  const tokens: Record<string, { access: string; refresh: string }> = {};
+  let tokens: Record<string, SeededUser>;
 
-  async function seedUser(tenant: string, email: string, role: 'owner' | 'admin' | 'member') {
-    const entry = api.directory.servable(tenant);
-    const db = api.databases.for(tenant, entry.credentials);
-    return db.models.User.create({
-      email,
-      role,
-      first_name: role,
-      last_name: tenant,
-      department: role === 'member' ? 'sales' : 'it',
-      external_id: null,
-      password_hash: await hashPassword(password),
-    });
-  }
+  const profile = (_tenant: string, role: Role) => ({ department: role === 'member' ? 'sales' : 'it' });
+  const seedUser = (tenant: string, email: string, role: Role) =>
+    seedUserAs(api, tenant, role, email, profile(tenant, role));
 
   async function login(tenant: string, email: string) {
     const res = await api.call('POST', '/api/auth/login', { body: { tenant, email, password } });
@@ -42,22 +37,10 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
 
   before(async () => {
     platform = await startTestPlatform('api');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
     await new Promise((ok) => setTimeout(ok, 500));
-    for (const tenant of [tenantA, tenantB]) {
-      for (const role of ['owner', 'admin', 'member'] as const)
-        await seedUser(tenant, `${role}@${tenant}.example`, role);
-    }
-    for (const tenant of [tenantA, tenantB]) {
-      for (const role of ['owner', 'admin', 'member'] as const) {
-        const session = await login(tenant, `${role}@${tenant}.example`);
-        tokens[`${tenant}/${role}`] = { access: session.access_token, refresh: session.refresh_token };
-      }
-    }
+    ({ users: tokens } = await seedTenants(api, [tenantA, tenantB], { profile }));
   });
 
   after(async () => {

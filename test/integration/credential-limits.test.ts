@@ -4,11 +4,9 @@
 // incoming webhooks per address (and its rescans never evict a pool that serves traffic), and the
 // password-hashing budget per tenant (one tenant's bulk imports do not hold up another's sign-in).
 import { expect } from 'chai';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-
-const password = 'correct horse battery staple 42';
+import { seededPassword as password, readyTenants, seedTenants } from '../support/seeded-tenants.js';
 
 describe('credential checks are limited (real API, PostgreSQL, Redis and operator)', function () {
   this.timeout(180_000);
@@ -16,7 +14,7 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
   let api: TestApi;
   let tenantA: string;
   let tenantB: string;
-  const tokens: Record<string, string> = {};
+  let tokens: Record<string, string>;
   // Every test signs in from addresses of its own (trust proxy is on), so per-address budgets never mix.
   let addressCounter = 0;
   const nextAddress = () => {
@@ -24,24 +22,6 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
     return `198.51.${Math.floor(addressCounter / 250)}.${(addressCounter % 250) + 1}`;
   };
   const from = (address: string) => ({ 'x-forwarded-for': address });
-
-  async function seedUser(
-    target: TestApi,
-    tenant: string,
-    email: string,
-    role: 'owner' | 'admin' | 'member',
-  ) {
-    const entry = target.directory.servable(tenant);
-    await target.databases.for(tenant, entry.credentials).models.User.create({
-      email,
-      role,
-      first_name: null,
-      last_name: null,
-      department: null,
-      external_id: null,
-      password_hash: await hashPassword(password),
-    });
-  }
 
   async function login(target: TestApi, tenant: string, email: string): Promise<string> {
     const res = await target.call('POST', '/api/auth/login', {
@@ -65,17 +45,12 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
 
   before(async () => {
     platform = await startTestPlatform('climits');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, { trustProxy: true });
-    for (const tenant of [tenantA, tenantB]) {
-      for (const role of ['owner', 'admin', 'member'] as const) {
-        await seedUser(api, tenant, `${role}@${tenant}.example`, role);
-        tokens[`${tenant}/${role}`] = await login(api, tenant, `${role}@${tenant}.example`);
-      }
-    }
+    ({ access: tokens } = await seedTenants(api, [tenantA, tenantB], {
+      profile: () => ({ first_name: null, last_name: null }),
+      signInHeaders: () => from(nextAddress()),
+    }));
   });
 
   after(async () => {

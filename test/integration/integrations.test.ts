@@ -4,7 +4,6 @@
 // signed events built from the sample payloads and serving the providers' APIs.
 import { expect } from 'chai';
 import pg from 'pg';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import type { Provider } from '../../lib/integrations/catalog.js';
 import { createLogger } from '../../lib/logger.js';
 import { generateWebhookSecret } from '../../lib/webhooks/standard-webhooks.js';
@@ -15,10 +14,9 @@ import {
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { ProviderSimulator, sampleEvents, type SampleEvent } from '../support/provider-simulator.js';
+import { readyTenants, seedTenants } from '../support/seeded-tenants.js';
 import { createTestVhost, serviceUrls, uniqueSuffix, type TestVhost } from '../support/services.js';
 import { eventually } from '../support/wait.js';
-
-const password = 'correct horse battery staple 42';
 
 interface ProviderHealth {
   provider: string;
@@ -53,7 +51,7 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
   let simulator: ProviderSimulator;
   let tenantA: string;
   let tenantB: string;
-  const tokens: Record<string, string> = {};
+  let tokens: Record<string, string>;
   const pools: pg.Pool[] = [];
   const engines: IntegrationEngine[] = [];
   const db: Record<string, pg.Pool> = {};
@@ -64,14 +62,6 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
 
   const hook = (provider: Provider, tenant?: string) =>
     `${api.url}/api/integrations/webhooks/${provider}${tenant ? `/${tenant}` : ''}`;
-
-  async function login(tenant: string, role: string): Promise<string> {
-    const res = await api.call('POST', '/api/auth/login', {
-      body: { tenant, email: `${role}@${tenant}.example`, password },
-    });
-    expect(res.status, JSON.stringify(res.body)).to.equal(200);
-    return res.body.access_token as string;
-  }
 
   async function configure(tenant: string, provider: Provider, organizationId: string, extra = {}) {
     secrets[`${tenant}/${provider}`] = generateWebhookSecret();
@@ -137,28 +127,13 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
 
   before(async () => {
     platform = await startTestPlatform('integr');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
     vhost = await createTestVhost('integr');
     simulator = await ProviderSimulator.start();
+    ({ access: tokens } = await seedTenants(api, [tenantA, tenantB]));
     for (const tenant of [tenantA, tenantB]) {
       const entry = api.directory.servable(tenant);
-      const tdb = api.databases.for(tenant, entry.credentials);
-      for (const role of ['owner', 'admin', 'member'] as const) {
-        await tdb.models.User.create({
-          email: `${role}@${tenant}.example`,
-          role,
-          first_name: role,
-          last_name: tenant,
-          department: null,
-          external_id: null,
-          password_hash: await hashPassword(password),
-        });
-        tokens[`${tenant}/${role}`] = await login(tenant, role);
-      }
       const pool = new pg.Pool({ connectionString: entry.credentials.uri, max: 6 });
       pools.push(pool);
       db[tenant] = pool;

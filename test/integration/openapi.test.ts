@@ -4,9 +4,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Express } from 'express';
-import { hashPassword } from '../../api/src/auth/passwords.js';
-import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
+import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformAdminToken, seedUser, signIn } from '../support/seeded-tenants.js';
 
 interface ListedRoute {
   path: string | RegExp;
@@ -49,7 +49,6 @@ describe('OpenAPI document', function () {
     paths: Record<string, Record<string, Omit<DocumentedOperation, 'method' | 'path'>>>;
   };
   const tokens: Record<string, string> = {};
-  const password = 'correct horse battery staple 42';
 
   before(async () => {
     platform = await startTestPlatform('openapi');
@@ -57,33 +56,11 @@ describe('OpenAPI document', function () {
     await platform.applyTenant(tenant);
     await platform.waitReady(tenant);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, { signupEnabled: true });
-    const entry = api.directory.servable(tenant);
-    const db = api.databases.for(tenant, entry.credentials);
     for (const role of ['owner', 'member'] as const) {
-      await db.models.User.create({
-        email: `${role}@${tenant}.example`,
-        role,
-        first_name: role,
-        last_name: 'fuzz',
-        department: null,
-        external_id: null,
-        password_hash: await hashPassword(password),
-      });
-      const login = await api.call('POST', '/api/auth/login', {
-        body: { tenant, email: `${role}@${tenant}.example`, password },
-      });
-      expect(login.status, JSON.stringify(login.body)).to.equal(200);
-      tokens[role] = login.body.access_token as string;
+      await seedUser(api, tenant, role, `${role}@${tenant}.example`, { last_name: 'fuzz' });
+      tokens[role] = (await signIn(api, tenant, `${role}@${tenant}.example`)).access;
     }
-    const platformToken = await api.call('POST', '/api/auth/token', {
-      body: {
-        grant_type: 'client_credentials',
-        client_id: platformAdminClient.clientId,
-        client_secret: platformAdminClient.clientSecret,
-      },
-    });
-    expect(platformToken.status).to.equal(200);
-    tokens.platform = platformToken.body.access_token as string;
+    tokens.platform = await platformAdminToken(api);
     const served = await api.call('GET', '/api/openapi.json');
     expect(served.status).to.equal(200);
     document = served.body;

@@ -8,6 +8,7 @@ import { hashPassword } from '../../api/src/auth/passwords.js';
 import { emailVerifiedAt } from '../../api/src/users/email-verification.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { readyTenants } from '../support/seeded-tenants.js';
 
 const oldPassword = 'correct horse battery staple 42';
 const newPassword = 'Tr0ubadour & a new lamp';
@@ -47,10 +48,7 @@ describe('password reset (real operator, PostgreSQL, Redis)', function () {
 
   before(async () => {
     platform = await startTestPlatform('pwreset');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, {
       passwordResetMinResponseMs: floorMs,
     });

@@ -10,14 +10,13 @@
 //   when the database is restored under a Tenant created again.
 import { expect } from 'chai';
 import { QueryTypes, type Sequelize } from 'sequelize';
-import { hashPassword } from '../../api/src/auth/passwords.js';
-import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
+import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformAdminToken, seededPassword as password, seedUser } from '../support/seeded-tenants.js';
 import { serviceUrls, withPostgresAdmin } from '../support/services.js';
 import { eventually } from '../support/wait.js';
 import { tenantNames } from '../../lib/tenant/index.js';
 
-const password = 'correct horse battery staple 42';
 const restoreAnnotation = 'tenantry.io/restore-from-uid';
 
 describe('tenant identity is the uid (real operator, control plane, PostgreSQL, Redis)', function () {
@@ -54,18 +53,8 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
   };
 
   /** Creates the tenant's owner in its database and signs in. */
-  const seedOwner = async (tenant: string) => {
-    const entry = api.directory.servable(tenant);
-    await api.databases.for(tenant, entry.credentials).models.User.create({
-      email: `owner@${tenant}.example`,
-      role: 'owner',
-      first_name: 'Olga',
-      last_name: null,
-      department: null,
-      external_id: null,
-      password_hash: await hashPassword(password),
-    });
-  };
+  const seedOwner = (tenant: string) =>
+    seedUser(api, tenant, 'owner', `owner@${tenant}.example`, { first_name: 'Olga', last_name: null });
   const login = async (tenant: string) => {
     const res = await api.call('POST', '/api/auth/login', {
       body: { tenant, email: `owner@${tenant}.example`, password },
@@ -110,15 +99,7 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
   before(async () => {
     platform = await startTestPlatform('identity');
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, { signupEnabled: true });
-    const token = await api.call('POST', '/api/auth/token', {
-      body: {
-        grant_type: 'client_credentials',
-        client_id: platformAdminClient.clientId,
-        client_secret: platformAdminClient.clientSecret,
-      },
-    });
-    expect(token.status, JSON.stringify(token.body)).to.equal(200);
-    admin = (token.body as { access_token: string }).access_token;
+    admin = await platformAdminToken(api);
   });
 
   after(async () => {

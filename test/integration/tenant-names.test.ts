@@ -7,7 +7,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import pg from 'pg';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import { latestSchemaVersion, migrateTenantSchema } from '../../lib/tenant-schema/migrate.js';
 import {
   ownershipMarker,
@@ -20,10 +19,9 @@ import { jdbcUri, pgpassLine, postgresUri } from '../../operator/src/sql/connect
 import { TenantDatabaseAdmin } from '../../operator/src/sql/tenant-database.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { seededPassword as password, seedUser } from '../support/seeded-tenants.js';
 import { rabbitManagement, serviceUrls, withPostgresAdmin } from '../support/services.js';
 import { eventually } from '../support/wait.js';
-
-const password = 'correct horse battery staple 42';
 
 interface TenantJson {
   metadata: { name: string; uid: string; generation: number };
@@ -560,16 +558,7 @@ spec:
       await eventually('the API to serve the old tenant', () =>
         Promise.resolve(api.directory.get(old)?.ready ? true : undefined),
       );
-      const entry = api.directory.servable(old);
-      await api.databases.for(old, entry.credentials).models.User.create({
-        email: `owner@${old}.example`,
-        role: 'owner',
-        first_name: 'Old',
-        last_name: 'Owner',
-        department: null,
-        external_id: null,
-        password_hash: await hashPassword(password),
-      });
+      await seedUser(api, old, 'owner', `owner@${old}.example`, { first_name: 'Old', last_name: 'Owner' });
       token = await login(old);
     });
 

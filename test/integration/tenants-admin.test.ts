@@ -2,13 +2,11 @@
 // control plane with the operator: CRUD with a client-credentials token,
 // 403 for tenant users, 400 naming the field for bad bodies.
 import { expect } from 'chai';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import { planPolicies } from '../../lib/tenant/index.js';
-import { platformAdminClient, startTestApi, type TestApi } from '../support/api-server.js';
+import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { platformAdminToken, seedUser, signIn } from '../support/seeded-tenants.js';
 import { eventually } from '../support/wait.js';
-
-const password = 'correct horse battery staple 42';
 
 describe('platform admin /api/tenants (real operator and control plane)', function () {
   this.timeout(180_000);
@@ -29,32 +27,12 @@ describe('platform admin /api/tenants (real operator and control plane)', functi
     await platform.applyTenant(home);
     await platform.waitReady(home);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
-    const token = await api.call('POST', '/api/auth/token', {
-      body: {
-        grant_type: 'client_credentials',
-        client_id: platformAdminClient.clientId,
-        client_secret: platformAdminClient.clientSecret,
-      },
-    });
-    expect(token.status).to.equal(200);
-    admin = token.body.access_token as string;
-    const entry = await eventually('the directory to serve the tenant', () =>
-      Promise.resolve(api.directory.get(home)?.ready ? api.directory.servable(home) : undefined),
+    admin = await platformAdminToken(api);
+    await eventually('the directory to serve the tenant', () =>
+      Promise.resolve(api.directory.get(home)?.ready ? true : undefined),
     );
-    await api.databases.for(home, entry.credentials).models.User.create({
-      email: `boss@${home}.example`,
-      role: 'owner',
-      first_name: null,
-      last_name: null,
-      department: null,
-      external_id: null,
-      password_hash: await hashPassword(password),
-    });
-    const login = await api.call('POST', '/api/auth/login', {
-      body: { tenant: home, email: `boss@${home}.example`, password },
-    });
-    expect(login.status).to.equal(200);
-    owner = login.body.access_token as string;
+    await seedUser(api, home, 'owner', `boss@${home}.example`, { first_name: null, last_name: null });
+    owner = (await signIn(api, home, `boss@${home}.example`)).access;
   });
 
   after(async () => {

@@ -9,14 +9,13 @@
 // the service is always started again in `finally`, then waited for.
 import { expect } from 'chai';
 import pg from 'pg';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { seedUser, signIn } from '../support/seeded-tenants.js';
 import { startPostgres, startRabbitMq, stopPostgres, stopRabbitMq } from '../support/service-outages.js';
 import { eventually } from '../support/wait.js';
 import { startTestWorker, tenantAmqp, WebhookReceiver, type TestWorker } from '../support/webhook-harness.js';
 
-const password = 'correct horse battery staple 42';
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 interface LoadRun {
@@ -115,20 +114,8 @@ describe('outgoing webhooks through broker and database outages', function () {
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, {
       webhooksAllowLoopback: true,
     });
-    const db = api.databases.for(tenant, api.directory.servable(tenant).credentials);
-    await db.models.User.create({
-      email: `owner@${tenant}.example`,
-      role: 'owner',
-      first_name: 'owner',
-      last_name: tenant,
-      department: null,
-      external_id: null,
-      password_hash: await hashPassword(password),
-    });
-    const login = await api.call('POST', '/api/auth/login', {
-      body: { tenant, email: `owner@${tenant}.example`, password },
-    });
-    token = login.body.access_token as string;
+    await seedUser(api, tenant, 'owner', `owner@${tenant}.example`);
+    token = (await signIn(api, tenant, `owner@${tenant}.example`)).access;
     await receiver.start();
     const endpoint = await api.call('POST', '/api/webhooks/endpoints', {
       token,

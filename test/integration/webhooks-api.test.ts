@@ -6,9 +6,9 @@
 import { expect } from 'chai';
 import { QueryTypes } from 'sequelize';
 import { Webhook } from 'standardwebhooks';
-import { hashPassword } from '../../api/src/auth/passwords.js';
 import { startTestApi, type TestApi } from '../support/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { seededPassword as password, readyTenants, seedTenants } from '../support/seeded-tenants.js';
 import { eventually } from '../support/wait.js';
 import {
   startTestWorker,
@@ -17,8 +17,6 @@ import {
   type ReceivedWebhook,
   type TestWorker,
 } from '../support/webhook-harness.js';
-
-const password = 'correct horse battery staple 42';
 
 interface EndpointBody {
   id: string;
@@ -46,19 +44,11 @@ describe('/api/webhooks: endpoints, messages, test sends, domain events and repl
   let tenantA: string;
   let tenantB: string;
   const receiver = new WebhookReceiver();
-  const access: Record<string, string> = {};
+  let access: Record<string, string>;
   let paths = 0;
 
   const owner = () => access[`${tenantA}/owner`]!;
   const newPath = () => `/hook-${++paths}`;
-
-  async function login(tenant: string, role: string): Promise<string> {
-    const res = await api.call('POST', '/api/auth/login', {
-      body: { tenant, email: `${role}@${tenant}.example`, password },
-    });
-    expect(res.status, JSON.stringify(res.body)).to.equal(200);
-    return (res.body as { access_token: string }).access_token;
-  }
 
   function tenantDb(tenant: string) {
     return api.databases.for(tenant, api.directory.servable(tenant).credentials).sequelize;
@@ -82,31 +72,14 @@ describe('/api/webhooks: endpoints, messages, test sends, domain events and repl
 
   before(async () => {
     platform = await startTestPlatform('webhooksapi');
-    tenantA = platform.tenantName('a');
-    tenantB = platform.tenantName('b');
-    await Promise.all([platform.applyTenant(tenantA), platform.applyTenant(tenantB)]);
-    await Promise.all([platform.waitReady(tenantA), platform.waitReady(tenantB)]);
+    [tenantA, tenantB] = await readyTenants(platform, ['a', 'b']);
     api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, {
       webhooksAllowLoopback: true,
       webhooksReplayLimit: 3,
     });
     // The production default: loopback refused.
     strictApi = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace);
-    for (const tenant of [tenantA, tenantB]) {
-      const db = api.databases.for(tenant, api.directory.servable(tenant).credentials);
-      for (const role of ['owner', 'admin', 'member'] as const) {
-        await db.models.User.create({
-          email: `${role}@${tenant}.example`,
-          role,
-          first_name: role,
-          last_name: tenant,
-          department: null,
-          external_id: null,
-          password_hash: await hashPassword(password),
-        });
-        access[`${tenant}/${role}`] = await login(tenant, role);
-      }
-    }
+    ({ access } = await seedTenants(api, [tenantA, tenantB]));
     await receiver.start();
     const amqp = await tenantAmqp(platform.cp, tenantA);
     worker = startTestWorker({
