@@ -5,6 +5,7 @@
 // against a watch that went quiet. Lists are read in pages, and each item can
 // be reduced to what the consumer keeps (`keep`) as its page arrives, so a
 // relist of a thousand objects never holds them all at once.
+import { exponentialDelay, type BackoffPolicy } from '../backoff.js';
 import type { Logger } from '../logger.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -114,8 +115,12 @@ export class ListWatch<T, K = T> {
   }
 
   private async run(): Promise<void> {
-    const initial = this.options.backoffInitialMs ?? 500;
-    const max = this.options.backoffMaxMs ?? 30_000;
+    // Equal jitter: at least half the delay, so a flapping API server is not hammered.
+    const backoff: BackoffPolicy = {
+      initialMs: this.options.backoffInitialMs ?? 500,
+      maxMs: this.options.backoffMaxMs ?? 30_000,
+      jitter: [0.5, 1],
+    };
     const describe =
       this.options.describeError ?? ((e: unknown) => (e instanceof Error ? e.message : 'unknown error'));
     let failures = 0;
@@ -142,10 +147,7 @@ export class ListWatch<T, K = T> {
       }
       if (this.stopping.signal.aborted) break;
       this.restarts += 1;
-      if (failures > 0) {
-        const delay = Math.min(max, initial * 2 ** (failures - 1));
-        await sleep(delay / 2 + Math.random() * (delay / 2), this.stopping.signal);
-      }
+      if (failures > 0) await sleep(exponentialDelay(failures - 1, backoff), this.stopping.signal);
     }
   }
 

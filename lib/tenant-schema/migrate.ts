@@ -2,6 +2,7 @@
 // operator (which runs it) and the API (which reads the expected version).
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { withTransaction } from '../transaction.js';
 import { appendOnlyTables, migrations as shippedMigrations, type Migration } from './migrations.js';
 
 export type { Migration } from './migrations.js';
@@ -116,8 +117,7 @@ export async function readSchemaVersion(client: pg.ClientBase): Promise<number> 
  */
 export async function reapplyAppPrivileges(client: pg.ClientBase, roles: TenantSchemaRoles): Promise<void> {
   const app = quoteIdent(roles.appRole);
-  await client.query('BEGIN');
-  try {
+  await withTransaction(client, async () => {
     await client.query(`SET LOCAL ROLE ${quoteIdent(roles.ownerRole)}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA app TO ${app}`);
     await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA app TO ${app}`);
@@ -131,11 +131,7 @@ export async function reapplyAppPrivileges(client: pg.ClientBase, roles: TenantS
         name === 'schema_migrations' ? 'INSERT, UPDATE, DELETE, TRUNCATE' : 'UPDATE, DELETE, TRUNCATE';
       await client.query(`REVOKE ${revoked} ON app.${quoteIdent(name)} FROM ${app}`);
     }
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  }
+  });
 }
 
 function assertOrdered(list: readonly Migration[]): void {
@@ -204,7 +200,7 @@ async function ensureHistoryTable(client: pg.ClientBase, roles: TenantSchemaRole
   if (!rows[0]?.schema) {
     throw new SchemaMigrationError('schema "app" does not exist; ensure the tenant database first');
   }
-  await inTransaction(client, async () => {
+  await withTransaction(client, async () => {
     await client.query(`CREATE TABLE IF NOT EXISTS app.schema_migrations (
       version int PRIMARY KEY,
       name text NOT NULL,
@@ -225,7 +221,7 @@ async function applyOne(
   legacyOwnerUid: string | undefined,
 ): Promise<void> {
   try {
-    await inTransaction(client, async () => {
+    await withTransaction(client, async () => {
       await client.query(renderMigrationSql(migration.sql, roles));
       if (migration.version === tenantUidMigrationVersion && legacyOwnerUid) {
         await client.query('UPDATE app.refresh_tokens SET tenant_uid = $1 WHERE tenant_uid IS NULL', [
@@ -246,17 +242,6 @@ async function applyOne(
     throw new SchemaMigrationError(`migration ${migration.version} (${migration.name}) failed: ${reason}`, {
       cause: error,
     });
-  }
-}
-
-async function inTransaction(client: pg.ClientBase, fn: () => Promise<void>): Promise<void> {
-  await client.query('BEGIN');
-  try {
-    await fn();
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
   }
 }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Backoff, Pause } from '../../worker/src/pause.js';
+import { Pause, reconnectBackoff } from '../../worker/src/pause.js';
 
 describe('pause and backoff', () => {
   it('ends a pause early on wake, and a wake with no pause running does nothing', async () => {
@@ -16,7 +16,7 @@ describe('pause and backoff', () => {
   });
 
   it('doubles from the minimum up to the maximum, jitters by at most 20 %, and resets', () => {
-    const backoff = new Backoff(100, 700);
+    const backoff = reconnectBackoff(100, 700);
     const seen = [];
     for (let i = 0; i < 5; i++) {
       const base = backoff.current;

@@ -6,6 +6,7 @@
 // off, and pokes do not cut a backoff short.
 import type { Options } from 'amqplib';
 import type { ConfirmChannel } from 'amqplib';
+import { exponentialDelay } from '../../lib/backoff.js';
 import type { Logger } from '../../lib/logger.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
 import { Pause } from './pause.js';
@@ -96,7 +97,7 @@ export class BatchRelay<T> {
       if (this.stopped) break;
       // A full batch means more may be waiting; a poke, that rows came in meanwhile: go again at once.
       if (failures === 0 && (handled >= batchSize || this.poked)) continue;
-      const wait = Math.min(pollIntervalMs * 2 ** failures, 30_000);
+      const wait = exponentialDelay(failures, { initialMs: pollIntervalMs, maxMs: 30_000 });
       this.backingOff = failures > 0;
       await this.pause.for(wait);
     }

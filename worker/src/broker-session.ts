@@ -5,7 +5,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { redactUrl } from '../../lib/services.js';
-import { Backoff, Pause } from './pause.js';
+import { Pause, reconnectBackoff } from './pause.js';
 
 export interface BrokerSessionOptions {
   url: string;
@@ -60,7 +60,7 @@ export class BrokerSession {
 
   private async run(): Promise<void> {
     const { logger, name } = this.options;
-    const backoff = new Backoff(this.options.minDelayMs, this.options.maxDelayMs);
+    const backoff = reconnectBackoff(this.options.minDelayMs, this.options.maxDelayMs);
     while (!this.stopped) {
       try {
         const { closed } = await this.connectOnce();

@@ -3,6 +3,8 @@
 // delay tier) instead of waiting, so a dead or slow endpoint holds at most a
 // few prefetch slots and never stalls deliveries to anyone else.
 
+import { exponentialDelay } from '../../lib/backoff.js';
+
 export type GateDecision =
   | { admitted: true; release: (outcome: 'success' | 'failure' | 'neutral') => void }
   | { admitted: false; reason: string; retryInMs: number };
@@ -88,7 +90,8 @@ export class EndpointGate {
           state.failures += 1;
           if (probe) state.failedProbes = Math.min(state.failedProbes + 1, 3);
           if (probe || state.failures >= this.options.failureThreshold) {
-            state.openUntil = this.now() + this.options.cooldownMs * 2 ** state.failedProbes;
+            const cooldownMs = exponentialDelay(state.failedProbes, { initialMs: this.options.cooldownMs });
+            state.openUntil = this.now() + cooldownMs;
           }
         }
         this.freeSlot(state);

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Logger } from '../../lib/logger.js';
 import { outboxChannel } from '../../lib/tenant-schema/migrations.js';
 import { errorText } from './broker-session.js';
-import { Backoff, Pause } from './pause.js';
+import { Pause, reconnectBackoff } from './pause.js';
 
 export interface OutboxListenerOptions {
   connectionString: string;
@@ -50,7 +50,7 @@ export class OutboxListener {
 
   private async run(): Promise<void> {
     const { logger, onNotify } = this.options;
-    const backoff = new Backoff(this.options.minDelayMs, this.options.maxDelayMs);
+    const backoff = reconnectBackoff(this.options.minDelayMs, this.options.maxDelayMs);
     while (!this.stopped) {
       const client = new pg.Client({
         connectionString: this.options.connectionString,

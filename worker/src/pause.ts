@@ -2,6 +2,8 @@
 // the broker session, the outbox listener): a pause that stop() or a poke can
 // cut short, and the jittered doubling delay between reconnects.
 
+import { Backoff } from '../../lib/backoff.js';
+
 /** A sleep another caller can end early with `wake()`; one wait at a time. */
 export class Pause {
   #wake: (() => void) | undefined;
@@ -25,29 +27,6 @@ export class Pause {
 }
 
 /** Reconnect delays: from `minMs`, doubling up to `maxMs`, each jittered by ±20 % so replicas spread out. */
-export class Backoff {
-  #delay: number;
-
-  constructor(
-    private readonly minMs = 200,
-    private readonly maxMs = 30_000,
-  ) {
-    this.#delay = minMs;
-  }
-
-  /** The delay to wait now (what logs report as the retry time, before jitter). */
-  get current(): number {
-    return this.#delay;
-  }
-
-  /** A jittered wait for this attempt; the next one will be twice as long. */
-  next(): number {
-    const jittered = this.#delay * (0.8 + Math.random() * 0.4);
-    this.#delay = Math.min(this.#delay * 2, this.maxMs);
-    return jittered;
-  }
-
-  reset(): void {
-    this.#delay = this.minMs;
-  }
+export function reconnectBackoff(minMs = 200, maxMs = 30_000): Backoff {
+  return new Backoff({ initialMs: minMs, maxMs, jitter: [0.8, 1.2] });
 }

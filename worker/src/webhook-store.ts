@@ -3,6 +3,7 @@
 // record of each attempt, a batch at a time. Every query is schema-qualified;
 // the pool connects as the tenant's login role, so the app role's privileges apply.
 import type pg from 'pg';
+import { withTransaction } from '../../lib/transaction.js';
 import { deliveriesRequestedTopic, type DeliveriesRequested } from '../../lib/webhooks/outbox-topics.js';
 import { eventTypeMatches, newMessageId } from '../../lib/webhooks/standard-webhooks.js';
 
@@ -95,28 +96,6 @@ export function endpointStreaks(records: readonly AttemptRecord[]): EndpointStre
   return [...streaks.values()].sort((a, b) => (a.endpointId < b.endpointId ? -1 : 1));
 }
 
-const lostConnection = new WeakMap<pg.PoolClient, () => void>();
-
-/**
- * A client for a transaction. The pool only listens for errors on idle
- * clients; a checked-out one whose connection drops between queries (a
- * database restart while a batch waits for broker confirms) would otherwise
- * raise an uncaught 'error' and crash the worker. The next query fails instead.
- */
-async function checkout(pool: pg.Pool): Promise<pg.PoolClient> {
-  const client = await pool.connect();
-  const ignore = () => undefined;
-  client.on('error', ignore);
-  lostConnection.set(client, ignore);
-  return client;
-}
-
-function checkin(client: pg.PoolClient): void {
-  const ignore = lostConnection.get(client);
-  if (ignore) client.removeListener('error', ignore);
-  client.release();
-}
-
 export class WebhookStore {
   constructor(
     private readonly pool: pg.Pool,
@@ -135,19 +114,14 @@ export class WebhookStore {
     limit: number,
     publish: (deliveries: FannedOutDelivery[]) => Promise<void>,
   ): Promise<number> {
-    const client = await checkout(this.pool);
-    try {
-      await client.query('BEGIN');
+    return withTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{ id: string; topic: string; payload: unknown; created_at: Date }>(
         `SELECT id, topic, payload, created_at FROM app.outbox
           WHERE sent_at IS NULL AND NOT (topic LIKE ANY($2::text[]))
           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [limit, this.excludedTopics],
       );
-      if (rows.length === 0) {
-        await client.query('COMMIT');
-        return 0;
-      }
+      if (rows.length === 0) return 0;
       // Deliveries the API created itself (test sends, replays) are published as they are.
       const requested = rows.filter((r) => r.topic === deliveriesRequestedTopic);
       const events = rows.filter((r) => r.topic !== deliveriesRequestedTopic);
@@ -188,14 +162,8 @@ export class WebhookStore {
       await client.query('UPDATE app.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [
         rows.map((r) => r.id),
       ]);
-      await client.query('COMMIT');
       return rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      checkin(client);
-    }
+    });
   }
 
   /** The still-open deliveries named by `webhook.deliveries.requested` rows. */
@@ -321,9 +289,7 @@ export class WebhookStore {
    * Returns the endpoints the batch disabled.
    */
   async recordAttempts(records: readonly AttemptRecord[]): Promise<DisabledEndpoint[]> {
-    const client = await checkout(this.pool);
-    try {
-      await client.query('BEGIN');
+    return withTransaction(this.pool, async (client) => {
       // The last attempt of a delivery sets its status.
       const latest = [...new Map(records.map((r) => [r.deliveryId, r])).values()];
       const updated = await client.query<{ id: string }>(
@@ -386,14 +352,8 @@ export class WebhookStore {
           disabled.push({ endpointId: streak.endpointId, reason });
         }
       }
-      await client.query('COMMIT');
       return disabled;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      checkin(client);
-    }
+    });
   }
 
   private async disable(client: pg.PoolClient, endpointId: string, reason: string): Promise<boolean> {

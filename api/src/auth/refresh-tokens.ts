@@ -8,7 +8,8 @@
 // kept under deletionPolicy Retain can come back under a new Tenant of the
 // same name; that Tenant refuses the tokens of the earlier one.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
+import { withTransaction } from '../../../lib/transaction.js';
 
 export interface IssuedRefreshToken {
   /** `rt_` and 32 random bytes in base64url. Only its hash is stored. */
@@ -132,7 +133,7 @@ export class RefreshTokenStore {
     if (familyId === undefined) {
       return this.#insert(this.#db, { userId, familyId: randomUUID(), parentId: null }, context);
     }
-    const outcome = await this.#transaction<RotationOutcome>(async (c) => {
+    const outcome = await withTransaction(this.#db, async (c): Promise<RotationOutcome> => {
       await lockUser(c, userId);
       const { rows } = await c.query<{ other_user: boolean; revoked: boolean }>(
         `SELECT bool_or(user_id <> $2) AS other_user, bool_or(revoked_at IS NOT NULL) AS revoked
@@ -160,7 +161,7 @@ export class RefreshTokenStore {
   async rotate(token: string, context: RefreshTokenContext = {}): Promise<IssuedRefreshToken> {
     const tenantUid = this.#issuingUid();
     const hash = tokenHash(token);
-    const outcome = await this.#transaction<RotationOutcome>(async (c) => {
+    const outcome = await withTransaction(this.#db, async (c): Promise<RotationOutcome> => {
       const owner = await c.query<{ user_id: string }>(
         'SELECT user_id FROM app.refresh_tokens WHERE token_hash = $1',
         [hash],
@@ -218,7 +219,7 @@ export class RefreshTokenStore {
     } catch {
       return false;
     }
-    return this.#transaction(async (c) => {
+    return withTransaction(this.#db, async (c) => {
       const { rows } = await c.query<{ user_id: string; family_id: string }>(
         'SELECT user_id, family_id FROM app.refresh_tokens WHERE token_hash = $1',
         [hash],
@@ -233,7 +234,7 @@ export class RefreshTokenStore {
 
   /** Revokes a family. Returns how many of its tokens (used ones included) were not revoked before. */
   async revokeFamily(familyId: string, reason: RevokeReason = 'logout'): Promise<number> {
-    return this.#transaction(async (c) => {
+    return withTransaction(this.#db, async (c) => {
       const { rows } = await c.query<{ user_id: string }>(
         'SELECT user_id FROM app.refresh_tokens WHERE family_id = $1 LIMIT 1',
         [familyId],
@@ -250,7 +251,7 @@ export class RefreshTokenStore {
    * deactivation. Returns how many were not revoked before.
    */
   async revokeAllForUser(userId: string, reason: RevokeReason = 'logout_all'): Promise<number> {
-    return this.#transaction(async (c) => {
+    return withTransaction(this.#db, async (c) => {
       await lockUser(c, userId);
       return revokeWhere(c, 'user_id = $1', userId, reason, this.#now());
     });
@@ -298,26 +299,6 @@ export class RefreshTokenStore {
     if (!this.#tenantUid)
       throw new TypeError('issuing or rotating refresh tokens needs the tenantUid option');
     return this.#tenantUid;
-  }
-
-  async #transaction<T>(fn: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-    const pooled = this.#db instanceof pg.Pool ? await this.#db.connect() : undefined;
-    const client = pooled ?? (this.#db as pg.ClientBase);
-    let broken = false;
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      // A connection whose ROLLBACK failed is not handed to anyone else.
-      pooled?.release(broken);
-    }
   }
 }
 

@@ -4,6 +4,8 @@
 // retries failures with per-key exponential backoff. Metrics are reported
 // through hooks so the queue does not depend on any metrics library.
 
+import { exponentialDelay } from '../../../lib/backoff.js';
+
 /** What a handler may return: nothing, or a request to run the key again later (not a failure). */
 export type HandlerResult = void | { requeueAfterMs?: number };
 
@@ -53,11 +55,13 @@ export function backoffDelay(
   options: BackoffOptions,
   random: () => number = Math.random,
 ): number {
-  const exponent = Math.max(0, failures - 1);
-  // Cap the exponent so 2^n stays finite for keys that fail for days.
-  const raw = options.baseDelayMs * 2 ** Math.min(exponent, 52);
-  const capped = Math.min(options.maxDelayMs, raw);
-  return Math.min(options.maxDelayMs, capped + capped * options.jitter * random());
+  const delay = exponentialDelay(
+    failures - 1,
+    { initialMs: options.baseDelayMs, maxMs: options.maxDelayMs, jitter: [1, 1 + options.jitter] },
+    random,
+  );
+  // Jitter only adds here, and the cap holds with it included.
+  return Math.min(options.maxDelayMs, delay);
 }
 
 export class WorkQueue {

@@ -21,6 +21,7 @@ import {
   legacyRoleNames,
   type TenantNames,
 } from '../../../lib/tenant/index.js';
+import { withTransaction } from '../../../lib/transaction.js';
 import { scramSha256Verifier } from './connection-info.js';
 import { closePublicConnect, type PublicConnectReport } from './server-privileges.js';
 
@@ -657,15 +658,10 @@ async function ensureRoles(
     }
     // Login roles start NOLOGIN: they get LOGIN with their first password.
     const inherit = names.loginRoles.includes(role.name) ? ' INHERIT' : '';
-    await c.query('BEGIN');
-    try {
+    await withTransaction(c, async () => {
       await c.query(`CREATE ROLE ${quoteIdent(role.name)} NOLOGIN${inherit}`);
       await markRole(c, role.name, owner);
-      await c.query('COMMIT');
-    } catch (error) {
-      await c.query('ROLLBACK');
-      throw error;
-    }
+    });
     note(`recreated role ${role.name}`);
   }
   const roles = await readRoles(c, all, [app]);

@@ -3,6 +3,7 @@
 // outcome, reading the provider's configuration and writing the provider API's
 // circuit state for health. The pool connects as the tenant's login role.
 import type pg from 'pg';
+import { withTransaction } from '../../../lib/transaction.js';
 import type { RelaySource } from '../batch-relay.js';
 
 /** One outbox row on its way to the integration work queue. */
@@ -44,9 +45,7 @@ export class IntegrationStore implements RelaySource<IntegrationWorkItem> {
 
   /** Claims unsent `integration.%` outbox rows; marks them sent after `publish` resolves. */
   async relayBatch(limit: number, publish: (items: IntegrationWorkItem[]) => Promise<void>): Promise<number> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return withTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{ id: string; topic: string; payload: { event?: unknown } }>(
         `SELECT id, topic, payload FROM app.outbox
           WHERE sent_at IS NULL AND topic LIKE 'integration.%'
@@ -62,14 +61,8 @@ export class IntegrationStore implements RelaySource<IntegrationWorkItem> {
           rows.map((r) => r.id),
         ]);
       }
-      await client.query('COMMIT');
       return rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /**
@@ -110,9 +103,7 @@ export class IntegrationStore implements RelaySource<IntegrationWorkItem> {
 
   /** Runs `apply` and marks the event completed in one transaction. */
   async complete(eventRowId: string, apply: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await withTransaction(this.pool, async (client) => {
       await apply(client);
       await client.query(
         `UPDATE app.integration_events
@@ -120,13 +111,7 @@ export class IntegrationStore implements RelaySource<IntegrationWorkItem> {
           WHERE id = $1`,
         [eventRowId],
       );
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /**

@@ -8,6 +8,7 @@
 // reported so health can show them.
 import http from 'node:http';
 import https from 'node:https';
+import { exponentialDelay } from '../../../lib/backoff.js';
 import {
   guardedLookup,
   lookupHost,
@@ -234,9 +235,9 @@ export class ProviderApi {
   }
 }
 
-/** Full jitter: a random wait up to base × 2^attempt. */
+/** Full jitter: a random wait up to base × 2^attempt (and never zero). */
 function backoff(baseMs: number, attempt: number): number {
-  return Math.round(Math.random() * baseMs * 2 ** attempt) + 1;
+  return Math.round(exponentialDelay(attempt, { initialMs: baseMs, jitter: [0, 1] })) + 1;
 }
 
 function sleep(ms: number): Promise<void> {
