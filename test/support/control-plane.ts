@@ -5,6 +5,7 @@
 // several instances can run side by side. Processes and the directory are
 // removed on stop(), and also when the host process exits or is interrupted.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -140,7 +141,10 @@ async function createPki(dir: string): Promise<void> {
       'ca.crt',
       '-CAkey',
       'ca.key',
-      '-CAcreateserial',
+      // A random serial per certificate: -CAcreateserial shares ca.srl, which the two
+      // signings running side by side would read while the other writes it.
+      '-set_serial',
+      `0x${randomBytes(16).toString('hex')}`,
       '-out',
       `${name}.crt`,
       '-days',
