@@ -17,7 +17,7 @@ import { tenantNames, type TenantNames } from '../../lib/tenant/index.js';
 import { RabbitMqAdmin } from '../../operator/src/messaging/rabbitmq-admin.js';
 import { appRoleName } from '../../operator/src/sql/tenant-database.js';
 import { Deliverer } from '../../worker/src/deliverer.js';
-import { EndpointGate } from '../../worker/src/endpoint-gate.js';
+import { CircuitBreaker } from '../../worker/src/circuit-breaker.js';
 import { HttpSender } from '../../worker/src/http-sender.js';
 import { OutboxListener } from '../../worker/src/outbox-listener.js';
 import { OutboxRelay } from '../../worker/src/outbox-relay.js';
@@ -140,7 +140,7 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
       schedule,
       store,
       sender: new HttpSender({ timeoutMs: options.timeoutMs ?? 5_000, allowLoopback: true }),
-      gate: new EndpointGate({
+      gate: new CircuitBreaker({
         concurrency,
         maxHeld: concurrency * 2,
         failureThreshold: options.breakerThreshold ?? 1000,

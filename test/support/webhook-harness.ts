@@ -8,7 +8,7 @@ import pg from 'pg';
 import { createLogger } from '../../lib/logger.js';
 import { tenantNames } from '../../lib/tenant/index.js';
 import { Deliverer } from '../../worker/src/deliverer.js';
-import { EndpointGate } from '../../worker/src/endpoint-gate.js';
+import { CircuitBreaker } from '../../worker/src/circuit-breaker.js';
 import { HttpSender } from '../../worker/src/http-sender.js';
 import { OutboxListener } from '../../worker/src/outbox-listener.js';
 import { OutboxRelay } from '../../worker/src/outbox-relay.js';
@@ -133,7 +133,7 @@ export function startTestWorker(options: TestWorkerOptions): TestWorker {
     schedule,
     store,
     sender: new HttpSender({ timeoutMs: options.timeoutMs ?? 5_000, allowLoopback: true }),
-    gate: new EndpointGate({
+    gate: new CircuitBreaker({
       concurrency,
       maxHeld: concurrency * 2,
       failureThreshold: 1000,

@@ -11,7 +11,7 @@ import {
 } from '../../lib/webhooks/standard-webhooks.js';
 import { Batcher } from '../../lib/batcher.js';
 import { loadWorkerConfig } from '../../worker/src/config.js';
-import { EndpointGate } from '../../worker/src/endpoint-gate.js';
+import { CircuitBreaker } from '../../worker/src/circuit-breaker.js';
 import { HttpSender, parseRetryAfter } from '../../worker/src/http-sender.js';
 import { parseSchedule, RetrySchedule, standardSchedule } from '../../worker/src/schedule.js';
 import { webhookTopology } from '../../worker/src/topology.js';
@@ -259,7 +259,7 @@ describe('webhook delivery: pure parts', () => {
 
   describe('endpoint gate', () => {
     it('limits concurrency, queues up to maxHeld, defers beyond it', async () => {
-      const gate = new EndpointGate({ concurrency: 1, maxHeld: 2, failureThreshold: 5, cooldownMs: 1000 });
+      const gate = new CircuitBreaker({ concurrency: 1, maxHeld: 2, failureThreshold: 5, cooldownMs: 1000 });
       const first = await gate.acquire('e');
       expect(first.admitted).to.equal(true);
       let secondAdmitted = false;
@@ -279,7 +279,7 @@ describe('webhook delivery: pure parts', () => {
 
     it('opens after consecutive failures, probes after a growing cooldown, closes on success', async () => {
       let now = 0;
-      const gate = new EndpointGate({
+      const gate = new CircuitBreaker({
         concurrency: 5,
         maxHeld: 10,
         failureThreshold: 2,

@@ -12,17 +12,17 @@ import type { Logger } from '../../lib/logger.js';
 import { signWebhook } from '../../lib/webhooks/standard-webhooks.js';
 import { Batcher } from '../../lib/batcher.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
-import type { EndpointGate } from './endpoint-gate.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import type { HttpSender, SendResult } from './http-sender.js';
 import type { RetrySchedule } from './schedule.js';
 import {
-  assertWebhookTopology,
+  assertRetryTopology,
   attemptHeader,
   deferralsHeader,
   delayRoutingKey,
   endpointHeader,
   parkedRoutingKey,
-  type WebhookTopology,
+  type RetryTopology,
 } from './topology.js';
 import type { AttemptRecord, DeliveryToSend, WebhookStore } from './webhook-store.js';
 
@@ -34,11 +34,11 @@ export interface DeliveryMessage {
 
 export interface DelivererOptions {
   amqpUrl: string;
-  topology: WebhookTopology;
+  topology: RetryTopology;
   schedule: RetrySchedule;
   store: WebhookStore;
   sender: HttpSender;
-  gate: EndpointGate;
+  gate: CircuitBreaker;
   prefetch: number;
   disableAfterMs: number;
   logger: Logger;
@@ -110,7 +110,7 @@ export class Deliverer {
 
   private async setup(channel: ConfirmChannel): Promise<void> {
     this.consumerTag = undefined;
-    await assertWebhookTopology(channel, this.options.topology);
+    await assertRetryTopology(channel, this.options.topology);
     await channel.prefetch(this.options.prefetch);
     if (this.draining) return;
     const { consumerTag } = await channel.consume(this.options.topology.workQueue, (message) => {

@@ -7,7 +7,7 @@ import { startHealthServer } from '../../lib/health-server.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadWorkerConfig } from './config.js';
 import { Deliverer } from './deliverer.js';
-import { EndpointGate } from './endpoint-gate.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { HttpSender } from './http-sender.js';
 import { createIntegrationEngine } from './integrations/integration-engine.js';
 import { createWorkerMetrics } from './metrics.js';
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     schedule,
     store,
     sender: new HttpSender({ timeoutMs: d.timeoutMs, allowLoopback: d.allowLoopback }),
-    gate: new EndpointGate({
+    gate: new CircuitBreaker({
       concurrency: d.endpointConcurrency,
       maxHeld: d.endpointConcurrency * 2,
       failureThreshold: d.breakerThreshold,

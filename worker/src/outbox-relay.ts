@@ -8,12 +8,12 @@
 import type { Logger } from '../../lib/logger.js';
 import { BatchRelay } from './batch-relay.js';
 import { deliveryPublishOptions, type DeliveryMessage } from './deliverer.js';
-import { assertWebhookTopology, deliverRoutingKey, type WebhookTopology } from './topology.js';
+import { assertRetryTopology, deliverRoutingKey, type RetryTopology } from './topology.js';
 import type { FannedOutDelivery, WebhookStore } from './webhook-store.js';
 
 export interface OutboxRelayOptions {
   amqpUrl: string;
-  topology: WebhookTopology;
+  topology: RetryTopology;
   store: WebhookStore;
   batchSize: number;
   pollIntervalMs: number;
@@ -27,7 +27,7 @@ export class OutboxRelay extends BatchRelay<FannedOutDelivery> {
     super({
       name: 'outbox-relay',
       amqpUrl: options.amqpUrl,
-      setup: (channel) => assertWebhookTopology(channel, options.topology),
+      setup: (channel) => assertRetryTopology(channel, options.topology),
       source: options.store,
       message: (d) => {
         const body: DeliveryMessage = { delivery_id: d.deliveryId, outbox_id: d.outboxId };

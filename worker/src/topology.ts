@@ -20,7 +20,7 @@ export const endpointHeader = 'x-tenantry-endpoint';
 export const deliverRoutingKey = 'deliver';
 export const parkedRoutingKey = 'parked';
 
-export interface WebhookTopology {
+export interface RetryTopology {
   workExchange: string;
   workQueue: string;
   retryExchange: string;
@@ -29,7 +29,7 @@ export interface WebhookTopology {
   delayQueues: ReadonlyMap<number, string>;
 }
 
-export function webhookTopology(prefix: string, tiers: readonly number[]): WebhookTopology {
+export function webhookTopology(prefix: string, tiers: readonly number[]): RetryTopology {
   return retryTopology(prefix, 'webhooks', tiers);
 }
 
@@ -37,7 +37,7 @@ export function webhookTopology(prefix: string, tiers: readonly number[]): Webho
  * The same shape under another stem, for other work with retries (incoming
  * integration events use `integrations`): `<p><stem>`, `<p><stem>.work`, ...
  */
-export function retryTopology(prefix: string, stem: string, tiers: readonly number[]): WebhookTopology {
+export function retryTopology(prefix: string, stem: string, tiers: readonly number[]): RetryTopology {
   if (!/^[A-Za-z0-9_.-]+\.$/.test(prefix)) throw new TypeError(`invalid queue prefix "${prefix}"`);
   if (!/^[a-z][a-z0-9-]*$/.test(stem)) throw new TypeError(`invalid topology stem "${stem}"`);
   return {
@@ -56,7 +56,7 @@ export function delayRoutingKey(ms: number): string {
 const quorum = { 'x-queue-type': 'quorum' };
 
 /** Declares the exchanges, queues and bindings; idempotent. */
-export async function assertWebhookTopology(channel: Channel, topology: WebhookTopology): Promise<void> {
+export async function assertRetryTopology(channel: Channel, topology: RetryTopology): Promise<void> {
   await channel.assertExchange(topology.workExchange, 'direct', { durable: true });
   await channel.assertExchange(topology.retryExchange, 'direct', { durable: true });
   await channel.assertQueue(topology.workQueue, { durable: true, arguments: quorum });

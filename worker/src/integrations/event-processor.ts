@@ -9,11 +9,11 @@ import type { Logger } from '../../../lib/logger.js';
 import { BrokerSession, errorText, publishConfirmed } from '../broker-session.js';
 import type { RetrySchedule } from '../schedule.js';
 import {
-  assertWebhookTopology,
+  assertRetryTopology,
   attemptHeader,
   delayRoutingKey,
   parkedRoutingKey,
-  type WebhookTopology,
+  type RetryTopology,
 } from '../topology.js';
 import type { ClaimedEvent, IntegrationStore, ProviderSettings } from './integration-store.js';
 import { CircuitOpenError, PermanentError, TransientError, type ProviderApi } from './provider-api.js';
@@ -22,7 +22,7 @@ import { syncHandlers } from './sync-handlers.js';
 export interface EventProcessorOptions {
   tenant: string;
   amqpUrl: string;
-  topology: WebhookTopology;
+  topology: RetryTopology;
   schedule: RetrySchedule;
   store: IntegrationStore;
   api: ProviderApi;
@@ -74,7 +74,7 @@ export class EventProcessor {
 
   private async setup(channel: ConfirmChannel): Promise<void> {
     this.consumerTag = undefined;
-    await assertWebhookTopology(channel, this.options.topology);
+    await assertRetryTopology(channel, this.options.topology);
     await channel.prefetch(this.options.prefetch);
     if (this.draining) return;
     const { consumerTag } = await channel.consume(this.options.topology.workQueue, (message) => {

@@ -4,9 +4,9 @@
 import type pg from 'pg';
 import type { Logger } from '../../../lib/logger.js';
 import type { BatchRelay } from '../batch-relay.js';
-import { EndpointGate } from '../endpoint-gate.js';
+import { CircuitBreaker } from '../circuit-breaker.js';
 import { RetrySchedule } from '../schedule.js';
-import { retryTopology, type WebhookTopology } from '../topology.js';
+import { retryTopology, type RetryTopology } from '../topology.js';
 import { EventProcessor, type EventProcessorOptions } from './event-processor.js';
 import { integrationRelay } from './integration-relay.js';
 import { IntegrationStore, type IntegrationWorkItem } from './integration-store.js';
@@ -28,11 +28,11 @@ export interface IntegrationSettings {
 }
 
 export interface IntegrationEngine {
-  topology: WebhookTopology;
+  topology: RetryTopology;
   relay: BatchRelay<IntegrationWorkItem>;
   processor: EventProcessor;
   store: IntegrationStore;
-  gate: EndpointGate;
+  gate: CircuitBreaker;
   readonly ready: boolean;
   start(): void;
   stop(deadlineMs: number): Promise<void>;
@@ -51,7 +51,7 @@ export function createIntegrationEngine(options: {
   const schedule = new RetrySchedule(settings.schedule);
   const topology = retryTopology(options.queuePrefix, 'integrations', schedule.tiers);
   const store = new IntegrationStore(options.pool);
-  const gate = new EndpointGate({
+  const gate = new CircuitBreaker({
     concurrency: 10,
     maxHeld: 1000,
     failureThreshold: settings.api.breakerThreshold,

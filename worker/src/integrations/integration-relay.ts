@@ -3,13 +3,13 @@
 // confirm-then-commit loop as the webhook relay.
 import type { Logger } from '../../../lib/logger.js';
 import { BatchRelay } from '../batch-relay.js';
-import { assertWebhookTopology, deliverRoutingKey, type WebhookTopology } from '../topology.js';
+import { assertRetryTopology, deliverRoutingKey, type RetryTopology } from '../topology.js';
 import { integrationPublishOptions } from './event-processor.js';
 import type { IntegrationStore, IntegrationWorkItem } from './integration-store.js';
 
 export function integrationRelay(options: {
   amqpUrl: string;
-  topology: WebhookTopology;
+  topology: RetryTopology;
   store: IntegrationStore;
   batchSize: number;
   pollIntervalMs: number;
@@ -18,7 +18,7 @@ export function integrationRelay(options: {
   return new BatchRelay<IntegrationWorkItem>({
     name: 'integration-relay',
     amqpUrl: options.amqpUrl,
-    setup: (channel) => assertWebhookTopology(channel, options.topology),
+    setup: (channel) => assertRetryTopology(channel, options.topology),
     source: options.store,
     message: (item) => ({
       exchange: options.topology.workExchange,

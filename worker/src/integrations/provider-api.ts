@@ -15,7 +15,7 @@ import {
   outboundRefusal,
   type OutboundPolicy,
 } from '../../../lib/outbound-address.js';
-import type { EndpointGate } from '../endpoint-gate.js';
+import type { CircuitBreaker } from '../circuit-breaker.js';
 import { parseRetryAfter } from '../http-sender.js';
 import type { CircuitStatus, ProviderSettings } from './integration-store.js';
 
@@ -47,7 +47,7 @@ export class CircuitOpenError extends Error {
 }
 
 export interface ProviderApiOptions {
-  gate: EndpointGate;
+  gate: CircuitBreaker;
   timeoutMs: number;
   /** Retries within one call, after the first try. */
   retries: number;

@@ -9,7 +9,7 @@ export type GateDecision =
   | { admitted: true; release: (outcome: 'success' | 'failure' | 'neutral') => void }
   | { admitted: false; reason: string; retryInMs: number };
 
-export interface EndpointGateOptions {
+export interface CircuitBreakerOptions {
   /** Requests in flight per endpoint. */
   concurrency: number;
   /** Messages an endpoint may hold (in flight plus waiting for a slot); more are deferred. */
@@ -33,11 +33,11 @@ interface EndpointState {
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
-export class EndpointGate {
+export class CircuitBreaker {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly now: () => number;
 
-  constructor(private readonly options: EndpointGateOptions) {
+  constructor(private readonly options: CircuitBreakerOptions) {
     this.now = options.now ?? Date.now;
   }
 
