@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { latestSchemaVersion, migrateTenantSchema } from '../../lib/tenant-schema/migrate.js';
 import {
+  conditionTypes,
   ownershipMarker,
   restoreFromUidAnnotation,
   legacyRoleNames,
@@ -526,17 +527,7 @@ spec:
           vhost: platform.vhost,
           queuePrefix: n.queuePrefix,
         },
-        conditions: [
-          'Namespace',
-          'Database',
-          'Schema',
-          'Secrets',
-          'NetworkPolicy',
-          'Quota',
-          'Messaging',
-          'Workload',
-          'Ready',
-        ].map((type) => ({
+        conditions: [...conditionTypes, 'Ready'].map((type) => ({
           type,
           status: 'True',
           reason: 'Ready',

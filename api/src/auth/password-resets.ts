@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AuditLog } from '../audit/audit-log.js';
 import { problems } from '../http/problem.js';
+import { withResponseFloor } from '../http/response-floor.js';
 import type { MailKind, Mailer } from '../mail/mailer.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
@@ -80,24 +81,9 @@ export class PasswordResets {
    * same way, no sooner than the floor, in every case.
    */
   async request(tenant: string, email: string, context: RequestContext): Promise<void> {
-    const started = performance.now();
-    try {
-      await this.#mailResetIfKnown(tenant, email, context);
-    } catch (error) {
-      this.#o.log.warn(
-        { tenant, err: error instanceof Error ? error.message : String(error) },
-        'password reset request could not be completed',
-      );
-    }
-    const elapsed = performance.now() - started;
-    if (elapsed > this.#minResponseMs) {
-      this.#o.log.warn(
-        { tenant, elapsedMs: Math.round(elapsed), floorMs: this.#minResponseMs },
-        'password reset request took longer than its response floor; timing may tell whether the account exists',
-      );
-      return;
-    }
-    await new Promise((ok) => setTimeout(ok, this.#minResponseMs - elapsed));
+    await withResponseFloor('password reset request', tenant, this.#minResponseMs, this.#o.log, () =>
+      this.#mailResetIfKnown(tenant, email, context),
+    );
   }
 
   /**

@@ -17,6 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AuditLog } from '../audit/audit-log.js';
 import { ProblemError, problems } from '../http/problem.js';
+import { withResponseFloor } from '../http/response-floor.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
@@ -89,26 +90,11 @@ export class Registrations {
     const weak = passwordProblems(input.password, { email: input.email, name: input.first_name });
     if (weak.length > 0)
       throw problems.validation(weak.map((p) => ({ field: 'password', message: p.message })));
-    const started = performance.now();
-    try {
+    await withResponseFloor('self-registration', tenant, this.#minResponseMs, this.#o.log, async () => {
       // Hashed in both cases, so the work does not depend on whether the account exists.
       const passwordHash = await passwordHashing.hash(tenant, input.password);
       await this.#mailByAccount(entry, { ...input, passwordHash }, context);
-    } catch (error) {
-      this.#o.log.warn(
-        { tenant, err: error instanceof Error ? error.message : String(error) },
-        'self-registration could not be completed',
-      );
-    }
-    const elapsed = performance.now() - started;
-    if (elapsed > this.#minResponseMs) {
-      this.#o.log.warn(
-        { tenant, elapsedMs: Math.round(elapsed), floorMs: this.#minResponseMs },
-        'self-registration took longer than its response floor; timing may tell whether the account exists',
-      );
-      return;
-    }
-    await new Promise((ok) => setTimeout(ok, this.#minResponseMs - elapsed));
+    });
   }
 
   /**
