@@ -45,11 +45,11 @@ lint: deps typecheck ## ESLint (type-aware) and Prettier; fails on any violation
 
 .PHONY: test
 test: deps tools lint ## Run every test (unit and integration) against the real services and control plane
-	npx mocha 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
+	npx mocha --ignore 'test/e2e/**' 'test/**/*.test.ts'
 
 .PHONY: test-unit
-test-unit: deps ## Run the unit tests only
-	npx mocha 'test/unit/**/*.test.ts'
+test-unit: deps ## Run the unit tests only (no services): every test/**/*.test.ts but *.integration.test.ts
+	npx mocha --ignore 'test/e2e/**' --ignore 'test/**/*.integration.test.ts' 'test/**/*.test.ts'
 
 .PHONY: e2e
 e2e: deps tools services ## End-to-end tests (test/e2e/) on the make dev stack; starts one unless :8080 answers
@@ -104,7 +104,7 @@ deploy: ## Install throwaway PostgreSQL/RabbitMQ/Redis and the chart into the ki
 
 .PHONY: chart-test
 chart-test: deps tools ## Lint, render, dry-run and install the Helm chart against a private control plane
-	npx mocha test/integration/helm-chart.test.ts
+	npx mocha test/charts/helm-chart.integration.test.ts
 
 .PHONY: clean
 clean: ## Stop the dev control plane and remove build output and .dev/

@@ -15,9 +15,9 @@ import { generateSigningKey, InMemoryKeySetSource, serializeKeySet } from '../ap
 import { TokenService } from '../api/src/auth/tokens.js';
 import { tenantNames } from '../lib/tenant/index.js';
 import { platformDatabaseSecretName } from '../operator/src/specs/index.js';
-import { startTestPlatform, type TestPlatform } from '../test/support/platform.js';
-import { serviceUrls } from '../test/support/services.js';
-import { stopSharedControlPlane } from '../test/support/shared-cluster.js';
+import { startTestPlatform, type TestPlatform } from '../test/harness/platform.js';
+import { serviceUrls } from '../test/harness/services.js';
+import { stopSharedControlPlane } from '../test/harness/shared-cluster.js';
 import { loadClient, type LoadRequest, type LoadResult } from './support/http-load.js';
 import { emit, intSetting, percentile, progress } from './support/report.js';
 

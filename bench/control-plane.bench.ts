@@ -1,7 +1,7 @@
 // Start-up time of the private control plane used by tests and `make dev`:
 // the median of 5 full starts (etcd, apiserver, controller-manager, scheduler,
 // KWOK with a fake node), against a baseline of 5 starts without KWOK.
-import { startControlPlane } from '../test/support/control-plane.js';
+import { startControlPlane } from '../test/harness/control-plane.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 

@@ -10,9 +10,9 @@ import http from 'node:http';
 import { resolve } from 'node:path';
 import { hashPassword } from '../api/src/auth/passwords.js';
 import { generateWebhookSecret, signWebhook } from '../lib/webhooks/standard-webhooks.js';
-import { startTestApi } from '../test/support/api-server.js';
-import { startTestPlatform, type TestPlatform } from '../test/support/platform.js';
-import { stopSharedControlPlane } from '../test/support/shared-cluster.js';
+import { startTestApi } from '../test/harness/api-server.js';
+import { startTestPlatform, type TestPlatform } from '../test/harness/platform.js';
+import { stopSharedControlPlane } from '../test/harness/shared-cluster.js';
 import { emit, percentile, progress } from './support/report.js';
 
 const concurrency = Number(process.env.BENCH_INTAKE_CONCURRENCY ?? 32);

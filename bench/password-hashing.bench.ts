@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { hashPassword } from '../api/src/auth/passwords.js';
 import { defaultPasswordHashingLimits } from '../api/src/auth/password-hashing.js';
-import { startTestApi } from '../test/support/api-server.js';
-import { startTestPlatform, type TestPlatform } from '../test/support/platform.js';
-import { stopSharedControlPlane } from '../test/support/shared-cluster.js';
+import { startTestApi } from '../test/harness/api-server.js';
+import { startTestPlatform, type TestPlatform } from '../test/harness/platform.js';
+import { stopSharedControlPlane } from '../test/harness/shared-cluster.js';
 import { emit, intSetting, percentile, progress } from './support/report.js';
 
 const settings = {

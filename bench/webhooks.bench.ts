@@ -15,8 +15,8 @@ import { resolve } from 'node:path';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { generateWebhookSecret } from '../lib/webhooks/standard-webhooks.js';
-import { createTestVhost, type TestVhost } from '../test/support/services.js';
-import { createTestTenantDatabase, type TestTenantDatabase } from '../test/support/tenant-database.js';
+import { createTestVhost, type TestVhost } from '../test/harness/services.js';
+import { createTestTenantDatabase, type TestTenantDatabase } from '../test/harness/tenant-database.js';
 import { emit, intSetting, percentile, progress } from './support/report.js';
 
 const settings = {

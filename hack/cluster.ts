@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startControlPlane } from '../test/support/control-plane.js';
+import { startControlPlane } from '../test/harness/control-plane.js';
 
 const root = resolve(import.meta.dirname, '..');
 const devDir = join(root, '.dev');

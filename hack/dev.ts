@@ -13,9 +13,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startControlPlane } from '../test/support/control-plane.js';
-import { installTenantCrd, samplesDir } from '../test/support/crds.js';
-import { preparePostgresServer } from '../test/support/postgres-server.js';
+import { startControlPlane } from '../test/harness/control-plane.js';
+import { installTenantCrd, samplesDir } from '../test/harness/crds.js';
+import { preparePostgresServer } from '../test/harness/postgres-server.js';
 
 const root = resolve(import.meta.dirname, '..');
 const devDir = join(root, '.dev');

@@ -8,7 +8,7 @@
 //
 // SIM_LATENCY_MS, SIM_FAILURES and SIM_RATE_LIMITED shape every provider's API answers.
 import { isProvider, providers } from '../lib/integrations/catalog.js';
-import { ProviderSimulator, sampleEvents } from '../test/support/provider-simulator.js';
+import { ProviderSimulator, sampleEvents } from '../test/harness/provider-simulator.js';
 
 const simulator = await ProviderSimulator.start();
 for (const provider of providers) {

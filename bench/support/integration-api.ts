@@ -1,7 +1,7 @@
 // The API for bench/integrations.bench.ts in its own process, wired like the
 // tests' in-process API (test/support/api-server.ts) against the bench's
 // control plane; prints `port=<n>` once it listens.
-import { startTestApi } from '../../test/support/api-server.js';
+import { startTestApi } from '../../test/harness/api-server.js';
 
 const kubeconfig = process.env.BENCH_KUBECONFIG;
 const namespace = process.env.BENCH_PLATFORM_NAMESPACE;

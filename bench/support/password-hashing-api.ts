@@ -3,7 +3,7 @@
 // BENCH_HASH_CONCURRENCY and BENCH_HASH_PER_TENANT; `trust proxy` on, so each sign-in can come from an
 // address of its own. Prints `port=<n>` once it listens.
 import { passwordHashing } from '../../api/src/auth/password-hashing.js';
-import { startTestApi } from '../../test/support/api-server.js';
+import { startTestApi } from '../../test/harness/api-server.js';
 
 const kubeconfig = process.env.BENCH_KUBECONFIG;
 const namespace = process.env.BENCH_PLATFORM_NAMESPACE;

@@ -12,7 +12,7 @@ import {
   type Plan,
   type Tenant,
 } from '../../lib/tenant/index.js';
-import { rabbitManagement, withPostgresAdmin } from '../../test/support/services.js';
+import { rabbitManagement, withPostgresAdmin } from '../../test/harness/services.js';
 
 export const benchFieldManager = 'tenantry-bench';
 

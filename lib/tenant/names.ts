@@ -3,7 +3,7 @@
  * Each is unique to its tenant, across tenants and across kinds: tenant names
  * hold no `_` or `.`, so `tenant_<ident>` (ident: the name with `-` as `_`) is
  * injective, and the roles beside the owner add a `.` that no owner, database or
- * other tenant's role can contain (test/unit/tenant-names.test.ts proves it).
+ * other tenant's role can contain (test/lib/tenant/names.test.ts proves it).
  */
 export interface TenantNames {
   namespace: string;

@@ -16,10 +16,10 @@ import { join, resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { generateWebhookSecret } from '../../lib/webhooks/standard-webhooks.js';
 import { tenantNames } from '../../lib/tenant/index.js';
-import { toolPath } from '../support/control-plane.js';
-import { ProviderSimulator, sampleEvents, type SampleEvent } from '../support/provider-simulator.js';
-import { rabbitManagement, uniqueSuffix, withPostgresAdmin } from '../support/services.js';
-import { eventually } from '../support/wait.js';
+import { toolPath } from '../harness/control-plane.js';
+import { ProviderSimulator, sampleEvents, type SampleEvent } from '../harness/provider-simulator.js';
+import { rabbitManagement, uniqueSuffix, withPostgresAdmin } from '../harness/services.js';
+import { eventually } from '../harness/wait.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const apiUrl = (process.env.E2E_API_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');

@@ -1,0 +1,175 @@
+// The OpenAPI document against the running app: it lists exactly the routes
+// Express serves, and a property-based fuzz run over every documented
+// operation never gets a 5xx or an error that is not problem+json.
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { Express } from 'express';
+import { startTestApi, type TestApi } from '../harness/api-server.js';
+import { startTestPlatform, type TestPlatform } from '../harness/platform.js';
+import { platformAdminToken, seedUser, signIn } from '../harness/seeded-tenants.js';
+
+interface ListedRoute {
+  path: string | RegExp;
+  methods?: string[];
+  router?: { listRoutes(): ListedRoute[] };
+}
+
+/** Every (method, path) the app routes, with Express `:name` parameters written `{name}`. */
+function servedOperations(app: Express): Set<string> {
+  const found = new Set<string>();
+  const walk = (router: { listRoutes(): ListedRoute[] }, prefix: string) => {
+    for (const route of router.listRoutes()) {
+      if (typeof route.path !== 'string')
+        throw new Error(`a route with a pattern path cannot be documented: ${route.path}`);
+      const path = `${prefix}${route.path === '/' ? '' : route.path}`.replaceAll(/:(\w+)/g, '{$1}') || '/';
+      if (route.router) walk(route.router, path);
+      for (const method of route.methods ?? []) {
+        if (method.toLowerCase() !== 'head') found.add(`${method.toLowerCase()} ${path}`);
+      }
+    }
+  };
+  walk((app as unknown as { router: { listRoutes(): ListedRoute[] } }).router, '');
+  return found;
+}
+
+interface DocumentedOperation {
+  method: string;
+  path: string;
+  parameters?: { name: string; in: string }[];
+  requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
+}
+
+describe('OpenAPI document', function () {
+  this.timeout(600_000);
+  let platform: TestPlatform;
+  let api: TestApi;
+  let tenant: string;
+  let document: {
+    openapi: string;
+    paths: Record<string, Record<string, Omit<DocumentedOperation, 'method' | 'path'>>>;
+  };
+  const tokens: Record<string, string> = {};
+
+  before(async () => {
+    platform = await startTestPlatform('openapi');
+    tenant = platform.tenantName('a');
+    await platform.applyTenant(tenant);
+    await platform.waitReady(tenant);
+    api = await startTestApi(platform.cp.kubeconfigPath, platform.platformNamespace, { signupEnabled: true });
+    for (const role of ['owner', 'member'] as const) {
+      await seedUser(api, tenant, role, `${role}@${tenant}.example`, { last_name: 'fuzz' });
+      tokens[role] = (await signIn(api, tenant, `${role}@${tenant}.example`)).access;
+    }
+    tokens.platform = await platformAdminToken(api);
+    const served = await api.call('GET', '/api/openapi.json');
+    expect(served.status).to.equal(200);
+    document = served.body;
+  });
+
+  after(async () => {
+    await api?.close();
+    await platform?.cleanup();
+  });
+
+  it('is OpenAPI 3.1 with a Problem schema and a bearer scheme', () => {
+    expect(document.openapi).to.equal('3.1.0');
+    expect(document).to.have.nested.property('components.schemas.Problem.required').that.includes('status');
+    expect(document).to.have.nested.property('components.securitySchemes.bearer.scheme', 'bearer');
+  });
+
+  it('documents every route the app serves, and only those', () => {
+    const documented = new Set(
+      Object.entries(document.paths).flatMap(([path, methods]) =>
+        Object.keys(methods).map((m) => `${m} ${path}`),
+      ),
+    );
+    const served = servedOperations(api.app);
+    expect(
+      [...served].filter((op) => !documented.has(op)),
+      'served but not documented',
+    ).to.deep.equal([]);
+    expect(
+      [...documented].filter((op) => !served.has(op)),
+      'documented but not served',
+    ).to.deep.equal([]);
+  });
+
+  it('answers fuzzed requests to every operation without a 5xx, and every error as problem+json', async () => {
+    const operations: DocumentedOperation[] = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({ method, path, ...op })),
+    );
+    const json = fc.jsonValue({ maxDepth: 3 });
+    const text = fc.string({ unit: 'binary', maxLength: 80 });
+    for (const op of operations) {
+      const bodySchema = op.requestBody?.content['application/json']?.schema;
+      const fields = Object.keys(bodySchema?.properties ?? {});
+      const queryNames = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+      const pathNames = (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name);
+      // Bodies: arbitrary JSON, or an object with the documented fields (some missing) holding arbitrary values.
+      const body = fc.oneof(
+        json,
+        fc.dictionary(fc.constantFrom(...(fields.length > 0 ? fields : ['x']), 'unknown_field'), json, {
+          maxKeys: 8,
+        }),
+      );
+      const request = fc.record({
+        token: fc.constantFrom('owner', 'member', 'platform', 'none', 'garbage'),
+        params: fc.array(fc.oneof(fc.uuid(), text, fc.constant(tenant)), {
+          minLength: pathNames.length,
+          maxLength: pathNames.length,
+        }),
+        query: fc.dictionary(fc.constantFrom(...queryNames, 'page', 'zzz'), text, { maxKeys: 4 }),
+        body,
+        encoding: fc.constantFrom('json', 'json', 'json', 'broken-json', 'form', 'text'),
+      });
+      await fc.assert(
+        fc.asyncProperty(request, async (r) => {
+          let path = op.path;
+          pathNames.forEach(
+            (name, i) => (path = path.replace(`{${name}}`, encodeURIComponent(r.params[i]!))),
+          );
+          const url = new URL(`${api.url}${path}`);
+          for (const [k, v] of Object.entries(r.query)) url.searchParams.set(k, v);
+          const headers: Record<string, string> = {};
+          if (r.token === 'garbage') headers.authorization = 'Bearer not.a.token';
+          else if (r.token !== 'none') headers.authorization = `Bearer ${tokens[r.token]}`;
+          let payload: string | undefined;
+          if (op.method !== 'get' && op.method !== 'delete') {
+            const encoded = {
+              json: () => ['application/json', JSON.stringify(r.body)],
+              'broken-json': () => ['application/json', `${JSON.stringify(r.body)}{`],
+              form: () => [
+                'application/x-www-form-urlencoded',
+                new URLSearchParams(
+                  Object.entries(typeof r.body === 'object' && r.body !== null ? r.body : { v: r.body }).map(
+                    ([k, v]) => [k, JSON.stringify(v)],
+                  ),
+                ).toString(),
+              ],
+              text: () => ['text/plain', JSON.stringify(r.body)],
+            }[r.encoding]();
+            headers['content-type'] = encoded[0]!;
+            payload = encoded[1];
+          }
+          const response = await fetch(url, {
+            method: op.method.toUpperCase(),
+            headers,
+            body: payload,
+            redirect: 'manual',
+          });
+          const raw = await response.text();
+          const where = `${op.method.toUpperCase()} ${url.pathname}${url.search} → ${response.status} ${raw.slice(0, 300)}`;
+          expect(response.status, where).to.be.below(500);
+          if (response.status >= 400) {
+            expect(response.headers.get('content-type') ?? '', where).to.include('application/problem+json');
+            const problem = JSON.parse(raw) as { type?: unknown; title?: unknown; status?: unknown };
+            expect(problem.status, where).to.equal(response.status);
+            expect(problem.title, where).to.be.a('string');
+            expect(problem.type, where).to.be.a('string');
+          }
+        }),
+        { numRuns: 12, seed: 20261128 },
+      );
+    }
+  });
+});

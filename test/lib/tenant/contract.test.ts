@@ -1,0 +1,64 @@
+// The Tenant contract in lib/tenant mirrors the CRD, which validates: the plans
+// and roles the types name are the ones the CRD and the tenant schema accept.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+import { nonOwnerRoles, plans, roles } from '../../../lib/tenant/index.js';
+import { migrations } from '../../../lib/tenant-schema/migrations.js';
+import { operations } from '../../../api/src/openapi/operations.js';
+import { repoRoot as root } from '../../harness/repo-root.js';
+
+interface SchemaNode {
+  enum?: string[];
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: SchemaNode;
+}
+
+function specSchema(): SchemaNode {
+  const crd = parse(readFileSync(join(root, 'crds/tenants.tenantry.io.yaml'), 'utf8')) as {
+    spec: { versions: { schema: { openAPIV3Schema: SchemaNode } }[] };
+  };
+  return crd.spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!;
+}
+
+/** Every `enum` under a property called `name`, anywhere in `value`. */
+function enumsOf(value: unknown, name: string): unknown[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const found: unknown[] = [];
+  const node = value as { properties?: Record<string, { enum?: unknown }> };
+  const own = node.properties?.[name]?.enum;
+  if (own !== undefined) found.push(own);
+  for (const child of Object.values(value)) found.push(...enumsOf(child, name));
+  return found;
+}
+
+describe('Tenant contract (lib/tenant) against the CRD and the API document', () => {
+  it('names the plans the CRD accepts', () => {
+    expect(specSchema().properties!.plan!.enum).to.deep.equal([...plans]);
+  });
+
+  it('names the roles the CRD maps SSO groups to, and the default roles it accepts', () => {
+    const sso = specSchema().properties!.sso!.properties!;
+    for (const provider of ['oidc', 'saml']) {
+      const settings = sso[provider]!.properties!;
+      expect(settings.roleMapping!.additionalProperties!.enum, provider).to.deep.equal([...roles]);
+      expect(settings.defaultRole!.enum, provider).to.deep.equal([...nonOwnerRoles]);
+    }
+  });
+
+  it('names the roles the tenant schema allows in users.role', () => {
+    const sql = migrations.map((m) => m.sql).join('\n');
+    const allowed = `role IN (${roles.map((r) => `'${r}'`).join(', ')})`;
+    expect(sql).to.include(allowed);
+  });
+
+  it('gives the OpenAPI document the same plans and roles', () => {
+    const planEnums = enumsOf(operations, 'plan');
+    expect(planEnums).to.not.be.empty;
+    for (const e of planEnums) expect(e).to.deep.equal([...plans]);
+    const roleEnums = enumsOf(operations, 'role');
+    expect(roleEnums).to.deep.include([...roles]);
+    for (const e of roleEnums) expect([[...roles], [...nonOwnerRoles]]).to.deep.include(e);
+  });
+});

@@ -1,0 +1,122 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ControlPlane } from '../../harness/control-plane.js';
+import { installTenantCrd, kubectlError, samplesDir } from '../../harness/crds.js';
+import { sharedControlPlane } from '../../harness/shared-cluster.js';
+import { uniqueSuffix } from '../../harness/services.js';
+
+function tenantYaml(name: string, spec: string): string {
+  return `apiVersion: tenantry.io/v1alpha1\nkind: Tenant\nmetadata:\n  name: ${name}\nspec:\n${spec}`;
+}
+
+const minimalSpec = '  plan: starter\n  owner: {email: owner@example.com}\n';
+
+describe('Tenant CRD validation (real API server)', function () {
+  this.timeout(90_000);
+  let cp: ControlPlane;
+  const created: string[] = [];
+  const dryRun = (yaml: string) => kubectlError(cp, ['apply', '--dry-run=server', '-f', '-'], yaml);
+
+  before(async () => {
+    cp = await sharedControlPlane();
+    await installTenantCrd(cp);
+  });
+
+  after(async () => {
+    if (created.length > 0)
+      await cp.kubectl(['delete', 'tenant', ...created, '--ignore-not-found', '--wait=false']);
+  });
+
+  it('accepts both samples', async () => {
+    for (const file of ['tenant-minimal.yaml', 'tenant-full.yaml']) {
+      expect(await dryRun(readFileSync(join(samplesDir, file), 'utf8')), file).to.equal('');
+    }
+  });
+
+  it('defaults deletionPolicy to Retain, locale to C and suspended to false', async () => {
+    const name = `crd-defaults-${uniqueSuffix()}`;
+    const out = await cp.kubectl(
+      ['apply', '--dry-run=server', '-o', 'json', '-f', '-'],
+      tenantYaml(name, minimalSpec),
+    );
+    const tenant = JSON.parse(out) as {
+      spec: { suspended: boolean; database: { deletionPolicy: string; locale: string } };
+    };
+    expect(tenant.spec.database).to.deep.equal({ deletionPolicy: 'Retain', locale: 'C' });
+    expect(tenant.spec.suspended).to.equal(false);
+  });
+
+  it('rejects a name longer than 40 characters with a clear message', async () => {
+    const error = await dryRun(tenantYaml(`a${'b'.repeat(40)}`, minimalSpec));
+    expect(error).to.contain('metadata.name must be a DNS-1123 label');
+    expect(error).to.contain('at most 40 characters');
+  });
+
+  it('rejects a name that is not a DNS-1123 label', async () => {
+    expect(await dryRun(tenantYaml('under_score', minimalSpec))).to.match(/metadata.name|RFC 1123|DNS-1123/);
+  });
+
+  it('rejects an unknown plan and names the allowed values', async () => {
+    const error = await dryRun(tenantYaml('bad-plan', '  plan: gold\n  owner: {email: owner@example.com}\n'));
+    expect(error).to.contain('spec.plan');
+    expect(error).to.contain('"enterprise"');
+  });
+
+  it('rejects a missing owner and an invalid deletionPolicy', async () => {
+    expect(await dryRun(tenantYaml('no-owner', '  plan: free\n'))).to.contain('spec.owner');
+    const error = await dryRun(
+      tenantYaml('bad-policy', `${minimalSpec}  database: {deletionPolicy: Destroy}\n`),
+    );
+    expect(error).to.contain('spec.database.deletionPolicy');
+  });
+
+  it('rejects SAML settings with both or neither metadata source', async () => {
+    const both = `${minimalSpec}  sso:\n    saml: {idpMetadataXml: "<x/>", idpMetadataUrl: "https://idp.example/m"}\n`;
+    expect(await dryRun(tenantYaml('saml-both', both))).to.contain(
+      'set exactly one of spec.sso.saml.idpMetadataXml',
+    );
+    const neither = `${minimalSpec}  sso:\n    saml: {allowIdpInitiated: false}\n`;
+    expect(await dryRun(tenantYaml('saml-none', neither))).to.contain('set exactly one of');
+  });
+
+  it('refuses to change the immutable database locale', async () => {
+    const name = `crd-immutable-${uniqueSuffix()}`;
+    created.push(name);
+    await cp.kubectl(['apply', '-f', '-'], tenantYaml(name, `${minimalSpec}  database: {locale: C}\n`));
+    const error = await kubectlError(
+      cp,
+      ['apply', '-f', '-'],
+      tenantYaml(name, `${minimalSpec}  database: {locale: en_US.UTF-8}\n`),
+    );
+    expect(error).to.contain('spec.database.locale is immutable');
+    // Other fields stay mutable.
+    expect(
+      await kubectlError(
+        cp,
+        ['apply', '-f', '-'],
+        tenantYaml(name, '  plan: premium\n  owner: {email: owner@example.com}\n  database: {locale: C}\n'),
+      ),
+    ).to.equal('');
+  });
+
+  it('prunes unknown fields', async () => {
+    const name = `crd-prune-${uniqueSuffix()}`;
+    created.push(name);
+    await cp.kubectl(
+      ['apply', '--validate=false', '-f', '-'],
+      tenantYaml(name, `${minimalSpec}  favouriteColour: teal\n`),
+    );
+    const spec = JSON.parse(await cp.kubectl(['get', 'tenant', name, '-o', 'jsonpath={.spec}'])) as Record<
+      string,
+      unknown
+    >;
+    expect(spec).to.have.property('plan', 'starter');
+    expect(spec).not.to.have.property('favouriteColour');
+  });
+
+  it('shows Plan, Phase, Ready and Age columns and answers to the short name', async () => {
+    const out = await cp.kubectl(['get', 'tn']);
+    expect(out.split('\n')[0]).to.match(/^NAME\s+PLAN\s+PHASE\s+READY\s+AGE/);
+  });
+});
