@@ -8,6 +8,7 @@
 // the caller, not the strategy, decides the cookies and the answer.
 import passport from 'passport';
 import type { Request, Response } from 'express';
+import type { AuthenticateOptions } from 'openid-client/passport';
 
 /** What a strategy decided for one request. */
 export type StrategyOutcome =
@@ -33,13 +34,15 @@ export function newAuthenticator(): passport.Authenticator {
 
 /**
  * Runs `strategy` (a registered name, or an instance used for this request
- * only: passport sets the outcome callbacks on the instance itself) on `req`.
- * Rejects with whatever the strategy reported as an error.
+ * only: passport sets the outcome callbacks on the instance itself) on `req`,
+ * with the strategy's own `options`. Rejects with whatever the strategy
+ * reported as an error.
  */
 export function runStrategy(
   authenticator: passport.Authenticator,
   strategy: string | passport.Strategy,
   req: StrategyRequest,
+  options: passport.AuthenticateOptions | AuthenticateOptions = {},
 ): Promise<StrategyOutcome> {
   return new Promise((resolve, reject) => {
     let location: string | undefined;
@@ -55,7 +58,7 @@ export function runStrategy(
     };
     const middleware = authenticator.authenticate(
       strategy,
-      { session: false },
+      { ...options, session: false },
       (error: unknown, user: unknown, challenge: unknown) => {
         if (error)
           reject(error instanceof Error ? error : new Error('the strategy failed', { cause: error }));
