@@ -234,7 +234,8 @@ export class OidcService {
     } finally {
       this.keepJwks(tenant.oidc.issuer, config);
     }
-    if (outcome.kind !== 'success') throw new SsoError('idp_error', 'the provider refused the login');
+    if (outcome.kind === 'redirect') throw new Error('the OIDC strategy started a login at the callback');
+    if (outcome.kind === 'fail') throw new SsoError('idp_error', 'the provider refused the login');
     return { identity: outcome.user as SsoIdentity, returnTo: pending.returnTo };
   }
 
