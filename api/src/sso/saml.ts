@@ -24,10 +24,10 @@ import {
   type Profile,
 } from '@node-saml/passport-saml';
 import type { Element } from '@xmldom/xmldom';
+import type passport from 'passport';
 import type { TenantSpec } from '../../../lib/tenant/index.js';
 import { guardedFetch, lookupHost, OutboundRefused, type OutboundPolicy } from './address.js';
 import { mapRole, SsoError, type SsoIdentity } from './identity.js';
-import type passport from 'passport';
 import { newAuthenticator, runStrategy, type StrategyRequest } from './passport.js';
 import { parseIdpMetadata, type IdpMetadata } from './saml-metadata.js';
 import { ExpiringStoreCacheProvider, type ExpiringStore } from './store.js';
@@ -210,12 +210,16 @@ export class SamlService {
           const step = this.stepOf(req);
           this.samlOptions(step).then(
             (options) => {
-              // The strategy constructs its SAML client inside this call; a throw must end the step.
+              // The strategy constructs its SAML client inside this call, then
+              // validates asynchronously: a throw here is ours, later failures are
+              // node-saml's verdict on the response.
               try {
                 done(null, options);
               } catch (error) {
                 step.abort?.(error);
+                return;
               }
+              step.phase = 'validating';
             },
             (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
           );
@@ -444,17 +448,12 @@ export class SamlService {
     return reject('malformed');
   }
 
-  /**
-   * getSamlOptions: the node-saml settings for the step's tenant, from its
-   * (cached) IdP metadata. The strategy builds its SAML client from them and
-   * goes on at once, so the step counts as validating from here.
-   */
+  /** getSamlOptions: the node-saml settings for the step's tenant, from its (cached) IdP metadata. */
   private async samlOptions(step: SamlStep): Promise<Partial<PassportSamlConfig>> {
     const { tenant, settings } = step;
     const xml = await this.idpMetadataXml(tenant.name, settings);
     const idp = this.parsedIdp(tenant.name, xml);
     step.idp = idp;
-    step.phase = 'validating';
     return {
       issuer: this.entityId(tenant.name),
       audience: this.entityId(tenant.name),
