@@ -9,9 +9,9 @@ import { SsoError } from '../../../api/src/sso/identity.js';
 import { OidcService, type TenantOidcView } from '../../../api/src/sso/oidc.js';
 import { SamlService, type TenantSsoView } from '../../../api/src/sso/saml.js';
 import { RedisExpiringStore, type ExpiringStore } from '../../../api/src/sso/store.js';
-import { browse, startTestIdp, type TestClient, type TestIdp } from '../../support/oidc-idp.js';
-import { generateSigningKey, TestSamlIdp } from '../../support/saml-idp.js';
-import { createTestRedis, type TestRedis } from '../../support/services.js';
+import { browse, startTestIdp, type TestClient, type TestIdp } from '../../harness/oidc-idp.js';
+import { generateSigningKey, TestSamlIdp } from '../../harness/saml-idp.js';
+import { createTestRedis, type TestRedis } from '../../harness/services.js';
 
 const publicBaseUrl = 'https://app.tenantry.test';
 
