@@ -49,7 +49,7 @@ export interface QueueConsumerOptions {
 }
 
 export class QueueConsumer {
-  readonly session: BrokerSession;
+  private readonly session: BrokerSession;
   private readonly inFlight = new Set<Promise<void>>();
   private consumerTag: string | undefined;
   private draining = false;
