@@ -8,8 +8,8 @@ import {
   retryTopology,
   type RetryTopology,
 } from '../../worker/src/topology.js';
-import { createTestVhost, uniqueSuffix, type TestVhost } from '../support/services.js';
-import { eventually } from '../support/wait.js';
+import { createTestVhost, uniqueSuffix, type TestVhost } from '../harness/services.js';
+import { eventually } from '../harness/wait.js';
 
 describe('worker queue consumer (real RabbitMQ)', function () {
   this.timeout(60_000);
