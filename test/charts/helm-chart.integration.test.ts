@@ -1068,6 +1068,7 @@ describe('Helm chart charts/tenantry', function () {
       expect(notes).to.include('kind: Tenant').and.to.include('kubectl get tenants');
       expect(notes).to.include(`deployment/${fullname}-operator`);
       expect(notes).to.include('tenantry-api-signing-keys');
+      expect(notes).to.include(`helm test ${release} -n ${namespace}`);
       const deployments = JSON.parse(
         await cp.kubectl(['get', 'deployments', '-n', namespace, '-o', 'json']),
       ) as {
