@@ -15,7 +15,7 @@ $(NPM_STAMP): package.json package-lock.json
 deps: $(NPM_STAMP) ## Install the npm dependencies from the lockfile
 
 .PHONY: tools
-tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm and KWOK
+tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, helm-docs and KWOK
 	@bash hack/build-tools.sh
 
 .PHONY: services
@@ -70,6 +70,8 @@ CALICO_MANIFEST := https://raw.githubusercontent.com/projectcalico/calico/$(CALI
 TOOLS_CACHE ?= $(or $(TENANTRY_TOOLS_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tenantry/tools)
 # helm from PATH, else the one `make tools` builds.
 HELM ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS_CACHE)/helm-v3.22.0/helm)
+# The chart test runs the same command with --dry-run and fails when the README differs.
+HELM_DOCS := $(TOOLS_CACHE)/helm-docs-v1.14.2/helm-docs --chart-search-root charts --sort-values-order file
 KUBECTL ?= kubectl --context $(KIND_CONTEXT)
 
 .PHONY: kind-up
@@ -105,6 +107,10 @@ deploy: ## Install throwaway PostgreSQL/RabbitMQ/Redis and the chart into the ki
 .PHONY: chart-test
 chart-test: deps tools ## Lint, render, dry-run and install the Helm chart against a private control plane
 	npx mocha test/charts/helm-chart.integration.test.ts
+
+.PHONY: chart-docs
+chart-docs: tools ## Regenerate charts/tenantry/README.md from README.md.gotmpl and values.yaml (helm-docs)
+	$(HELM_DOCS)
 
 .PHONY: clean
 clean: ## Stop the dev control plane and remove build output and .dev/
