@@ -2,7 +2,8 @@
 // tenant's transactional outbox in the change's own transaction, so an event
 // exists exactly when its change committed; the worker's relay fans it out to
 // the subscribed endpoints. Payloads are views: never a secret or a hash.
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import type { Sequelize, Transaction } from 'sequelize';
+import { appendToOutbox } from './outbox-store.js';
 
 export const userEventTypes = [
   'user.created',
@@ -27,9 +28,5 @@ export async function recordDomainEvent(
   data: object,
   transaction: Transaction,
 ): Promise<void> {
-  await sequelize.query('INSERT INTO app.outbox (topic, payload) VALUES ($1, $2::jsonb)', {
-    bind: [type, JSON.stringify(data)],
-    type: QueryTypes.INSERT,
-    transaction,
-  });
+  await appendToOutbox(sequelize, type, data, transaction);
 }
