@@ -1,8 +1,10 @@
 // The rows behind /api/webhooks in one tenant database: endpoints, the
 // messages and deliveries the API creates (test sends, replays), and the
-// attempts the worker recorded. Only this module writes their SQL; the rules
-// live in endpoint-service.ts.
+// attempts the worker recorded. Only this module reaches their tables; the
+// rules live in endpoint-service.ts. Plain reads and writes go through the
+// models; a statement the models cannot say is SQL, with the reason beside it.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import type { TenantModels } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 import type { AttemptView, DeliveryView } from './schemas.js';
 
@@ -55,8 +57,19 @@ export interface Slice {
   offset: number;
 }
 
-const endpointColumns =
-  'id, url, description, event_types, enabled, disabled_reason, disabled_at, previous_secret_expires_at, created_at, updated_at';
+const endpointAttributes = [
+  'id',
+  'url',
+  'description',
+  'event_types',
+  'enabled',
+  'disabled_reason',
+  'disabled_at',
+  'previous_secret_expires_at',
+  'created_at',
+  'updated_at',
+] as const satisfies (keyof EndpointRow)[];
+const endpointColumns = endpointAttributes.join(', ');
 
 // Deliveries come back as JSON built in SQL, so timestamps are already ISO strings: one statement
 // answers a page of messages with their deliveries.
@@ -72,40 +85,50 @@ const messageSelect = `
 
 export class EndpointStore {
   readonly #sequelize: Sequelize;
+  readonly #models: TenantModels;
 
   constructor(db: TenantDb) {
     this.#sequelize = db.sequelize;
+    this.#models = db.models;
   }
 
   countEndpoints(): Promise<number> {
-    return this.#count('SELECT count(*) AS count FROM app.webhook_endpoints', []);
+    return this.#models.WebhookEndpoint.count();
   }
 
-  listEndpoints(slice: Slice): Promise<EndpointRow[]> {
-    return this.#select<EndpointRow>(
-      `SELECT ${endpointColumns} FROM app.webhook_endpoints ORDER BY created_at, id LIMIT $1 OFFSET $2`,
-      [slice.limit, slice.offset],
-    );
+  async listEndpoints(slice: Slice): Promise<EndpointRow[]> {
+    const rows = await this.#models.WebhookEndpoint.findAll({
+      attributes: [...endpointAttributes],
+      order: [
+        ['created_at', 'ASC'],
+        ['id', 'ASC'],
+      ],
+      limit: slice.limit,
+      offset: slice.offset,
+    });
+    return rows.map((row) => row.get({ plain: true }));
   }
 
   /** The endpoint; inside a transaction, locked (FOR UPDATE) until it ends. */
   async findEndpoint(id: string, transaction?: Transaction): Promise<EndpointRow | undefined> {
-    const [row] = await this.#select<EndpointRow>(
-      `SELECT ${endpointColumns} FROM app.webhook_endpoints WHERE id = $1${transaction ? ' FOR UPDATE' : ''}`,
-      [id],
-      transaction,
-    );
-    return row;
+    const row = await this.#models.WebhookEndpoint.findByPk(id, {
+      attributes: [...endpointAttributes],
+      ...(transaction ? { transaction, lock: true } : {}),
+    });
+    return row?.get({ plain: true });
   }
 
   async insertEndpoint(endpoint: NewEndpoint, transaction: Transaction): Promise<EndpointRow> {
-    const [row] = await this.#select<EndpointRow>(
-      `INSERT INTO app.webhook_endpoints (url, description, event_types, secret)
-       VALUES ($1, $2, $3::text[], $4) RETURNING ${endpointColumns}`,
-      [endpoint.url, endpoint.description, endpoint.eventTypes, endpoint.secret],
-      transaction,
+    const row = await this.#models.WebhookEndpoint.create(
+      {
+        url: endpoint.url,
+        description: endpoint.description,
+        event_types: endpoint.eventTypes,
+        secret: endpoint.secret,
+      },
+      { transaction, returning: [...endpointAttributes] },
     );
-    return row!;
+    return row.get({ plain: true });
   }
 
   /**
@@ -142,10 +165,7 @@ export class EndpointStore {
 
   /** Its deliveries and attempts go with it (ON DELETE CASCADE). */
   async deleteEndpoint(id: string, transaction: Transaction): Promise<void> {
-    await this.#sequelize.query('DELETE FROM app.webhook_endpoints WHERE id = $1', {
-      bind: [id],
-      transaction,
-    });
+    await this.#models.WebhookEndpoint.destroy({ where: { id }, transaction });
   }
 
   /**
@@ -175,18 +195,18 @@ export class EndpointStore {
     message: { id: string; eventType: string; payload: object },
     transaction: Transaction,
   ): Promise<void> {
-    await this.#sequelize.query(
-      'INSERT INTO app.webhook_messages (id, event_type, payload) VALUES ($1, $2, $3::jsonb)',
-      { bind: [message.id, message.eventType, JSON.stringify(message.payload)], transaction },
+    await this.#models.WebhookMessage.create(
+      { id: message.id, event_type: message.eventType, payload: message.payload },
+      { transaction, returning: false },
     );
   }
 
   /** Records the outbox row that requested the message's first deliveries. */
   async setMessageOutbox(messageId: string, outboxId: string, transaction: Transaction): Promise<void> {
-    await this.#sequelize.query('UPDATE app.webhook_messages SET outbox_id = $2 WHERE id = $1', {
-      bind: [messageId, outboxId],
-      transaction,
-    });
+    await this.#models.WebhookMessage.update(
+      { outbox_id: outboxId },
+      { where: { id: messageId }, transaction },
+    );
   }
 
   /** New pending deliveries of `messageIds` to one endpoint; their ids. */
