@@ -1,7 +1,8 @@
-// The rows of app.api_clients. The rules (who manages which client, the
-// secret check, the token) are in api-clients.ts.
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+// The rows of app.api_clients, through the ApiClient model. The rules (who
+// manages which client, the secret check, the token) are in api-clients.ts.
+import { col, fn, type Transaction } from 'sequelize';
 import type { NonOwnerRole } from '../../../lib/tenant/index.js';
+import type { TenantModels } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 
 /** A client as the API shows it, without its secret hash. */
@@ -31,80 +32,81 @@ export interface NewApiClient {
   tenantUid: string;
 }
 
-const viewColumns = 'id, client_id, name, role, created_by, created_at, last_used_at, revoked_at';
+const viewAttributes = [
+  'id',
+  'client_id',
+  'name',
+  'role',
+  'created_by',
+  'created_at',
+  'last_used_at',
+  'revoked_at',
+] as const satisfies (keyof ApiClientRow)[];
 
 export class ApiClientStore {
-  readonly #sequelize: Sequelize;
+  readonly #model: TenantModels['ApiClient'];
 
   constructor(db: TenantDb) {
-    this.#sequelize = db.sequelize;
+    this.#model = db.models.ApiClient;
   }
 
-  async count(): Promise<number> {
-    const [total] = await this.#select<{ count: string }>(
-      'SELECT count(*) AS count FROM app.api_clients',
-      [],
-    );
-    return Number(total?.count ?? 0);
+  count(): Promise<number> {
+    return this.#model.count();
   }
 
   /** Newest first. */
-  list(slice: { limit: number; offset: number }): Promise<ApiClientRow[]> {
-    return this.#select<ApiClientRow>(
-      `SELECT ${viewColumns} FROM app.api_clients ORDER BY created_at DESC, id LIMIT $1 OFFSET $2`,
-      [slice.limit, slice.offset],
-    );
+  async list(slice: { limit: number; offset: number }): Promise<ApiClientRow[]> {
+    const rows = await this.#model.findAll({
+      attributes: [...viewAttributes],
+      order: [
+        ['created_at', 'DESC'],
+        ['id', 'ASC'],
+      ],
+      limit: slice.limit,
+      offset: slice.offset,
+    });
+    return rows.map((row) => row.get({ plain: true }));
   }
 
   async insert(client: NewApiClient, transaction: Transaction): Promise<ApiClientRow> {
-    const [row] = await this.#select<ApiClientRow>(
-      `INSERT INTO app.api_clients (client_id, secret_hash, name, role, created_by, tenant_uid)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${viewColumns}`,
-      [client.clientId, client.secretHash, client.name, client.role, client.createdBy, client.tenantUid],
-      transaction,
+    const row = await this.#model.create(
+      {
+        client_id: client.clientId,
+        secret_hash: client.secretHash,
+        name: client.name,
+        role: client.role,
+        created_by: client.createdBy,
+        tenant_uid: client.tenantUid,
+      },
+      { transaction, returning: [...viewAttributes] },
     );
-    return row!;
+    return row.get({ plain: true });
   }
 
   /** The client, locked (FOR UPDATE) until `transaction` ends. */
   async lock(id: string, transaction: Transaction): Promise<ApiClientRow | undefined> {
-    const [row] = await this.#select<ApiClientRow>(
-      `SELECT ${viewColumns} FROM app.api_clients WHERE id = $1 FOR UPDATE`,
-      [id],
-      transaction,
-    );
-    return row;
+    const row = await this.#model.findByPk(id, { attributes: [...viewAttributes], transaction, lock: true });
+    return row?.get({ plain: true });
   }
 
   /** Marks the client revoked now, unless it already was. */
   async revoke(id: string, transaction: Transaction): Promise<ApiClientRow> {
-    const [row] = await this.#select<ApiClientRow>(
-      `UPDATE app.api_clients SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${viewColumns}`,
-      [id],
-      transaction,
+    const [, rows] = await this.#model.update(
+      { revoked_at: fn('coalesce', col('revoked_at'), fn('now')) },
+      { where: { id }, returning: [...viewAttributes], transaction },
     );
-    return row!;
+    return rows[0]!.get({ plain: true });
   }
 
   async findByClientId(clientId: string): Promise<ApiClientCredentialRow | undefined> {
-    const [row] = await this.#select<ApiClientCredentialRow>(
-      `SELECT ${viewColumns}, secret_hash, tenant_uid FROM app.api_clients WHERE client_id = $1`,
-      [clientId],
-    );
-    return row;
+    const row = await this.#model.findOne({
+      where: { client_id: clientId },
+      attributes: [...viewAttributes, 'secret_hash', 'tenant_uid'],
+    });
+    return row?.get({ plain: true });
   }
 
   async recordUse(id: string): Promise<void> {
-    await this.#sequelize.query('UPDATE app.api_clients SET last_used_at = now() WHERE id = $1', {
-      bind: [id],
-    });
-  }
-
-  #select<T extends object>(sql: string, bind: unknown[], transaction?: Transaction): Promise<T[]> {
-    return this.#sequelize.query<T>(sql, {
-      bind,
-      type: QueryTypes.SELECT,
-      ...(transaction ? { transaction } : {}),
-    });
+    await this.#model.update({ last_used_at: fn('now') }, { where: { id } });
   }
 }

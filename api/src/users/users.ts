@@ -158,7 +158,7 @@ export async function createUser(
       { transaction },
     );
     if (options.emailVerified) await setEmailVerified(scope.db, user.id, true, transaction);
-    await recordDomainEvent(scope.db.sequelize, 'user.created', { user: userView(user) }, transaction);
+    await recordDomainEvent(scope.db, 'user.created', { user: userView(user) }, transaction);
     return user;
   };
   try {
@@ -213,13 +213,12 @@ async function recordUserChanges(
   const changed = (Object.keys(after) as (keyof UserView)[]).filter(
     (key) => key !== 'updated_at' && key !== 'is_active' && before[key] !== after[key],
   );
-  const sequelize = scope.db.sequelize;
   if (changed.length > 0) {
-    await recordDomainEvent(sequelize, 'user.updated', { user: after, changed_fields: changed }, transaction);
+    await recordDomainEvent(scope.db, 'user.updated', { user: after, changed_fields: changed }, transaction);
   }
   if (before.is_active !== after.is_active) {
     const type = after.is_active ? 'user.activated' : 'user.deactivated';
-    await recordDomainEvent(sequelize, type, { user: after }, transaction);
+    await recordDomainEvent(scope.db, type, { user: after }, transaction);
   }
 }
 
@@ -230,7 +229,7 @@ export async function deleteUser(scope: TenantScope, id: string, transaction?: T
   const before = userView(user);
   const destroy = async (t: Transaction) => {
     await user.destroy({ transaction: t });
-    await recordDomainEvent(scope.db.sequelize, 'user.deleted', { user: before }, t);
+    await recordDomainEvent(scope.db, 'user.deleted', { user: before }, t);
   };
   await (transaction ? destroy(transaction) : scope.db.sequelize.transaction(destroy));
   return before;

@@ -159,7 +159,7 @@ async function requestDeliveries(
   transaction: Transaction,
 ): Promise<string> {
   const payload: DeliveriesRequested = { delivery_ids: deliveryIds };
-  return appendToOutbox(scope.db.sequelize, deliveriesRequestedTopic, payload, transaction);
+  return appendToOutbox(scope.db, deliveriesRequestedTopic, payload, transaction);
 }
 
 function requireEnabled(endpoint: EndpointView): void {
