@@ -3,6 +3,7 @@
 // intake writes through incoming-event-store.ts.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Provider } from '../../../lib/integrations/catalog.js';
+import type { TenantModels } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 
 export interface EventRow {
@@ -51,9 +52,11 @@ const columns = `id, provider, event_id, event_type, organization_id, status, at
 
 export class IntegrationEventStore {
   readonly #sequelize: Sequelize;
+  readonly #model: TenantModels['IntegrationEvent'];
 
   constructor(db: TenantDb) {
     this.#sequelize = db.sequelize;
+    this.#model = db.models.IntegrationEvent;
   }
 
   /** The matching events, newest first, and how many match in all. */
@@ -85,12 +88,8 @@ export class IntegrationEventStore {
 
   /** One event with its payload. */
   async find(id: string, transaction?: Transaction): Promise<EventRow | undefined> {
-    const [row] = await this.#select<EventRow>(
-      `SELECT ${columns}, payload FROM app.integration_events WHERE id = $1`,
-      [id],
-      transaction,
-    );
-    return row;
+    const row = await this.#model.findByPk(id, transaction ? { transaction } : {});
+    return row?.get({ plain: true });
   }
 
   /**

@@ -1,10 +1,12 @@
 // The rows of app.integration_providers. The rules (a new configuration needs
 // a secret, when a secret counts as rotated) and the verification cache are in
-// provider-configs.ts.
+// provider-configs.ts. Reads go through the IntegrationProvider model.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { z } from 'zod';
 import type { Provider } from '../../../lib/integrations/catalog.js';
-import type { TenantDb } from '../tenancy/tenant-databases.js';
+import type { TenantModels } from '../tenancy/models.js';
+import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
+import type { TenantCredentials } from '../tenancy/tenant-directory.js';
 import type { rateLimitSchema, retryPolicySchema } from './provider-configs.js';
 
 export interface ProviderRow {
@@ -42,23 +44,22 @@ export interface ProviderUpsert {
 
 export class ProviderConfigStore {
   readonly #sequelize: Sequelize;
+  readonly #model: TenantModels['IntegrationProvider'];
 
   constructor(db: TenantDb) {
     this.#sequelize = db.sequelize;
+    this.#model = db.models.IntegrationProvider;
   }
 
-  list(): Promise<ProviderRow[]> {
-    return this.#select<ProviderRow>('SELECT * FROM app.integration_providers ORDER BY provider', []);
+  async list(): Promise<ProviderRow[]> {
+    const rows = await this.#model.findAll({ order: [['provider', 'ASC']] });
+    return rows.map((row) => row.get({ plain: true }));
   }
 
   /** The configuration; inside a transaction, locked (FOR UPDATE) until it ends. */
   async find(provider: Provider, transaction?: Transaction): Promise<ProviderRow | undefined> {
-    const [row] = await this.#select<ProviderRow>(
-      `SELECT * FROM app.integration_providers WHERE provider = $1${transaction ? ' FOR UPDATE' : ''}`,
-      [provider],
-      transaction,
-    );
-    return row;
+    const row = await this.#model.findByPk(provider, transaction ? { transaction, lock: true } : {});
+    return row?.get({ plain: true });
   }
 
   /**
@@ -133,4 +134,20 @@ export class ProviderConfigStore {
       ...(transaction ? { transaction } : {}),
     });
   }
+}
+
+/**
+ * Every enabled provider's organization id in one tenant's database, for sweeps over all tenants:
+ * TenantDatabases.readOnce reads it without opening a pool in the LRU, so it is SQL.
+ */
+export function enabledOrganizations(
+  databases: TenantDatabases,
+  tenant: string,
+  credentials: TenantCredentials,
+): Promise<{ provider: Provider; organization_id: string }[]> {
+  return databases.readOnce<{ provider: Provider; organization_id: string }>(
+    tenant,
+    credentials,
+    'SELECT provider, organization_id FROM app.integration_providers WHERE enabled',
+  );
 }

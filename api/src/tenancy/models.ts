@@ -24,6 +24,7 @@ import {
   type CreationOptional,
   type Sequelize,
 } from 'sequelize';
+import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { NonOwnerRole, Role } from '../../../lib/tenant/index.js';
 
 export interface UserModel extends Model<InferAttributes<UserModel>, InferCreationAttributes<UserModel>> {
@@ -165,7 +166,7 @@ export interface ApiClientAttributes {
 }
 
 export interface IntegrationProviderAttributes {
-  provider: string;
+  provider: Provider;
   organization_id: string;
   secret: string;
   previous_secret: string | null;
@@ -174,15 +175,15 @@ export interface IntegrationProviderAttributes {
   api_base_url: string | null;
   credentials: Record<string, string> | null;
   credentials_updated_at: Date | null;
-  retry_policy: object;
-  rate_limit: object;
+  retry_policy: Record<string, number>;
+  rate_limit: Record<string, number>;
   enabled: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
 export interface IntegrationProviderStatusAttributes {
-  provider: string;
+  provider: Provider;
   circuit_state: string;
   circuit_open_until: Date | null;
   consecutive_failures: number;
@@ -193,7 +194,7 @@ export interface IntegrationProviderStatusAttributes {
 
 export interface IntegrationEventAttributes {
   id: string;
-  provider: string;
+  provider: Provider;
   event_id: string;
   event_type: string;
   organization_id: string | null;
