@@ -133,7 +133,8 @@ export class EndpointStore {
 
   /**
    * Applies `changes`. Enabling again clears the failing streak, so the worker judges the endpoint
-   * afresh; disabling records when and why.
+   * afresh; disabling records when and why. SQL: the new values depend on the row's current ones
+   * (CASE on `enabled`), which one statement reads and writes together.
    */
   async updateEndpoint(id: string, changes: EndpointChanges, transaction: Transaction): Promise<EndpointRow> {
     const [row] = await this.#select<EndpointRow>(
@@ -225,7 +226,10 @@ export class EndpointStore {
     return rows.map((r) => r.id);
   }
 
-  /** Up to `limit` messages created since `since` that had a delivery to the endpoint, oldest first. */
+  /**
+   * Up to `limit` messages created since `since` that had a delivery to the endpoint, oldest first.
+   * SQL: an EXISTS on the deliveries, which the models (no associations) do not express.
+   */
   messagesSince(
     endpointId: string,
     since: Date,
@@ -242,7 +246,7 @@ export class EndpointStore {
     );
   }
 
-  /** The matching messages, newest first, with their total. */
+  /** The matching messages, newest first, with their total (SQL: see messageSelect). */
   async listMessages(filter: MessageFilter, slice: Slice): Promise<{ count: number; rows: MessageRow[] }> {
     const bind: unknown[] = [];
     const where: string[] = [];
@@ -276,7 +280,7 @@ export class EndpointStore {
     return row;
   }
 
-  /** The attempts at delivering one message, in the order they started, with their total. */
+  /** The attempts at delivering one message, in the order they started, with their total (SQL: a join). */
   async listAttempts(messageId: string, slice: Slice): Promise<{ count: number; rows: AttemptRow[] }> {
     const from = `FROM app.webhook_attempts a JOIN app.webhook_deliveries d ON d.id = a.delivery_id
                  WHERE d.message_id = $1`;
