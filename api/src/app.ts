@@ -23,7 +23,7 @@ import { tenantRoutes } from './routes/tenants.js';
 import { ssoRoutes, type SsoSettings } from './routes/sso.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes } from './routes/webhooks.js';
-import type { WebhookSettings } from './webhooks/endpoints.js';
+import type { WebhookSettings } from './webhooks/endpoint-service.js';
 import { isDatabaseUnavailable, type TenantDatabases } from './tenancy/tenant-databases.js';
 import type { TenantDirectory } from './tenancy/tenant-directory.js';
 import type { PasswordResets } from './auth/password-resets.js';

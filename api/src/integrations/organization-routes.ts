@@ -14,6 +14,7 @@ import type { Logger } from '../../../lib/logger.js';
 import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { enabledOrganizations } from './provider-store.js';
 
 export type Resolution = { tenant: string } | { ambiguous: true } | undefined;
 
@@ -104,11 +105,7 @@ export class OrganizationRoutes {
     for (const entry of this.directory.list()) {
       if (!entry.ready || entry.suspended || !entry.credentials) continue;
       try {
-        const rows = await this.databases.readOnce<{ provider: Provider; organization_id: string }>(
-          entry.name,
-          entry.credentials,
-          'SELECT provider, organization_id FROM app.integration_providers WHERE enabled',
-        );
+        const rows = await enabledOrganizations(this.databases, entry.name, entry.credentials);
         for (const row of rows) {
           const key = keyOf(row.provider, row.organization_id);
           routes.set(key, (routes.get(key) ?? new Set()).add(entry.name));

@@ -29,7 +29,7 @@ import {
   replaySchema,
   rotateSecretSchema,
   updateEndpointSchema,
-} from '../webhooks/endpoints.js';
+} from '../webhooks/schemas.js';
 import type { OperationDoc } from './document.js';
 
 const timestamp = { type: 'string', format: 'date-time' };
