@@ -1,6 +1,6 @@
 // The rows of app.integration_events as the API reads them, and the manual
 // retry of a parked event. The views and rules are in integration-events.ts;
-// intake writes through incoming-event-store.ts.
+// intake writes through integration-event-intake.ts.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { TenantModels } from '../tenancy/models.js';
