@@ -190,6 +190,35 @@ describe('chart monitoring: CRD schemas, alert rules, exported metrics', functio
       expect(portNames(services.find((s) => s.metadata.name === 'tenantry-api')!)).to.deep.equal(['http']);
     });
 
+    it('opens the metrics ports to the monitoring namespaces, tenant workers included', async () => {
+      const open = await render(namespace, ['--set', 'networkPolicy.metricsNamespaces={monitoring}']);
+      const policy = open.find((m) => m.kind === 'NetworkPolicy' && m.metadata.name.endsWith('-api'))!;
+      const scrape = (policy.spec.ingress as { ports: { port: number }[]; from: unknown[] }[]).find((rule) =>
+        rule.ports.some((p) => p.port === 9090),
+      );
+      expect(scrape?.from).to.deep.include({
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+      });
+      // Without the chart's own policies the operator still writes the tenant ones, so it still gets the list.
+      for (const enabled of ['true', 'false']) {
+        const rendered = await render(namespace, [
+          '--set',
+          'networkPolicy.metricsNamespaces={monitoring,observability}',
+          '--set',
+          `networkPolicy.enabled=${enabled}`,
+        ]);
+        const operator = rendered.find(
+          (m) => m.kind === 'Deployment' && m.metadata.name.endsWith('-operator'),
+        )!;
+        const env = operator.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+        expect(env.find((e) => e.name === 'METRICS_SCRAPE_NAMESPACES')?.value, enabled).to.equal(
+          'monitoring,observability',
+        );
+        expect(env.find((e) => e.name === 'METRICS_PORT')?.value).to.equal('9090');
+        expect(env.find((e) => e.name === 'HTTP_PORT')?.value).to.equal('8081');
+      }
+    });
+
     it('selects tenant worker pods by the labels the operator gives them', async () => {
       const { workerDeployment } = await import('../../operator/src/specs/worker.js');
       const tenant = {
