@@ -192,16 +192,6 @@ export const operations: OperationDoc[] = [
   },
   {
     method: 'get',
-    path: '/metrics',
-    tag: 'operations',
-    access: 'public',
-    summary: 'Prometheus metrics',
-    responses: {
-      200: { description: 'text exposition format', contentType: 'text/plain', schema: { type: 'string' } },
-    },
-  },
-  {
-    method: 'get',
     path: '/.well-known/jwks.json',
     tag: 'operations',
     access: 'public',
