@@ -2,20 +2,11 @@
 // manages which client, the secret check, the token) are in api-clients.ts.
 import { col, fn, type Transaction } from 'sequelize';
 import type { NonOwnerRole } from '../../../lib/tenant/index.js';
-import type { TenantModels } from '../tenancy/models.js';
+import type { ApiClientAttributes, TenantModels } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 
 /** A client as the API shows it, without its secret hash. */
-export interface ApiClientRow {
-  id: string;
-  client_id: string;
-  name: string;
-  role: NonOwnerRole;
-  created_by: string;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
+export type ApiClientRow = Omit<ApiClientAttributes, 'secret_hash' | 'tenant_uid'>;
 
 /** What the token endpoint needs besides: the secret's hash and the Tenant uid it was created under. */
 export interface ApiClientCredentialRow extends ApiClientRow {

@@ -3,24 +3,11 @@
 // intake writes through integration-event-intake.ts.
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Provider } from '../../../lib/integrations/catalog.js';
-import type { TenantModels } from '../tenancy/models.js';
+import type { IntegrationEventAttributes, TenantModels } from '../tenancy/models.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 
-export interface EventRow {
-  id: string;
-  provider: Provider;
-  event_id: string;
-  event_type: string;
-  organization_id: string | null;
-  status: string;
-  attempts: number;
-  last_error: string | null;
-  next_attempt_at: Date | null;
-  received_at: Date;
-  processed_at: Date | null;
-  updated_at: Date;
-  payload?: unknown;
-}
+/** A row of app.integration_events; lists leave the payload out. */
+export type EventRow = Omit<IntegrationEventAttributes, 'payload'> & { payload?: unknown };
 
 export interface HealthRow {
   provider: Provider;
