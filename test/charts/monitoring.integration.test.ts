@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseAllDocuments, stringify } from 'yaml';
 import { tenantNames } from '../../lib/tenant/index.js';
-import { toolPath, type ControlPlane } from '../harness/control-plane.js';
+import { kubernetesVersion, toolPath, type ControlPlane } from '../harness/control-plane.js';
 import { kubectlError } from '../harness/crds.js';
 import { startTestApi, type TestApi } from '../harness/api-server.js';
 import { startTestPlatform, type TestPlatform } from '../harness/platform.js';
@@ -56,11 +56,12 @@ function run(tool: string, args: readonly string[]): Promise<string> {
   });
 }
 
+/** `helm template` of the chart; offline, helm assumes Kubernetes 1.20, below the chart's kubeVersion. */
+const helmTemplate = (args: readonly string[]) =>
+  run('helm', ['template', 'tenantry', chartDir, '--kube-version', kubernetesVersion, ...args]);
+
 async function render(namespace: string, extra: readonly string[] = []): Promise<Manifest[]> {
-  const out = await run('helm', [
-    'template',
-    'tenantry',
-    chartDir,
+  const out = await helmTemplate([
     '--namespace',
     namespace,
     '-f',
@@ -158,13 +159,7 @@ describe('chart monitoring: CRD schemas, alert rules, exported metrics', functio
   describe('rendered', () => {
     it('renders none of the monitoring objects by default, the metrics Services only', async () => {
       const plain = parseAllDocuments(
-        await run('helm', [
-          'template',
-          'tenantry',
-          chartDir,
-          '-f',
-          join(chartDir, 'ci', 'default-values.yaml'),
-        ]),
+        await helmTemplate(['-f', join(chartDir, 'ci', 'default-values.yaml')]),
       ).map((doc) => doc.toJS() as Manifest | null);
       const kinds = plain.filter((m) => m !== null).map((m) => m.kind);
       for (const kind of ['ServiceMonitor', 'PodMonitor', 'PrometheusRule'])
