@@ -268,7 +268,8 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
       const byUrl = new SamlService({
         publicBaseUrl,
         store,
-        metadataTtlMs: 50,
+        // Long enough that two logins in a row fit inside it on a loaded machine.
+        metadataTtlMs: 1_000,
         fetchMetadata: (url) => {
           calls += 1;
           expect(url).to.equal('https://idp-a.example/metadata');
@@ -279,7 +280,7 @@ describe('SAML service provider (integration, real Redis and a signing IdP)', fu
       await byUrl.loginUrl(tenant);
       await byUrl.loginUrl(tenant);
       expect(calls).to.equal(1);
-      await new Promise((resolve) => setTimeout(resolve, 60));
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
       up = false;
       const { requestId } = await byUrl.loginUrl(tenant);
       expect(calls).to.equal(2);

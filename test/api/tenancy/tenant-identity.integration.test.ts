@@ -248,6 +248,11 @@ describe('tenant identity is the uid (real operator, control plane, PostgreSQL, 
     const uid = await uidOf(name);
     expect(uids).to.have.length.of.at.least(2);
     expect(uids).to.deep.equal(uids.map(() => uid));
+    // The API serves the tenant again once the operator reports the reconcile of that spec done.
+    await platform.waitReady(name);
+    await eventually('the API to serve the upgraded tenant', () =>
+      Promise.resolve(api.directory.servable(name).ready ? true : undefined),
+    );
     expect((await refresh(session.refresh_token)).status).to.equal(200);
     expect((await clientToken(client)).status).to.equal(200);
   });
