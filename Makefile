@@ -30,7 +30,7 @@ $(NPM_STAMP): package.json package-lock.json | $(NODE22_BIN)/node
 deps: $(NPM_STAMP) ## Install the npm dependencies from the lockfile
 
 .PHONY: tools
-tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm and KWOK
+tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, helm-docs and KWOK
 	@bash hack/build-tools.sh
 
 .PHONY: services
@@ -89,6 +89,8 @@ CALICO_VERSION ?= v3.30.3
 CALICO_MANIFEST := https://raw.githubusercontent.com/projectcalico/calico/$(CALICO_VERSION)/manifests/calico.yaml
 # helm from PATH, else the one `make tools` builds.
 HELM ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS_CACHE)/helm-v3.22.0/helm)
+# The chart test runs the same command with --dry-run and fails when the README differs.
+HELM_DOCS := $(TOOLS_CACHE)/helm-docs-v1.14.2/helm-docs --chart-search-root charts --sort-values-order file
 KUBECTL ?= kubectl --context $(KIND_CONTEXT)
 
 .PHONY: kind-up
@@ -124,6 +126,10 @@ deploy: ## Install throwaway PostgreSQL/RabbitMQ/Redis and the chart into the ki
 .PHONY: chart-test
 chart-test: deps tools ## Lint, render, dry-run and install the Helm chart against a private control plane
 	npx mocha test/charts/helm-chart.integration.test.ts
+
+.PHONY: chart-docs
+chart-docs: tools ## Regenerate charts/tenantry/README.md from README.md.gotmpl and values.yaml (helm-docs)
+	$(HELM_DOCS)
 
 .PHONY: clean
 clean: ## Stop the dev control plane and remove build output and .dev/

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) plus helm and KWOK from Go
-# modules into a cache outside the repository, keyed by version. A binary that
+# kube-controller-manager, kube-scheduler, kubectl) plus helm, helm-docs and
+# KWOK from Go modules into a cache outside the repository, keyed by version. A binary that
 # is already cached is not rebuilt, so a second run takes seconds.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 k8s_version=$(cat "$root/tools/k8s/VERSION")
 helm_version=${HELM_VERSION:-v3.22.0}
 kwok_version=${KWOK_VERSION:-v0.8.0}
+helm_docs_version=${HELM_DOCS_VERSION:-v1.14.2}
 cache=${TENANTRY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenantry/tools}
 bindir="$cache/k8s-$k8s_version"
 
@@ -17,7 +18,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-mkdir -p "$bindir" "$cache/helm-$helm_version" "$cache/kwok-$kwok_version"
+mkdir -p "$bindir" "$cache/helm-$helm_version" "$cache/helm-docs-$helm_docs_version" "$cache/kwok-$kwok_version"
 step() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 minor=${k8s_version#v1.}; minor=${minor%%.*}
@@ -50,6 +51,9 @@ build_k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 build_k8s kubectl k8s.io/kubernetes/cmd/kubectl
 go_install helm helm.sh/helm/v3/cmd/helm "$helm_version" "$cache/helm-$helm_version"
 ln -sf "$cache/helm-$helm_version/helm" "$bindir/helm"
+# helm-docs generates charts/tenantry/README.md from values.yaml (make chart-docs).
+go_install helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "$helm_docs_version" "$cache/helm-docs-$helm_docs_version"
+ln -sf "$cache/helm-docs-$helm_docs_version/helm-docs" "$bindir/helm-docs"
 # KWOK is optional: fake nodes make Deployments report Running pods.
 if go_install kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_version" "$cache/kwok-$kwok_version"; then
   ln -sf "$cache/kwok-$kwok_version/kwok" "$bindir/kwok"

@@ -4,15 +4,20 @@
 // contexts and NetworkPolicies, a server-side dry-run of every manifest, and a
 // real `helm install` into the test control plane whose Deployments report
 // available (KWOK runs the pods). Finally the real operator reconciles a Tenant
-// to Ready with nothing but the chart's ServiceAccount token.
+// to Ready with nothing but the chart's ServiceAccount token. The `helm test`
+// hook's script runs against a real API (KWOK pods run no code), and the README
+// must be what helm-docs generates from values.yaml.
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse, parseAllDocuments } from 'yaml';
+import { startTestApi } from '../harness/api-server.js';
 import type { ControlPlane } from '../harness/control-plane.js';
-import { toolPath } from '../harness/control-plane.js';
+import { kubernetesVersion, toolPath } from '../harness/control-plane.js';
 import { crdDir, installTenantCrd } from '../harness/crds.js';
 import { startTestPlatform, type TestPlatform } from '../harness/platform.js';
 import { operatorNodeFlags } from '../harness/operator-process.js';
@@ -21,6 +26,8 @@ import { sharedControlPlane } from '../harness/shared-cluster.js';
 import { repoRoot } from '../harness/repo-root.js';
 
 const chartDir = join(repoRoot, 'charts/tenantry');
+// Offline, helm template assumes Kubernetes v1.20, older than the chart's kubeVersion allows.
+const kubeVersion = ['--kube-version', kubernetesVersion];
 const scenarios = readdirSync(join(chartDir, 'ci'))
   .filter((file) => file.endsWith('-values.yaml'))
   .sort();
@@ -49,7 +56,11 @@ interface PodSpec {
   securityContext?: Record<string, unknown>;
   containers: Container[];
   initContainers?: Container[];
-  volumes?: { name: string; emptyDir?: unknown }[];
+  volumes?: { name: string; emptyDir?: unknown; configMap?: unknown }[];
+  priorityClassName?: string;
+  affinity?: Record<string, unknown>;
+  topologySpreadConstraints?: Record<string, unknown>[];
+  restartPolicy?: string;
 }
 
 interface Manifest {
@@ -69,11 +80,11 @@ interface Manifest {
 
 const helmHome = mkdtempSync(join(tmpdir(), 'tenantry-helm-'));
 
-/** Runs helm with a private home; rejects with stderr on a non-zero exit. */
-function helm(args: readonly string[]): Promise<string> {
+/** Runs a tool from the tools cache; rejects with stderr on a non-zero exit. */
+function tool(name: string, args: readonly string[]): Promise<string> {
   return new Promise((ok, fail) => {
     execFile(
-      toolPath('helm'),
+      toolPath(name),
       args,
       {
         maxBuffer: 32 * 1024 * 1024,
@@ -85,11 +96,21 @@ function helm(args: readonly string[]): Promise<string> {
         },
       },
       (error, stdout, stderr) => {
-        if (error) fail(new Error(`helm ${args[0]} failed: ${stderr.trim() || error.message}`));
+        if (error) fail(new Error(`${name} ${args[0]} failed: ${stderr.trim() || error.message}`));
         else ok(stdout);
       },
     );
   });
+}
+
+/** Runs helm with a private home. */
+const helm = (args: readonly string[]) => tool('helm', args);
+
+/** A values file holding `values`, for `-f` (JSON is YAML). */
+function valuesFile(values: object): string {
+  const file = join(mkdtempSync(join(helmHome, 'values-')), 'values.yaml');
+  writeFileSync(file, JSON.stringify(values));
+  return file;
 }
 
 /** The error helm prints for `args`; fails the test if helm succeeded. */
@@ -111,6 +132,7 @@ async function render(
     'template',
     'tenantry',
     chartDir,
+    ...kubeVersion,
     '--namespace',
     namespace,
     '-f',
@@ -130,8 +152,9 @@ function named(manifests: Manifest[], kind: string, suffix: string): Manifest {
   return found;
 }
 
-function podSpec(deployment: Manifest): PodSpec {
-  return (deployment.spec as { template: { spec: PodSpec } }).template.spec;
+function podSpec(workload: Manifest): PodSpec {
+  if (workload.kind === 'Pod') return workload.spec as PodSpec;
+  return (workload.spec as { template: { spec: PodSpec } }).template.spec;
 }
 
 type EnvVar = NonNullable<Container['env']>[number];
@@ -300,11 +323,333 @@ describe('Helm chart charts/tenantry', function () {
     });
   });
 
+  describe('pod settings and images', () => {
+    const digest = `sha256:${'0123456789abcdef'.repeat(4)}`;
+    const deployments = (manifests: Manifest[]) =>
+      ['operator', 'api'].map((component) => ({
+        component,
+        deployment: named(manifests, 'Deployment', `-${component}`),
+      }));
+
+    it('runs two API replicas by default, spread over nodes, with a PodDisruptionBudget that protects one', () => {
+      const manifests = rendered.get('default-values.yaml')!;
+      for (const { component, deployment } of deployments(manifests)) {
+        expect(deployment.spec.replicas, component).to.equal(2);
+        const selector = deployment.spec.selector.matchLabels as Record<string, string>;
+        expect(podSpec(deployment).topologySpreadConstraints, component).to.deep.equal([
+          {
+            maxSkew: 1,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: selector },
+          },
+        ]);
+        expect(selector['app.kubernetes.io/component']).to.equal(component);
+        const pdb = named(manifests, 'PodDisruptionBudget', `-${component}`);
+        expect(pdb.spec.selector.matchLabels).to.deep.equal(selector);
+        expect(pdb.spec.maxUnavailable).to.be.lessThan(deployment.spec.replicas as number);
+      }
+      // The two replicas fit the default connection budget: 8 pools x 5 connections x 2 <= 100 - 20.
+      const env = envOf(podSpec(named(manifests, 'Deployment', '-api')).containers[0]!);
+      expect(env.get('API_REPLICAS')?.value).to.equal('2');
+      expect(
+        Number(env.get('TENANT_POOLS_MAX')?.value) * Number(env.get('TENANT_POOL_MAX')?.value) * 2,
+      ).to.be.at.most(
+        Number(env.get('DB_MAX_CONNECTIONS')?.value) - Number(env.get('DB_RESERVED_CONNECTIONS')?.value),
+      );
+    });
+
+    it('renders every pod setting given for the operator and the API', async () => {
+      const perComponent = (component: string) => ({
+        podLabels: { team: 'platform', 'app.kubernetes.io/component': 'not-the-selector' },
+        podAnnotations: { 'example.com/owner': component },
+        priorityClassName: `${component}-critical`,
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] }] },
+              ],
+            },
+          },
+        },
+        topologySpreadConstraints: [
+          { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' },
+          {
+            maxSkew: 2,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: { team: 'platform' } },
+          },
+        ],
+        extraEnv: [
+          { name: 'NODE_EXTRA_CA_CERTS', value: '/etc/ssl/corp/ca.pem' },
+          { name: 'FROM_SECRET', valueFrom: { secretKeyRef: { name: 'extra', key: 'value' } } },
+        ],
+        extraVolumes: [{ name: 'corp-ca', configMap: { name: 'corp-ca' } }],
+        extraVolumeMounts: [{ name: 'corp-ca', mountPath: '/etc/ssl/corp', readOnly: true }],
+        serviceAccount: {
+          annotations: { 'eks.amazonaws.com/role-arn': `arn:aws:iam::123456789012:role/${component}` },
+        },
+      });
+      const manifests = await render('default-values.yaml', [
+        '-f',
+        valuesFile({
+          operator: perComponent('operator'),
+          api: { ...perComponent('api'), service: { annotations: { 'example.com/lb': 'internal' } } },
+        }),
+      ]);
+      for (const { component, deployment } of deployments(manifests)) {
+        const pod = podSpec(deployment);
+        const template = deployment.spec.template.metadata as Manifest['metadata'];
+        // Extra labels join the chart's; they cannot take the selector labels over.
+        expect(template.labels).to.deep.include({
+          team: 'platform',
+          'app.kubernetes.io/component': component,
+        });
+        expect(template.annotations).to.deep.equal({ 'example.com/owner': component });
+        expect(pod.priorityClassName).to.equal(`${component}-critical`);
+        expect(pod.affinity).to.have.keys('nodeAffinity');
+        expect(pod.topologySpreadConstraints).to.deep.equal([
+          {
+            maxSkew: 1,
+            topologyKey: 'topology.kubernetes.io/zone',
+            whenUnsatisfiable: 'DoNotSchedule',
+            labelSelector: { matchLabels: deployment.spec.selector.matchLabels },
+          },
+          {
+            maxSkew: 2,
+            topologyKey: 'kubernetes.io/hostname',
+            whenUnsatisfiable: 'ScheduleAnyway',
+            labelSelector: { matchLabels: { team: 'platform' } },
+          },
+        ]);
+        const container = pod.containers[0]!;
+        const names = (container.env ?? []).map((e) => e.name);
+        // After the chart's own variables, so they may refer to them.
+        expect(names.slice(-2)).to.deep.equal(['NODE_EXTRA_CA_CERTS', 'FROM_SECRET']);
+        expect(envOf(container).get('FROM_SECRET')?.valueFrom).to.deep.equal({
+          secretKeyRef: { name: 'extra', key: 'value' },
+        });
+        expect(pod.volumes).to.deep.include({ name: 'corp-ca', configMap: { name: 'corp-ca' } });
+        expect(pod.volumes).to.deep.include({ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } });
+        expect(container.volumeMounts).to.deep.include({
+          name: 'corp-ca',
+          mountPath: '/etc/ssl/corp',
+          readOnly: true,
+        });
+        expect(container.volumeMounts).to.deep.include({ name: 'tmp', mountPath: '/tmp' });
+        const sa = named(manifests, 'ServiceAccount', `-${component}`);
+        expect(sa.metadata.annotations).to.deep.equal({
+          'eks.amazonaws.com/role-arn': `arn:aws:iam::123456789012:role/${component}`,
+        });
+      }
+      expect(named(manifests, 'Service', '-api').metadata.annotations).to.deep.equal({
+        'example.com/lb': 'internal',
+      });
+      // Nothing set: no annotations rendered at all.
+      const defaults = rendered.get('default-values.yaml')!;
+      expect(named(defaults, 'Service', '-api').metadata).to.not.have.property('annotations');
+      expect(named(defaults, 'ServiceAccount', '-api').metadata).to.not.have.property('annotations');
+    });
+
+    it('takes both security contexts from values, and drops the fixed ids for OpenShift restricted-v2', async () => {
+      const ids = ['runAsUser', 'runAsGroup'];
+      const nulls = (component: string) => [
+        '--set',
+        [...ids, 'fsGroup'].map((k) => `${component}.podSecurityContext.${k}=null`).join(','),
+        '--set',
+        ids.map((k) => `${component}.securityContext.${k}=null`).join(','),
+      ];
+      const openshift = await render('default-values.yaml', [...nulls('operator'), ...nulls('api')]);
+      for (const { component, deployment } of deployments(openshift)) {
+        const pod = podSpec(deployment);
+        const hook = component === 'api' ? podSpec(named(openshift, 'Pod', '-api-test')) : undefined;
+        for (const spec of hook ? [pod, hook] : [pod]) {
+          expect(spec.securityContext, component).to.deep.equal({
+            runAsNonRoot: true,
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
+          expect(spec.containers[0]!.securityContext, component).to.deep.equal({
+            runAsNonRoot: true,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
+        }
+      }
+      // The defaults are what the chart hard-coded before they became values.
+      for (const { deployment } of deployments(rendered.get('default-values.yaml')!)) {
+        expect(podSpec(deployment).securityContext).to.deep.equal({
+          runAsNonRoot: true,
+          runAsUser: 10001,
+          runAsGroup: 10001,
+          fsGroup: 10001,
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+      }
+      const custom = await render('default-values.yaml', [
+        '--set',
+        'api.podSecurityContext.fsGroupChangePolicy=OnRootMismatch,operator.securityContext.runAsUser=2000',
+      ]);
+      expect(podSpec(named(custom, 'Deployment', '-api')).securityContext).to.include({
+        fsGroupChangePolicy: 'OnRootMismatch',
+        fsGroup: 10001,
+      });
+      expect(podSpec(named(custom, 'Deployment', '-operator')).containers[0]!.securityContext).to.include({
+        runAsUser: 2000,
+        readOnlyRootFilesystem: true,
+      });
+    });
+
+    it('pins every image by digest and rewrites every registry with global.imageRegistry', async () => {
+      const imagesOf = (manifests: Manifest[]) => ({
+        operator: podSpec(named(manifests, 'Deployment', '-operator')).containers[0]!.image,
+        api: podSpec(named(manifests, 'Deployment', '-api')).containers[0]!.image,
+        test: podSpec(named(manifests, 'Pod', '-api-test')).containers[0]!.image,
+        worker: envOf(podSpec(named(manifests, 'Deployment', '-operator')).containers[0]!).get('WORKER_IMAGE')
+          ?.value,
+      });
+      const same = (image: string) => ({ operator: image, api: image, test: image, worker: image });
+      expect(imagesOf(rendered.get('default-values.yaml')!)).to.deep.equal(same('tenantry/tenantry:0.1.0'));
+
+      const pinned = await render('default-values.yaml', ['--set', `image.digest=${digest}`]);
+      expect(imagesOf(pinned)).to.deep.equal(same(`tenantry/tenantry@${digest}`));
+
+      // A registry host in the repository is replaced; a repository without one gets it in front.
+      const mirrored = await render('ha-values.yaml', [
+        '--set',
+        'global.imageRegistry=mirror.example.com:5000',
+      ]);
+      expect(imagesOf(mirrored)).to.deep.equal({
+        ...same('mirror.example.com:5000/tenantry/tenantry:0.1.0'),
+        worker: 'mirror.example.com:5000/tenantry/tenantry-worker:0.1.0-worker',
+      });
+      const both = await render('default-values.yaml', [
+        '--set',
+        `global.imageRegistry=mirror.example.com/hub,image.digest=${digest}`,
+      ]);
+      expect(imagesOf(both)).to.deep.equal(same(`mirror.example.com/hub/tenantry/tenantry@${digest}`));
+
+      // A worker image of its own keeps its tag unless given a digest of its own.
+      const worker = await render('default-values.yaml', [
+        '--set',
+        `image.digest=${digest},worker.image.repository=example.com/worker`,
+      ]);
+      expect(imagesOf(worker).worker).to.equal('example.com/worker:0.1.0');
+      const workerDigest = `sha256:${'f'.repeat(64)}`;
+      const workerPinned = await render('default-values.yaml', [
+        '--set',
+        `worker.image.repository=example.com/worker,worker.image.digest=${workerDigest}`,
+      ]);
+      expect(imagesOf(workerPinned)).to.deep.include({
+        api: 'tenantry/tenantry:0.1.0',
+        worker: `example.com/worker@${workerDigest}`,
+      });
+    });
+  });
+
+  describe('helm test hook', () => {
+    const hookOf = (manifests: Manifest[]) => named(manifests, 'Pod', '-api-test');
+
+    it('is a test hook Pod of the chart image that calls /readyz and the JWKS through the Service', () => {
+      each((manifests, scenario) => {
+        const hook = hookOf(manifests);
+        expect(hook.metadata.annotations?.['helm.sh/hook'], scenario).to.equal('test');
+        const pod = podSpec(hook);
+        expect(pod.restartPolicy).to.equal('Never');
+        const container = pod.containers[0]!;
+        expect(container.image, scenario).to.equal(
+          podSpec(named(manifests, 'Deployment', '-api')).containers[0]!.image,
+        );
+        expect(container.command?.slice(0, 2)).to.deep.equal(['node', '-e']);
+        expect(container.command?.[2]).to.include("'/readyz'").and.to.include("'/.well-known/jwks.json'");
+        expect(envOf(container).get('API_URL')?.value).to.equal(
+          'http://tenantry-api.tenantry-system.svc:8080',
+        );
+        expect(container.securityContext).to.deep.include({
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+        });
+      });
+    });
+
+    /** Runs the hook's script the way its container does, against `apiUrl`; resolves with exit code and output. */
+    async function runHookScript(apiUrl: string): Promise<{ code: number; output: string }> {
+      const command = podSpec(hookOf(rendered.get('default-values.yaml')!)).containers[0]!.command!;
+      return new Promise((ok) => {
+        execFile(
+          process.execPath,
+          command.slice(1),
+          { env: { ...process.env, API_URL: apiUrl }, timeout: 30_000 },
+          (error, stdout, stderr) =>
+            ok({ code: error ? Number(error.code ?? 1) : 0, output: `${stdout}${stderr}` }),
+        );
+      });
+    }
+
+    it('passes against a real API and fails when it is down or publishes no key', async () => {
+      const cp = await sharedControlPlane();
+      await installTenantCrd(cp);
+      const namespace = `helm-hook-${uniqueSuffix().slice(-6)}`;
+      const api = await startTestApi(cp.kubeconfigPath, namespace);
+      let up: { code: number; output: string };
+      try {
+        up = await runHookScript(api.url);
+      } finally {
+        await api.close();
+      }
+      expect(up.output).to.include('GET /readyz: 200').and.to.include('JWKS: 1 key(s)');
+      expect(up.code, up.output).to.equal(0);
+
+      const down = await runHookScript(api.url);
+      expect(down.code, down.output).to.not.equal(0);
+
+      // Ready, but an empty key set: tokens could not be verified.
+      const noKeys = createServer((req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(req.url === '/readyz' ? '{"status":"ready"}' : '{"keys":[]}');
+      });
+      await new Promise<void>((ok) => noKeys.listen(0, '127.0.0.1', ok));
+      try {
+        const empty = await runHookScript(`http://127.0.0.1:${(noKeys.address() as AddressInfo).port}`);
+        expect(empty.code, empty.output).to.not.equal(0);
+        expect(empty.output).to.include('the JWKS holds no signing key');
+      } finally {
+        noKeys.close();
+      }
+    });
+  });
+
+  describe('README', () => {
+    it('is what helm-docs generates from values.yaml (make chart-docs)', async () => {
+      // The flags `make chart-docs` uses, so the two cannot drift apart.
+      const makefile = readFileSync(join(repoRoot, 'Makefile'), 'utf8');
+      const flags = /^HELM_DOCS := \S+ (.+)$/m.exec(makefile)?.[1]?.split(' ');
+      expect(flags, 'HELM_DOCS in the Makefile').to.include('--chart-search-root');
+      const generated = await new Promise<string>((ok, fail) => {
+        execFile(
+          toolPath('helm-docs'),
+          [...flags!, '--dry-run', '--log-level', 'error'],
+          { cwd: repoRoot },
+          (error, stdout, stderr) => (error ? fail(new Error(stderr || error.message)) : ok(stdout)),
+        );
+      });
+      expect(generated).to.include('| api.replicaCount |');
+      expect(readFileSync(join(chartDir, 'README.md'), 'utf8') === generated).to.equal(
+        true,
+        'charts/tenantry/README.md is stale: run make chart-docs',
+      );
+    });
+  });
+
   describe('bad values', () => {
     const withDefaults = [
       'template',
       'tenantry',
       chartDir,
+      ...kubeVersion,
       '-f',
       join(chartDir, 'ci', 'default-values.yaml'),
     ];
@@ -336,7 +681,7 @@ describe('Helm chart charts/tenantry', function () {
     it('rejects a missing or empty database host', async () => {
       await expectRejected([{ args: ['--set', 'postgres.host=null'], mentions: ['/postgres', "'host'"] }]);
       // The chart's own values.yaml leaves every service host empty on purpose.
-      const empty = await helmError(['template', 'tenantry', chartDir]);
+      const empty = await helmError(['template', 'tenantry', chartDir, ...kubeVersion]);
       for (const path of ['/postgres/host', '/rabbitmq/host', '/redis/host']) expect(empty).to.include(path);
     });
 
@@ -347,6 +692,84 @@ describe('Helm chart charts/tenantry', function () {
         { args: ['--set', 'postgres.cidrs={not-a-cidr}'], mentions: ['/postgres/cidrs/0'] },
         { args: ['--set', 'image.pullPolicy=Sometimes'], mentions: ['/image/pullPolicy'] },
         { args: ['--set', 'api.signup.plan=platinum'], mentions: ['/api/signup/plan'] },
+      ]));
+
+    it('rejects bad pod settings and image references, naming the value', () =>
+      expectRejected([
+        { args: ['--set', 'image.digest=latest'], mentions: ['/image/digest'] },
+        { args: ['--set', 'image.digest=sha256:abc'], mentions: ['/image/digest'] },
+        { args: ['--set', 'worker.image.digest=md5:00'], mentions: ['/worker/image/digest'] },
+        {
+          args: ['--set', 'global.imageRegistry=https://mirror.example.com'],
+          mentions: ['/global/imageRegistry'],
+        },
+        {
+          args: ['--set', 'operator.podSecurityContext.runAsUser=-1'],
+          mentions: ['/operator/podSecurityContext/runAsUser', /minimum/],
+        },
+        {
+          args: ['--set', 'api.podSecurityContext.fsGroupChangePolicy=Sometimes'],
+          mentions: ['/api/podSecurityContext/fsGroupChangePolicy'],
+        },
+        {
+          args: ['--set-string', 'api.securityContext.readOnlyRootFilesystem=yes'],
+          mentions: ['/api/securityContext/readOnlyRootFilesystem'],
+        },
+        {
+          args: ['--set', 'api.securityContext.runAsUsr=1'],
+          mentions: ["'runAsUsr'", /additional propert/i],
+        },
+        {
+          args: ['--set', 'operator.securityContext.seccompProfile.type=Permissive'],
+          mentions: ['/operator/securityContext/seccompProfile/type'],
+        },
+        { args: ['--set-json', 'api.affinity={"nodeAfinity":{}}'], mentions: ["'nodeAfinity'"] },
+        {
+          args: [
+            '--set-json',
+            'api.topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"zone","whenUnsatisfiable":"Maybe"}]',
+          ],
+          mentions: ['/api/topologySpreadConstraints/0/whenUnsatisfiable'],
+        },
+        {
+          args: ['--set-json', 'operator.topologySpreadConstraints=[{"maxSkew":0,"topologyKey":"zone"}]'],
+          mentions: ['/operator/topologySpreadConstraints/0', "'whenUnsatisfiable'"],
+        },
+        {
+          args: ['--set', 'operator.priorityClassName=High_Priority'],
+          mentions: ['/operator/priorityClassName'],
+        },
+        { args: ['--set-json', 'api.extraEnv=[{"value":"x"}]'], mentions: ['/api/extraEnv/0', "'name'"] },
+        {
+          args: ['--set-json', 'api.extraEnv=[{"name":"1BAD","value":"x"}]'],
+          mentions: ['/api/extraEnv/0/name'],
+        },
+        {
+          args: ['--set-json', 'operator.extraEnv=[{"name":"N","value":1}]'],
+          mentions: ['/operator/extraEnv/0/value'],
+        },
+        {
+          args: ['--set-json', 'api.extraVolumes=[{"name":"Corp_CA","configMap":{"name":"ca"}}]'],
+          mentions: ['/api/extraVolumes/0/name'],
+        },
+        { args: ['--set-json', 'api.extraVolumes=[{"name":"ca"}]'], mentions: ['/api/extraVolumes/0'] },
+        {
+          args: ['--set-json', 'operator.extraVolumeMounts=[{"name":"ca","mountPath":"etc/ssl"}]'],
+          mentions: ['/operator/extraVolumeMounts/0/mountPath'],
+        },
+        { args: ['--set', 'api.podLabels.team=has space'], mentions: ['/api/podLabels/team'] },
+        {
+          args: ['--set', 'operator.podAnnotations.replicas=2'],
+          mentions: ['/operator/podAnnotations/replicas'],
+        },
+        {
+          args: ['--set', 'api.service.annotations.internal=true'],
+          mentions: ['/api/service/annotations/internal'],
+        },
+        {
+          args: ['--set', 'operator.serviceAccount.annotations.role=1'],
+          mentions: ['/operator/serviceAccount/annotations/role'],
+        },
       ]));
 
     it('lists every problem the schema cannot see in one failure', () =>
@@ -361,8 +784,8 @@ describe('Helm chart charts/tenantry', function () {
           mentions: [
             'api.autoscaling.minReplicas (8) is greater than api.autoscaling.maxReplicas (4)',
             'operator.leaderElection.enabled must be true',
-            // 15 pools x 5 connections x 4 replicas = 300 > 100 - 20.
-            '= 300 exceeds',
+            // 8 pools x 5 connections x 4 replicas = 160 > 100 - 20.
+            '= 160 exceeds',
           ],
         },
       ]));
@@ -556,6 +979,8 @@ describe('Helm chart charts/tenantry', function () {
     const fullname = `${release}-tenantry`;
     const secretsNamespace = `${namespace}-secrets`;
     const dryRunSecretsNamespace = `${namespace}-dry`;
+    // A second fake node, so the spread of the replicas over nodes shows.
+    const secondNode = `kwok-node-${namespace}`;
     let installed = false;
 
     before(async () => {
@@ -573,6 +998,9 @@ describe('Helm chart charts/tenantry', function () {
       for (const ns of [namespace, secretsNamespace, dryRunSecretsNamespace]) {
         await cp.kubectl(['delete', 'namespace', ns, '--wait=false']).catch(() => undefined);
       }
+      await cp
+        .kubectl(['delete', 'node', secondNode, '--ignore-not-found', '--wait=false'])
+        .catch(() => undefined);
     });
 
     it('accepts every rendered manifest of every scenario in a server-side dry run', async () => {
@@ -592,7 +1020,26 @@ describe('Helm chart charts/tenantry', function () {
       }
     });
 
-    it('installs with helm, prints NOTES, and both Deployments become available', async function () {
+    it('installs with helm, prints NOTES, and both Deployments become available, spread over nodes', async function () {
+      if (cp.hasKwok) {
+        await cp.kubectl(
+          ['apply', '-f', '-'],
+          JSON.stringify({
+            apiVersion: 'v1',
+            kind: 'Node',
+            metadata: {
+              name: secondNode,
+              annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'kwok.x-k8s.io/node': 'fake' },
+              labels: { 'kubernetes.io/hostname': secondNode, 'kubernetes.io/os': 'linux', type: 'kwok' },
+            },
+            status: {
+              allocatable: { cpu: '32', memory: '256Gi', pods: '110' },
+              capacity: { cpu: '32', memory: '256Gi', pods: '110' },
+            },
+          }),
+        );
+        await cp.kubectl(['wait', '--for=condition=Ready', `node/${secondNode}`, '--timeout=30s']);
+      }
       // Credentials the default scenario points at; KWOK runs the pods without reading them.
       await cp.kubectl(
         ['apply', '-n', namespace, '-f', '-'],
@@ -621,6 +1068,7 @@ describe('Helm chart charts/tenantry', function () {
       expect(notes).to.include('kind: Tenant').and.to.include('kubectl get tenants');
       expect(notes).to.include(`deployment/${fullname}-operator`);
       expect(notes).to.include('tenantry-api-signing-keys');
+      expect(notes).to.include(`helm test ${release} -n ${namespace}`);
       const deployments = JSON.parse(
         await cp.kubectl(['get', 'deployments', '-n', namespace, '-o', 'json']),
       ) as {
@@ -665,6 +1113,24 @@ describe('Helm chart charts/tenantry', function () {
         await cp.kubectl(['get', 'deployment', `${fullname}-operator`, '-n', namespace, '-o', 'json']),
       ) as { status: { availableReplicas?: number } };
       expect(operator.status.availableReplicas).to.equal(2);
+      // Each component's two replicas on two nodes (topologySpreadConstraints on kubernetes.io/hostname).
+      for (const component of ['operator', 'api']) {
+        const pods = JSON.parse(
+          await cp.kubectl([
+            'get',
+            'pods',
+            '-n',
+            namespace,
+            '-l',
+            `app.kubernetes.io/instance=${release},app.kubernetes.io/component=${component}`,
+            '-o',
+            'json',
+          ]),
+        ) as { items: { spec: { nodeName?: string } }[] };
+        const nodes = pods.items.map((p) => p.spec.nodeName);
+        expect(nodes, component).to.have.length(2);
+        expect(new Set(nodes).size, `${component} pods on ${nodes.join(', ')}`).to.equal(2);
+      }
     });
 
     /** Asks the API server what a ServiceAccount of the release may do, one SubjectAccessReview per question. */

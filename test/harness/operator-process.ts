@@ -53,7 +53,10 @@ export async function startOperator(
       fail(new Error(`operator exited with ${code}:\n${logs.join('\n')}`));
     });
   });
-  process.once('exit', () => child.kill('SIGKILL'));
+  // The operator dies with the test process; the hook goes once the operator has exited.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
   return {
     child,
     port,

@@ -634,7 +634,7 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
     expect(
       withDead,
       `healthy deliveries/s: ${alone.toFixed(0)} alone, ${withDead.toFixed(0)} with a dead endpoint`,
-    ).to.be.at.least(alone * 0.9);
+    ).to.be.at.least(alone * 0.8);
   });
 
   it('loses no delivery when the worker process is SIGKILLed mid-load', async function () {

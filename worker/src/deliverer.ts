@@ -1,29 +1,22 @@
 // Consumes the tenant's webhook work queue and delivers each message to its
 // endpoint. For every message: admit it through the endpoint gate (or defer
 // it), load the delivery, sign and POST, record the attempt in the tenant
-// database, schedule a retry or park it, and only then ack, on the channel it
-// came from. A crash anywhere before the ack means the broker redelivers it:
-// deliveries are at-least-once, and receivers deduplicate by webhook-id.
+// database, and schedule a retry or park it; the queue consumer
+// (queue-consumer.ts) acks only then. A crash anywhere before the ack means the
+// broker redelivers it: deliveries are at-least-once, and receivers
+// deduplicate by webhook-id.
 // The database work of the messages in flight is batched (lib/batcher.ts): one
 // statement loads the deliveries of many messages, one transaction records
 // their attempts, and each message is acked only after its batch committed.
-import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import type { Options } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { signWebhook } from '../../lib/webhooks/standard-webhooks.js';
 import { Batcher } from '../../lib/batcher.js';
-import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import type { HttpSender, SendResult } from './http-sender.js';
+import { positiveInt, QueueConsumer, type RetryOutlet, type WorkMessage } from './queue-consumer.js';
 import type { RetrySchedule } from './schedule.js';
-import {
-  assertRetryTopology,
-  attemptHeader,
-  deferralsHeader,
-  delayRoutingKey,
-  endpointHeader,
-  parkedRoutingKey,
-  type RetryTopology,
-} from './topology.js';
+import { attemptHeader, deferralsHeader, endpointHeader, type RetryTopology } from './topology.js';
 import type { AttemptRecord, DeliveryToSend, WebhookStore } from './webhook-store.js';
 
 /** The body of a work message: which delivery, and the outbox row it came from. */
@@ -47,21 +40,20 @@ export interface DelivererOptions {
 }
 
 export class Deliverer {
-  readonly session: BrokerSession;
-  private readonly inFlight = new Set<Promise<void>>();
-  private consumerTag: string | undefined;
-  private draining = false;
+  private readonly consumer: QueueConsumer;
   private readonly loads: Batcher<DeliveryMessage, DeliveryToSend | undefined>;
   private readonly records: Batcher<AttemptRecord, void>;
 
   constructor(private readonly options: DelivererOptions) {
-    this.session = new BrokerSession({
-      url: options.amqpUrl,
-      name: 'deliverer',
-      logger: options.logger,
-      setup: (channel) => this.setup(channel),
-    });
     const { store, logger, prefetch } = options;
+    this.consumer = new QueueConsumer({
+      name: 'deliverer',
+      amqpUrl: options.amqpUrl,
+      topology: options.topology,
+      prefetch,
+      logger,
+      handle: (message, retry) => this.process(message, retry),
+    });
     // Two load batches at once, so one waiting for a relay's commit does not hold up the rest.
     this.loads = new Batcher({ maxSize: prefetch, concurrency: 2, run: (bodies) => this.loadBatch(bodies) });
     // One record batch at a time: batches grow with the load, and this
@@ -79,86 +71,34 @@ export class Deliverer {
   }
 
   start(): void {
-    this.session.start();
+    this.consumer.start();
   }
 
   get ready(): boolean {
-    return this.session.connected && this.consumerTag !== undefined;
+    return this.consumer.ready;
   }
 
   /** Stops taking messages, lets the ones in flight finish (up to the deadline), then disconnects. */
   async drain(deadlineMs: number): Promise<void> {
-    this.draining = true;
-    const channel = this.session.channel;
-    if (channel && this.consumerTag) {
-      await Promise.race([channel.cancel(this.consumerTag).catch(() => undefined), sleep(5_000)]);
-    }
-    this.consumerTag = undefined;
-    const timeout = new Promise<'timeout'>((resolve) =>
-      setTimeout(() => resolve('timeout'), deadlineMs).unref(),
-    );
-    const outcome = await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
-    if (outcome === 'timeout') {
-      this.options.logger.warn(
-        { inFlight: this.inFlight.size },
-        'drain deadline passed; the broker redelivers the rest',
-      );
-    }
-    await this.session.stop();
+    await this.consumer.drain(deadlineMs);
     this.options.sender.close();
   }
 
-  private async setup(channel: ConfirmChannel): Promise<void> {
-    this.consumerTag = undefined;
-    await assertRetryTopology(channel, this.options.topology);
-    await channel.prefetch(this.options.prefetch);
-    if (this.draining) return;
-    const { consumerTag } = await channel.consume(this.options.topology.workQueue, (message) => {
-      if (!message) {
-        // The server cancelled the consumer (queue deleted): start over.
-        this.session.reset('consumer cancelled by the broker');
-        return;
-      }
-      const work = this.handle(channel, message);
-      this.inFlight.add(work);
-      void work.finally(() => this.inFlight.delete(work));
-    });
-    this.consumerTag = consumerTag;
-  }
-
-  private async handle(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
-    try {
-      await this.process(channel, message);
-      safely(() => channel.ack(message));
-    } catch (error) {
-      // Storing or publishing failed (database or broker trouble). Put the
-      // message back for another try rather than lose it; a short pause keeps
-      // a database outage from becoming a hot loop.
-      this.options.logger.warn({ err: errorText(error) }, 'delivery not settled; returning it to the queue');
-      await sleep(1000);
-      safely(() => channel.nack(message, false, true));
-    }
-  }
-
-  private async process(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+  private async process(message: WorkMessage, retry: RetryOutlet): Promise<void> {
     const { logger, store, gate, schedule } = this.options;
     const body = parseBody(message.content);
     if (!body) {
-      logger.error(
-        { messageId: message.properties.messageId },
-        'dropping a work message that is not a delivery',
-      );
+      logger.error({ messageId: message.messageId }, 'dropping a work message that is not a delivery');
       return;
     }
-    const headers = message.properties.headers ?? {};
-    const attempt = positiveInt(headers[attemptHeader]) ?? 1;
+    const { headers, attempt } = message;
     const endpointHint = typeof headers[endpointHeader] === 'string' ? headers[endpointHeader] : undefined;
 
     const decision = await gate.acquire(endpointHint ?? body.delivery_id);
     if (!decision.admitted) {
       const tier = schedule.tierAtLeast(decision.retryInMs);
       const deferrals = (positiveInt(headers[deferralsHeader]) ?? 0) + 1;
-      await this.republish(channel, message, delayRoutingKey(tier), { [deferralsHeader]: deferrals });
+      await retry.delay(tier, { [deferralsHeader]: deferrals });
       // Stored at 1, 2, 4, 8... deferrals: a dead endpoint's churn stays off the database.
       if ((deferrals & (deferrals - 1)) === 0) {
         const nextAt = new Date(Date.now() + tier);
@@ -188,7 +128,7 @@ export class Deliverer {
       gateOutcome =
         result.status !== undefined && result.status >= 200 && result.status < 300 ? 'success' : 'failure';
       if (result.permanent) gateOutcome = 'neutral';
-      await this.settle(channel, message, delivery, attempt, result);
+      await this.settle(retry, delivery, attempt, result);
     } finally {
       decision.release(gateOutcome);
     }
@@ -225,8 +165,7 @@ export class Deliverer {
 
   /** Records the attempt, then publishes the retry or the parked copy; the caller acks after. */
   private async settle(
-    channel: ConfirmChannel,
-    message: ConsumeMessage,
+    retry: RetryOutlet,
     delivery: DeliveryToSend,
     attempt: number,
     result: SendResult,
@@ -261,34 +200,10 @@ export class Deliverer {
     this.options.onAttempt?.({ deliveryId: delivery.deliveryId, attempt, result });
     if (succeeded) return;
     if (tier !== undefined) {
-      await this.republish(channel, message, delayRoutingKey(tier), { [attemptHeader]: attempt + 1 });
+      await retry.delay(tier, { [attemptHeader]: attempt + 1 });
     } else {
-      await this.republish(channel, message, parkedRoutingKey, {
-        'x-tenantry-final-error': (result.error ?? 'failed').slice(0, 200),
-      });
+      await retry.park(result.error ?? 'failed');
     }
-  }
-
-  private republish(
-    channel: ConfirmChannel,
-    message: ConsumeMessage,
-    routingKey: string,
-    headers: Record<string, unknown>,
-  ): Promise<void> {
-    const properties = message.properties;
-    const options: Options.Publish = {
-      persistent: true,
-      contentType: 'application/json',
-      ...(typeof properties.messageId === 'string' ? { messageId: properties.messageId } : {}),
-      headers: { ...withoutBrokerHeaders(properties.headers ?? {}), ...headers },
-    };
-    return publishConfirmed(
-      channel,
-      this.options.topology.retryExchange,
-      routingKey,
-      message.content,
-      options,
-    );
   }
 }
 
@@ -299,16 +214,6 @@ export function deliveryPublishOptions(messageId: string, endpointId: string, at
     messageId,
     headers: { [attemptHeader]: attempt, [endpointHeader]: endpointId },
   };
-}
-
-function withoutBrokerHeaders(headers: Record<string, unknown>): Record<string, unknown> {
-  const copy = { ...headers };
-  for (const key of Object.keys(copy)) {
-    if (key.startsWith('x-death') || key.startsWith('x-first-death') || key.startsWith('x-last-death')) {
-      delete copy[key];
-    }
-  }
-  return copy;
 }
 
 function parseBody(content: Buffer): DeliveryMessage | undefined {
@@ -324,22 +229,4 @@ function parseBody(content: Buffer): DeliveryMessage | undefined {
   } catch {
     return undefined;
   }
-}
-
-function positiveInt(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
-  return Number.isInteger(n) && n >= 1 ? n : undefined;
-}
-
-/** Acks and nacks on a channel that has since closed throw; the broker redelivers those anyway. */
-function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // channel gone: the message returns to the queue
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

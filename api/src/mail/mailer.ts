@@ -37,11 +37,15 @@ export class OutboxMailer implements Mailer {
     private readonly log: MailLog,
   ) {}
 
+  private sequence = 0;
+
   async send(message: MailMessage): Promise<void> {
     await mkdir(this.directory, { recursive: true, mode: 0o700 });
     const id = randomUUID();
     const createdAt = new Date();
-    const name = `${createdAt.toISOString().replaceAll(/[:.]/g, '-')}-${id}.json`;
+    // Names sort in the order of sending, even for two messages in the same millisecond.
+    this.sequence += 1;
+    const name = `${createdAt.toISOString().replaceAll(/[:.]/g, '-')}-${String(this.sequence).padStart(9, '0')}-${id}.json`;
     const document = { id, created_at: createdAt.toISOString(), from: this.from, ...message };
     // Written aside and renamed, so a reader never sees half a message.
     const partial = join(this.directory, `.${name}.partial`);

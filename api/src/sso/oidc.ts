@@ -2,7 +2,22 @@
 // (PKCE S256, state, nonce) and turns the provider's callback into an
 // SsoIdentity. HTTP routes live elsewhere; this module only needs the tenant's
 // settings, a shared expiring store and the outbound network.
+//
+// Both steps run through openid-client's passport Strategy, one instance per
+// request on the tenant's configuration (its issuer's discovery and JWKS are
+// cached here). The strategy keeps its pending state (PKCE verifier, state,
+// nonce) in req.session; sign-in has no sessions, so that object lives only
+// for the request and is moved to and from the shared store under the state.
+// What the strategy does not check stays around it: the state's tenant and
+// browser, RFC 9207 iss, nonce replay, the ID token's issuer and audience
+// against the tenant's own settings, email_verified and the verified domains.
 import * as client from 'openid-client';
+import {
+  Strategy,
+  type AuthenticateOptions,
+  type StrategyOptions,
+  type VerifyFunction,
+} from 'openid-client/passport';
 import {
   guardedFetch,
   lookupHost,
@@ -13,6 +28,7 @@ import {
 } from './address.js';
 import { mapRole, SsoError, type SsoErrorCode, type SsoIdentity } from './identity.js';
 import type { TenantSpec } from '../../../lib/tenant/index.js';
+import { newAuthenticator, runStrategy, type StrategyRequest } from './passport.js';
 import type { ExpiringStore } from './store.js';
 
 /** The Tenant's `spec.sso.oidc`. */
@@ -83,6 +99,9 @@ const maxStateLength = 256;
 // Matches openid-client's default clock tolerance for exp.
 const clockToleranceMs = 30_000;
 
+// Where the strategy keeps its pending state in the per-request session.
+const sessionKey = 'oidc';
+
 const stateKey = (state: string): string => `oidc:state:${state}`;
 const nonceKey = (nonce: string): string => `oidc:nonce:${nonce}`;
 
@@ -96,6 +115,7 @@ export class OidcService {
   private readonly timeoutSeconds: number;
   private readonly issuers = new Map<string, DiscoveredIssuer>();
   private readonly discovering = new Map<string, Promise<DiscoveredIssuer>>();
+  private readonly authenticator = newAuthenticator();
 
   constructor(options: OidcServiceOptions) {
     this.publicBaseUrl = options.publicBaseUrl.replace(/\/+$/, '');
@@ -117,30 +137,29 @@ export class OidcService {
   ): Promise<OidcAuthorization> {
     const returnTo = checkReturnTo(options.returnTo);
     const config = await this.configuration(tenant);
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const nonce = client.randomNonce();
+    const session: Record<string, unknown> = {};
+    const outcome = await runStrategy(
+      this.authenticator,
+      this.strategy(tenant, config),
+      stepRequest('/login', session),
+      options.loginHint ? ({ loginHint: options.loginHint } satisfies AuthenticateOptions) : {},
+    );
+    const started = session[sessionKey] as { code_verifier?: string; state?: string; nonce?: string };
+    if (outcome.kind !== 'redirect' || !started.code_verifier || !started.state || !started.nonce) {
+      throw new Error('the OIDC strategy did not start a login');
+    }
     const pending: PendingLogin = {
       tenant: tenant.name,
       tenantUid: tenant.uid,
-      verifier,
-      nonce,
+      verifier: started.code_verifier,
+      nonce: started.nonce,
       ...(returnTo ? { returnTo } : {}),
     };
-    if (!(await this.store.putIfAbsent(stateKey(state), JSON.stringify(pending), stateTtlMs))) {
+    if (!(await this.store.putIfAbsent(stateKey(started.state), JSON.stringify(pending), stateTtlMs))) {
       // 256 random bits never collide; if they do, something is wrong with the store.
       throw new Error('OIDC state already exists');
     }
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: this.redirectUri(tenant.name),
-      scope: [...new Set(['openid', ...(tenant.oidc.scopes ?? defaultScopes)])].join(' '),
-      state,
-      nonce,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      ...(options.loginHint ? { login_hint: options.loginHint } : {}),
-    });
-    return { url, state };
+    return { url: new URL(outcome.url), state: started.state };
   }
 
   /**
@@ -190,24 +209,42 @@ export class OidcService {
       );
     }
 
-    // Rebuilt from our own redirect URI so that what is sent as redirect_uri to the
-    // token endpoint is exactly what the authorization request carried, whatever
-    // proxies did to the incoming URL.
-    const current = new URL(this.redirectUri(tenant.name));
-    current.search = callbackUrl.search;
-    let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+    // The strategy rebuilds the callback on our own redirect URI (its callbackURL),
+    // so that what is sent as redirect_uri to the token endpoint is exactly what
+    // the authorization request carried, whatever proxies did to the incoming URL.
+    const session = { [sessionKey]: { code_verifier: pending.verifier, state, nonce: pending.nonce } };
+    let verifying = false;
+    let outcome: Awaited<ReturnType<typeof runStrategy>>;
     try {
-      tokens = await client.authorizationCodeGrant(config, current, {
-        pkceCodeVerifier: pending.verifier,
-        expectedState: state,
-        expectedNonce: pending.nonce,
-      });
+      outcome = await runStrategy(
+        this.authenticator,
+        this.strategy(tenant, config, {
+          callbackUrl,
+          verify: (tokens) => {
+            verifying = true;
+            return this.signedIn(tenant, pending, tokens);
+          },
+        }),
+        stepRequest('/callback', session),
+      );
     } catch (failure) {
+      // Past the token exchange, only our own refusals are SsoErrors; anything else failed on our side.
+      if (verifying && !(failure instanceof SsoError)) throw failure;
       throw toSsoError(failure, 'idp_error');
     } finally {
       this.keepJwks(tenant.oidc.issuer, config);
     }
+    if (outcome.kind === 'redirect') throw new Error('the OIDC strategy started a login at the callback');
+    if (outcome.kind === 'fail') throw new SsoError('idp_error', 'the provider refused the login');
+    return { identity: outcome.user as SsoIdentity, returnTo: pending.returnTo };
+  }
 
+  /** The strategy's verify step: who logged in, from the ID token openid-client validated. */
+  private async signedIn(
+    tenant: TenantOidcView,
+    pending: PendingLogin,
+    tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+  ): Promise<SsoIdentity> {
     const claims = tokens.claims();
     if (!claims) throw new SsoError('malformed', 'the token response has no ID token');
     // openid-client checks these too; repeated here against the tenant's own
@@ -229,8 +266,47 @@ export class OidcService {
     ) {
       throw new SsoError('replayed', 'the ID token nonce was already used');
     }
+    return identityFrom(tenant, claims);
+  }
 
-    return { identity: identityFrom(tenant, claims), returnTo: pending.returnTo };
+  /**
+   * openid-client's strategy for one step of a tenant's login: the start
+   * without `callback`, else the callback at `callback.callbackUrl`, whose
+   * tokens `callback.verify` turns into an identity.
+   */
+  private strategy(
+    tenant: TenantOidcView,
+    config: client.Configuration,
+    callback?: {
+      callbackUrl: URL;
+      verify: (
+        tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers,
+      ) => Promise<SsoIdentity>;
+    },
+  ): TenantStrategy {
+    return new TenantStrategy(
+      {
+        config,
+        sessionKey,
+        callbackURL: this.redirectUri(tenant.name),
+        scope: [...new Set(['openid', ...(tenant.oidc.scopes ?? defaultScopes)])].join(' '),
+      },
+      (tokens, done) => {
+        if (!callback) {
+          done(new Error('the OIDC strategy verified tokens while starting a login'));
+          return;
+        }
+        callback.verify(tokens).then(
+          (identity) => {
+            done(null, identity);
+          },
+          (error: unknown) => {
+            done(error);
+          },
+        );
+      },
+      callback?.callbackUrl,
+    );
   }
 
   /** A client configuration for the tenant on top of its issuer's (cached) metadata. */
@@ -333,6 +409,46 @@ export class OidcService {
       throw error;
     }
   };
+}
+
+/**
+ * openid-client's Strategy for one request. Its own choices are kept (PKCE
+ * S256, redirect_uri and the token exchange); it is told which step it is in,
+ * the URL the provider redirected to, and to send state and nonce always
+ * (by default it sends neither to a provider that supports PKCE).
+ */
+class TenantStrategy extends Strategy {
+  constructor(
+    options: StrategyOptions,
+    verify: VerifyFunction,
+    private readonly callbackUrl: URL | undefined,
+  ) {
+    super(options, verify);
+  }
+
+  override authorizationRequestParams<TOptions extends AuthenticateOptions>(
+    req: Parameters<Strategy['authorizationRequestParams']>[0],
+    options: TOptions,
+  ): URLSearchParams {
+    const params = new URLSearchParams(super.authorizationRequestParams(req, options));
+    params.set('state', client.randomState());
+    params.set('nonce', client.randomNonce());
+    return params;
+  }
+
+  // The URL the provider redirected to. Only the callback reads it; the start needs none.
+  override currentUrl(): URL {
+    return this.callbackUrl ?? new URL('about:blank');
+  }
+
+  override shouldInitiateAuthRequest(): boolean {
+    return this.callbackUrl === undefined;
+  }
+}
+
+/** The request a strategy step sees: a GET with the step's own pending state as its session. */
+function stepRequest(path: string, session: Record<string, unknown>): StrategyRequest {
+  return { method: 'GET', url: path, headers: {}, query: {}, body: {}, session };
 }
 
 /** The client sees the fixed wording of `issuer_not_allowed`; the log gets the resolved addresses. */

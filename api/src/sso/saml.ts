@@ -3,25 +3,32 @@
 // SsoIdentity. Routes stay thin: they look up the tenant, call one method and
 // map SsoError to a problem response.
 //
-// node-saml verifies signatures (only the bytes a trusted signature covers are
-// read), InResponseTo, conditions and audience. This module adds what it leaves
-// out: Recipient and Destination, an assertion replay cache shared by all
-// replicas (IdP-initiated logins included), tenant-scoped request IDs, issuer
-// and algorithm checks, and the tenant's domain and role rules.
+// Both steps run through passport-saml's MultiSamlStrategy (stateless: no
+// session), whose getSamlOptions builds the tenant's node-saml settings from
+// its IdP metadata. node-saml verifies signatures (only the bytes a trusted
+// signature covers are read), InResponseTo, conditions and audience. The
+// strategy cannot express the rest, so it stays here, before the strategy
+// (the unverified envelope: size, status, algorithms, Destination) and in its
+// verify callback (on the signed assertion): Recipient, an assertion replay
+// cache shared by all replicas (IdP-initiated logins included),
+// tenant-scoped request IDs, issuer, and the tenant's domain and role rules.
 import { createHash } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import {
-  SAML,
+  MultiSamlStrategy,
   SamlStatusError,
   ValidateInResponseTo,
   generateServiceProviderMetadata,
   type CacheProvider,
+  type PassportSamlConfig,
   type Profile,
-} from '@node-saml/node-saml';
+} from '@node-saml/passport-saml';
 import type { Element } from '@xmldom/xmldom';
+import type passport from 'passport';
 import type { TenantSpec } from '../../../lib/tenant/index.js';
 import { guardedFetch, lookupHost, OutboundRefused, type OutboundPolicy } from './address.js';
 import { mapRole, SsoError, type SsoIdentity } from './identity.js';
+import { newAuthenticator, runStrategy, type StrategyRequest } from './passport.js';
 import { parseIdpMetadata, type IdpMetadata } from './saml-metadata.js';
 import { ExpiringStoreCacheProvider, type ExpiringStore } from './store.js';
 import {
@@ -152,14 +159,23 @@ function requestScope(tenant: TenantSsoView): string {
   return `${checkTenantName(tenant.name)}/${tenant.uid}`;
 }
 
-/** The two node-saml clients for one tenant's IdP metadata and settings. */
-interface TenantClient {
-  idp: IdpMetadata;
-  /** For responses that carry a signature of their own: it must verify, and so must the assertion's. */
-  responseSigned: SAML;
-  /** For responses without one: the assertion's signature alone must verify. */
-  assertionSigned: SAML;
+/** One login step as the strategy's callbacks see it; kept per request object. */
+interface SamlStep {
+  tenant: TenantSsoView;
+  settings: TenantSamlSettings;
+  /** ACS only: whether the Response carries a signature of its own, which must then verify too. */
+  responseSigned?: boolean;
+  /** ACS only: the request bound to this browser (see SamlLoginRedirect). */
+  browserRequestId?: string;
+  /** Set by getSamlOptions: the IdP the tenant's metadata describes. */
+  idp?: IdpMetadata;
+  /** How far the strategy got: only a failure while validating is node-saml's refusal of the response. */
+  phase?: 'validating' | 'verifying';
+  /** Ends the step with an error raised outside the strategy's own callbacks. */
+  abort?: (error: unknown) => void;
 }
+
+const strategyName = 'saml';
 
 export class SamlService {
   private readonly publicBaseUrl: string;
@@ -169,7 +185,9 @@ export class SamlService {
   private readonly maxAssertionAgeMs: number;
   private readonly metadataTtlMs: number;
   private readonly fetchMetadata: (url: string) => Promise<string>;
-  private readonly clients = new Map<string, TenantClient>();
+  private readonly authenticator = newAuthenticator();
+  private readonly steps = new WeakMap<object, SamlStep>();
+  private readonly idps = new Map<string, { digest: string; idp: IdpMetadata }>();
   private readonly fetched = new Map<string, { xml: string; fetchedAt: number }>();
 
   constructor(options: SamlServiceOptions) {
@@ -185,6 +203,39 @@ export class SamlService {
         allowPrivate: options.allowPrivateIdps ?? false,
         resolveHost: options.resolveHost ?? lookupHost,
       });
+    const strategy = new MultiSamlStrategy(
+      {
+        passReqToCallback: true,
+        getSamlOptions: (req, done) => {
+          const step = this.stepOf(req);
+          this.samlOptions(step).then(
+            (options) => {
+              // The strategy constructs its SAML client inside this call, then
+              // validates asynchronously: a throw here is ours, later failures are
+              // node-saml's verdict on the response.
+              try {
+                done(null, options);
+              } catch (error) {
+                step.abort?.(error);
+                return;
+              }
+              step.phase = 'validating';
+            },
+            (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+          );
+        },
+      },
+      (req, profile, done) => {
+        this.signedIn(this.stepOf(req), profile).then(
+          (identity) => done(null, { ...identity }),
+          (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+        );
+      },
+      // Single logout is not offered; the ACS only ever passes a Response on.
+      (_req, _profile, done) => done(new SsoError('malformed', 'single logout is not supported')),
+    );
+    // passport-saml is typed against its own copy of @types/express (v4), which ours does not match.
+    this.authenticator.use(strategyName, strategy as unknown as passport.Strategy);
   }
 
   /** The SP entityID for `tenant`; also the Audience its assertions must name. */
@@ -217,9 +268,18 @@ export class SamlService {
     if (Buffer.byteLength(relayState) > maxRelayStateBytes) {
       throw new SsoError('malformed', `RelayState is longer than ${maxRelayStateBytes} bytes`);
     }
-    const client = await this.client(tenant);
-    const url = await client.assertionSigned.getAuthorizeUrlAsync(relayState, undefined, {});
-    return { url, requestId: authnRequestId(url) };
+    const outcome = await this.run(
+      { tenant, settings: requireSaml(tenant) },
+      {
+        method: 'GET',
+        url: '/login',
+        headers: {},
+        query: relayState ? { RelayState: relayState } : {},
+        body: {},
+      },
+    );
+    if (outcome.kind !== 'redirect') throw new Error('the SAML strategy did not redirect to the IdP');
+    return { url: outcome.url, requestId: authnRequestId(outcome.url) };
   }
 
   /**
@@ -251,32 +311,58 @@ export class SamlService {
       throw new SsoError('destination_mismatch', `Destination is ${envelope.destination}`);
     }
 
-    const client = await this.client(tenant);
-    let profile: Profile | null;
+    const step: SamlStep = {
+      tenant,
+      settings,
+      responseSigned: envelope.signed,
+      ...(browser.requestId === undefined ? {} : { browserRequestId: browser.requestId }),
+    };
+    let outcome: Awaited<ReturnType<typeof runStrategy>>;
     try {
-      const saml = envelope.signed ? client.responseSigned : client.assertionSigned;
-      ({ profile } = await saml.validatePostResponseAsync({ SAMLResponse: encoded }));
+      outcome = await this.run(step, {
+        method: 'POST',
+        url: '/acs',
+        headers: {},
+        query: {},
+        body: { SAMLResponse: encoded },
+      });
     } catch (error) {
+      // Only node-saml's refusals are classified; anything else failed on our side.
+      if (error instanceof SsoError || step.phase !== 'validating') throw error;
       throw await this.rejection(error, requestScope(tenant), envelope.inResponseTo);
     }
+    if (outcome.kind !== 'success') throw new SsoError('malformed', 'not a login response');
+    return outcome.user as SsoIdentity;
+  }
+
+  /**
+   * The strategy's verify callback: who logged in, from the assertion node-saml
+   * extracted from the signed bytes. Last, and atomic, the replay cache: of two
+   * replicas handed the same assertion, one wins.
+   */
+  private async signedIn(step: SamlStep, profile: Profile | null): Promise<SsoIdentity> {
+    step.phase = 'verifying';
+    const { tenant, settings, idp } = step;
     const signedXml = profile?.getAssertionXml?.();
-    if (!profile || !signedXml) throw new SsoError('malformed', 'not a login response');
-    // Everything below reads the assertion node-saml extracted from the signed bytes.
+    if (!profile || !signedXml || !idp) throw new SsoError('malformed', 'not a login response');
     const assertion = readAssertion(signedXml);
-    if (assertion.issuer !== client.idp.entityId) {
+    if (assertion.issuer !== idp.entityId) {
       throw new SsoError('issuer_mismatch', `assertion issued by ${assertion.issuer}`);
     }
     const requestId = typeof profile.inResponseTo === 'string' ? profile.inResponseTo : undefined;
     if (requestId === undefined && !settings.allowIdpInitiated) {
       throw new SsoError('unsolicited', 'IdP-initiated login is not allowed for this tenant');
     }
-    if (requestId !== undefined && browser.requestId !== undefined && requestId !== browser.requestId) {
+    if (
+      requestId !== undefined &&
+      step.browserRequestId !== undefined &&
+      requestId !== step.browserRequestId
+    ) {
       throw new SsoError('unsolicited', 'the response answers a login started in another browser');
     }
-    const expiresAt = this.checkSubjectConfirmation(assertion, acs, requestId);
+    const expiresAt = this.checkSubjectConfirmation(assertion, this.acsUrl(tenant.name), requestId);
     const identity = identityFrom(assertion, tenant, settings);
 
-    // Last, and atomic: of two replicas handed the same assertion, one wins.
     const ttlMs = expiresAt + this.clockSkewMs - Date.now();
     if (
       !(await this.store.putIfAbsent(keys.assertion(tenant.name, assertion.id), '1', Math.max(ttlMs, 1000)))
@@ -284,6 +370,21 @@ export class SamlService {
       throw new SsoError('replayed', `assertion ${assertion.id} was already consumed`);
     }
     return identity;
+  }
+
+  /** Runs the strategy on `req` for `step`. */
+  private run(step: SamlStep, req: StrategyRequest): Promise<Awaited<ReturnType<typeof runStrategy>>> {
+    return new Promise((resolve, reject) => {
+      step.abort = reject;
+      this.steps.set(req, step);
+      runStrategy(this.authenticator, strategyName, req).then(resolve, reject);
+    });
+  }
+
+  private stepOf(req: object): SamlStep {
+    const step = this.steps.get(req);
+    if (!step) throw new Error('a SAML request reached the strategy without its tenant');
+    return step;
   }
 
   /**
@@ -347,17 +448,13 @@ export class SamlService {
     return reject('malformed');
   }
 
-  private async client(tenant: TenantSsoView): Promise<TenantClient> {
-    const settings = requireSaml(tenant);
+  /** getSamlOptions: the node-saml settings for the step's tenant, from its (cached) IdP metadata. */
+  private async samlOptions(step: SamlStep): Promise<Partial<PassportSamlConfig>> {
+    const { tenant, settings } = step;
     const xml = await this.idpMetadataXml(tenant.name, settings);
-    const allowIdpInitiated = settings.allowIdpInitiated === true;
-    const digest = createHash('sha256').update(xml).digest('hex');
-    const cacheKey = `${tenant.name}\0${tenant.uid}\0${digest}\0${allowIdpInitiated}`;
-    const cached = this.clients.get(cacheKey);
-    if (cached) return cached;
-
-    const idp = parseIdpMetadata(xml);
-    const config = {
+    const idp = this.parsedIdp(tenant.name, xml);
+    step.idp = idp;
+    return {
       issuer: this.entityId(tenant.name),
       audience: this.entityId(tenant.name),
       callbackUrl: this.acsUrl(tenant.name),
@@ -366,16 +463,18 @@ export class SamlService {
       idpIssuer: idp.entityId,
       // The SPEC requires signed assertions, so the assertion's own signature
       // is always required. A response signature is not: Entra ID and ADFS
-      // sign only the assertion by default. A response that does carry one is
-      // checked with the strict client, so a bad one is never ignored.
+      // sign only the assertion by default. A response that does carry one must
+      // verify as well, so a bad one is never ignored.
       wantAssertionsSigned: true,
-      validateInResponseTo: allowIdpInitiated ? ValidateInResponseTo.ifPresent : ValidateInResponseTo.always,
+      wantAuthnResponseSigned: step.responseSigned === true,
+      validateInResponseTo:
+        settings.allowIdpInitiated === true ? ValidateInResponseTo.ifPresent : ValidateInResponseTo.always,
       requestIdExpirationPeriodMs: this.requestTtlMs,
       cacheProvider: this.requestIdCache(requestScope(tenant)),
       acceptedClockSkewMs: this.clockSkewMs,
       maxAssertionAgeMs: this.maxAssertionAgeMs,
       // We send unsigned AuthnRequests; these pin the algorithms should that change.
-      signatureAlgorithm: 'sha256' as const,
+      signatureAlgorithm: 'sha256',
       digestAlgorithm: 'sha256',
       // Let the IdP pick the NameID format and authentication method: asking for
       // password authentication breaks MFA and passwordless IdP policies.
@@ -383,16 +482,17 @@ export class SamlService {
       disableRequestedAuthnContext: true,
       authnRequestBinding: 'HTTP-Redirect',
     };
-    const client: TenantClient = {
-      idp,
-      responseSigned: new SAML({ ...config, wantAuthnResponseSigned: true }),
-      assertionSigned: new SAML({ ...config, wantAuthnResponseSigned: false }),
-    };
-    // Drop entries of older metadata or settings of this tenant; bound the rest.
-    for (const key of this.clients.keys()) if (key.startsWith(`${tenant.name}\0`)) this.clients.delete(key);
-    if (this.clients.size >= maxCachedTenants) this.clients.delete(this.clients.keys().next().value ?? '');
-    this.clients.set(cacheKey, client);
-    return client;
+  }
+
+  /** The tenant's IdP metadata, parsed once per version of it. */
+  private parsedIdp(tenant: string, xml: string): IdpMetadata {
+    const digest = createHash('sha256').update(xml).digest('hex');
+    const cached = this.idps.get(tenant);
+    if (cached?.digest === digest) return cached.idp;
+    const idp = parseIdpMetadata(xml);
+    if (!cached && this.idps.size >= maxCachedTenants) this.idps.delete(this.idps.keys().next().value ?? '');
+    this.idps.set(tenant, { digest, idp });
+    return idp;
   }
 
   /**

@@ -37,14 +37,91 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "tenantry.selectorLabels" . }}
 {{- end }}
 
-{{- define "tenantry.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{/* Pod labels of one component: (dict "root" $ "component" "api" "extra" podLabels); the chart's own win. */}}
+{{- define "tenantry.podLabels" -}}
+{{- toYaml (merge (include "tenantry.componentLabels" . | fromYaml) (.extra | default dict)) }}
 {{- end }}
 
+{{/*
+An image reference: (dict "root" $ "repository" r "tag" t "digest" d). A digest
+wins over the tag. global.imageRegistry replaces the repository's registry - its
+first part when that looks like a host (has a dot or a port, or is localhost),
+as Docker reads references - or goes in front of a repository without one.
+*/}}
+{{- define "tenantry.imageRef" -}}
+{{- $repository := .repository }}
+{{- $registry := ((.root.Values.global | default dict).imageRegistry | default "") | trimSuffix "/" }}
+{{- if $registry }}
+{{- $parts := splitList "/" $repository }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repository = join "/" (rest $parts) }}
+{{- end }}
+{{- $repository = printf "%s/%s" $registry $repository }}
+{{- end }}
+{{- if .digest }}
+{{- printf "%s@%s" $repository .digest }}
+{{- else }}
+{{- printf "%s:%s" $repository .tag }}
+{{- end }}
+{{- end }}
+
+{{- define "tenantry.image" -}}
+{{- $image := .Values.image }}
+{{- include "tenantry.imageRef" (dict "root" . "repository" $image.repository "tag" (default .Chart.AppVersion $image.tag) "digest" $image.digest) }}
+{{- end }}
+
+{{/* The worker runs the main image (and its digest) unless worker.image names another. */}}
 {{- define "tenantry.workerImage" -}}
-{{- $repository := default .Values.image.repository .Values.worker.image.repository }}
-{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.worker.image.tag }}
-{{- printf "%s:%s" $repository $tag }}
+{{- $worker := .Values.worker.image }}
+{{- $repository := default .Values.image.repository $worker.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) $worker.tag }}
+{{- $digest := $worker.digest }}
+{{- if and (not $digest) (not $worker.repository) (not $worker.tag) }}
+{{- $digest = .Values.image.digest }}
+{{- end }}
+{{- include "tenantry.imageRef" (dict "root" . "repository" $repository "tag" $tag "digest" $digest) }}
+{{- end }}
+
+{{/*
+Topology spread constraints of one component: (dict "root" $ "component" "api"
+"constraints" list). An entry without a labelSelector selects the component's pods.
+*/}}
+{{- define "tenantry.topologySpreadConstraints" -}}
+{{- $selector := dict "matchLabels" (include "tenantry.selectorLabels" . | fromYaml) }}
+{{- $constraints := list }}
+{{- range .constraints }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}
+{{- $_ := set $constraint "labelSelector" $selector }}
+{{- end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+{{- toYaml $constraints }}
+{{- end }}
+
+{{/* Scheduling fields of a platform pod: (dict "root" $ "values" .Values.api "component" "api"). */}}
+{{- define "tenantry.podScheduling" -}}
+{{- $v := .values }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- include "tenantry.topologySpreadConstraints" (dict "root" $.root "component" $.component "constraints" .) | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{- define "tenantry.operator.serviceAccountName" -}}
@@ -113,28 +190,6 @@ every problem, so a user fixes them all in one go.
 {{- if $problems }}
 {{- fail (printf "\ninvalid values:\n  - %s" (join "\n  - " $problems)) }}
 {{- end }}
-{{- end }}
-
-{{/* Pod-level securityContext shared by every platform pod (restricted Pod Security Standard). */}}
-{{- define "tenantry.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{- define "tenantry.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-readOnlyRootFilesystem: true
-allowPrivilegeEscalation: false
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
 {{- end }}
 
 {{/* A postgres://, amqp:// or redis:// URL whose password comes from an env var set just before it. */}}

@@ -1,7 +1,7 @@
 // What every reconcile step sees: the Tenant, its derived names, the
 // dependencies behind small interfaces, and the status draft the steps fill in.
 import { randomBytes } from 'node:crypto';
-import type { V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../../../lib/logger.js';
 import type {
   TenantOwner,
@@ -10,16 +10,77 @@ import type {
   TenantNames,
   TenantStatus,
 } from '../../../lib/tenant/index.js';
-import type { Cluster } from '../kube/cluster.js';
-import type { RabbitMqAdmin } from '../messaging/rabbitmq-admin.js';
+import type {
+  DeleteTenantUserResult,
+  EnsureTenantUserResult,
+  TenantMessagingNames,
+} from '../messaging/rabbitmq-admin.js';
 import type { BuildContext } from '../specs/index.js';
-import type { TenantDatabaseAdmin } from '../sql/tenant-database.js';
+import type {
+  DisableLoginResult,
+  DropTenantResult,
+  EnsureDatabaseResult,
+  LoginState,
+  RetireLoginResult,
+} from '../sql/tenant-database.js';
 import type { EventSink } from './events.js';
 
+/**
+ * The Kubernetes objects the controller reads and writes: server-side apply,
+ * reads of namespaces and Secrets, and the Tenant itself. `Cluster`
+ * (kube/cluster.ts) does it against the API server.
+ */
+export interface KubeObjects {
+  /** Server-side apply, forcing ownership of the fields set; returns the live object. */
+  apply<T extends KubernetesObject>(desired: T): Promise<T>;
+  readNamespace(name: string): Promise<V1Namespace | undefined>;
+  readSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
+  /** Already gone is success. */
+  deleteSecret(namespace: string, name: string): Promise<void>;
+  getTenant(name: string): Promise<Tenant | undefined>;
+  setFinalizers(tenant: Tenant, finalizers: string[]): Promise<Tenant>;
+  /** A JSON merge patch of the status subresource. */
+  patchTenantStatus(name: string, status: unknown): Promise<void>;
+}
+
+/**
+ * A tenant's database, its roles and their logins. Every method is idempotent
+ * and refuses, with NameConflictError, names that another owner holds.
+ * `TenantDatabaseAdmin` (sql/tenant-database.ts) does it in PostgreSQL.
+ */
+export interface TenantDatabases {
+  ensureDatabase(
+    names: TenantNames,
+    options: { locale?: string; owner?: TenantOwner },
+  ): Promise<EnsureDatabaseResult>;
+  /** Sets the password and lets the role log in. */
+  setLoginPassword(role: string, password: string): Promise<LoginState>;
+  loginState(role: string): Promise<LoginState>;
+  /** NOLOGIN, no password, sessions ended: the login role a rotation left behind. */
+  retireLogin(role: string, owner?: TenantOwner): Promise<RetireLoginResult>;
+  disableLogin(names: TenantNames, owner?: TenantOwner): Promise<DisableLoginResult>;
+  dropTenant(names: TenantNames, owner?: TenantOwner): Promise<DropTenantResult>;
+}
+
+/**
+ * The tenant's broker user, confined to its queue prefix. `RabbitMqAdmin`
+ * (messaging/rabbitmq-admin.ts) does it through the management API.
+ */
+export interface BrokerAdmin {
+  /** Writes the password only on creation or with `resetPassword`; refuses another owner's user. */
+  ensureTenantUser(
+    names: TenantMessagingNames,
+    password: string,
+    options: { resetPassword?: boolean; owner?: TenantOwner },
+  ): Promise<EnsureTenantUserResult>;
+  /** Deletes the user and everything under its prefix; another owner's user is reported as skipped. */
+  deleteTenantUser(names: TenantMessagingNames, owner?: TenantOwner): Promise<DeleteTenantUserResult>;
+}
+
 export interface ControllerDeps {
-  cluster: Cluster;
-  db: TenantDatabaseAdmin;
-  mq: RabbitMqAdmin;
+  cluster: KubeObjects;
+  db: TenantDatabases;
+  mq: BrokerAdmin;
   /**
    * Runs pending tenant schema migrations with bounded concurrency; returns the
    * schema version. `legacyOwnerUid`: see MigrateOptions in lib/tenant-schema/migrate.ts.

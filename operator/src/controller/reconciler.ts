@@ -3,6 +3,7 @@
 // status once. A failing step marks its condition False (the steps after it
 // Unknown), records a Warning event and rethrows so the work queue retries
 // with backoff. A pending step asks for a requeue without counting as failure.
+import { ApiException } from '@kubernetes/client-node';
 import {
   NameConflictError,
   tenantOwner,
@@ -46,7 +47,8 @@ export function failureReason(error: unknown): string {
   if (error instanceof NameConflictError) return 'NameConflict';
   if (error instanceof DatabaseUnavailableError) return 'DatabaseUnreachable';
   if (error instanceof MessagingUnavailableError) return 'MessagingUnreachable';
-  if (error instanceof Error && error.name === 'ApiException') return 'KubernetesApiError';
+  // The client's ApiException leaves `name` as "Error", so only its class tells it apart.
+  if (error instanceof ApiException) return 'KubernetesApiError';
   return 'Failed';
 }
 

@@ -1,6 +1,6 @@
 // The operator's only door to the Kubernetes API: server-side apply with our
 // field manager, Tenant reads, status and finalizer patches, Secrets and
-// watches. Controllers depend on this interface, not on the generated client.
+// watches. The reconcile steps see only its KubeObjects side (controller/context.ts).
 import {
   ApiException,
   AppsV1Api,
@@ -24,6 +24,7 @@ import {
   type WatchEventType,
 } from '../../../lib/kube/list-watch.js';
 import { fieldManager, group, plural, version, type Tenant } from '../../../lib/tenant/index.js';
+import type { KubeObjects } from '../controller/context.js';
 
 export function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;
@@ -52,7 +53,7 @@ export function describeKubeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export class Cluster {
+export class Cluster implements KubeObjects {
   private readonly objects: KubernetesObjectApi;
   private readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;

@@ -13,6 +13,7 @@ import {
   type TenantNames,
 } from '../../../lib/tenant/index.js';
 import { ServiceUnreachableError } from '../../../lib/services.js';
+import type { BrokerAdmin } from '../controller/context.js';
 
 export const managementServiceName = 'RabbitMQ management API';
 
@@ -99,7 +100,7 @@ interface ManagementPermission {
 
 const enc = encodeURIComponent;
 
-export class RabbitMqAdmin {
+export class RabbitMqAdmin implements BrokerAdmin {
   private readonly baseUrl: URL;
   private readonly authorization: string;
   private readonly secrets: string[];

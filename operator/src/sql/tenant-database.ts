@@ -22,6 +22,7 @@ import {
   type TenantNames,
 } from '../../../lib/tenant/index.js';
 import { withTransaction } from '../../../lib/transaction.js';
+import type { TenantDatabases } from '../controller/context.js';
 import { scramSha256Verifier } from './connection-info.js';
 import { closePublicConnect, type PublicConnectReport } from './server-privileges.js';
 
@@ -137,7 +138,7 @@ interface DatabaseRow {
 const applicationName = 'tenantry-operator';
 const terminateWaitMillis = 5000;
 
-export class TenantDatabaseAdmin {
+export class TenantDatabaseAdmin implements TenantDatabases {
   readonly #url: string;
   readonly #pool: pg.Pool;
   readonly #connectionTimeoutMillis: number;

@@ -824,7 +824,7 @@ describe('incoming integrations: signed webhooks, dedup, sync, retries and healt
       expect(retrying?.status).to.be.oneOf(['retrying', 'processing', 'pending']);
       // The provider recovers: the probe closes the circuit and every event completes.
       simulator.behaviour['user-service'].failures = 0;
-      for (const e of events) await settled(tenantA, 'user-service', e.event_id!, 'completed', 30_000);
+      for (const e of events) await settled(tenantA, 'user-service', e.event_id!, 'completed', 60_000);
       const after = await api.call('GET', '/api/integrations/health', { token: tokens[`${tenantA}/admin`]! });
       const user = providerOf(after.body, 'user-service')!;
       expect(user.circuit.state).to.equal('closed');

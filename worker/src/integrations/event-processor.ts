@@ -2,19 +2,15 @@
 // tenant database. For every message: claim the event (pending → processing,
 // one more attempt), run its sync handler and mark it completed in one
 // transaction; on failure record `retrying` and republish to the delay tier
-// for the next attempt, or record `failed` and park it; only then ack. A
-// message for an event that is already completed or failed is acked as is.
-import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+// for the next attempt, or record `failed` and park it; the queue consumer
+// (queue-consumer.ts) acks only then. A message for an event that is already
+// completed or failed is acked as is.
+import type { Options } from 'amqplib';
 import type { Logger } from '../../../lib/logger.js';
-import { BrokerSession, errorText, publishConfirmed } from '../broker-session.js';
+import { errorText } from '../broker-session.js';
+import { QueueConsumer, type RetryOutlet, type WorkMessage } from '../queue-consumer.js';
 import type { RetrySchedule } from '../schedule.js';
-import {
-  assertRetryTopology,
-  attemptHeader,
-  delayRoutingKey,
-  parkedRoutingKey,
-  type RetryTopology,
-} from '../topology.js';
+import { attemptHeader, type RetryTopology } from '../topology.js';
 import type { ClaimedEvent, IntegrationStore, ProviderSettings } from './integration-store.js';
 import { CircuitOpenError, PermanentError, TransientError, type ProviderApi } from './provider-api.js';
 import { syncHandlers } from './sync-handlers.js';
@@ -37,78 +33,41 @@ export interface EventProcessorOptions {
 }
 
 export class EventProcessor {
-  readonly session: BrokerSession;
-  private readonly inFlight = new Set<Promise<void>>();
-  private consumerTag: string | undefined;
-  private draining = false;
+  private readonly consumer: QueueConsumer;
 
   constructor(private readonly options: EventProcessorOptions) {
-    this.session = new BrokerSession({
-      url: options.amqpUrl,
+    this.consumer = new QueueConsumer({
       name: 'integration-processor',
+      amqpUrl: options.amqpUrl,
+      topology: options.topology,
+      prefetch: options.prefetch,
       logger: options.logger,
-      setup: (channel) => this.setup(channel),
+      handle: (message, retry) => this.process(message, retry),
     });
   }
 
   start(): void {
-    this.session.start();
+    this.consumer.start();
   }
 
   get ready(): boolean {
-    return this.session.connected && this.consumerTag !== undefined;
+    return this.consumer.ready;
   }
 
   /** Stops consuming, waits for in-flight events up to the deadline, then disconnects. */
   async drain(deadlineMs: number): Promise<void> {
-    this.draining = true;
-    const channel = this.session.channel;
-    if (channel && this.consumerTag) {
-      await Promise.race([channel.cancel(this.consumerTag).catch(() => undefined), sleep(5_000)]);
-    }
-    this.consumerTag = undefined;
-    await Promise.race([Promise.allSettled([...this.inFlight]), sleep(deadlineMs)]);
-    await this.session.stop();
+    await this.consumer.drain(deadlineMs);
     this.options.api.close();
   }
 
-  private async setup(channel: ConfirmChannel): Promise<void> {
-    this.consumerTag = undefined;
-    await assertRetryTopology(channel, this.options.topology);
-    await channel.prefetch(this.options.prefetch);
-    if (this.draining) return;
-    const { consumerTag } = await channel.consume(this.options.topology.workQueue, (message) => {
-      if (!message) {
-        this.session.reset('consumer cancelled by the broker');
-        return;
-      }
-      const work = this.handle(channel, message);
-      this.inFlight.add(work);
-      void work.finally(() => this.inFlight.delete(work));
-    });
-    this.consumerTag = consumerTag;
-  }
-
-  private async handle(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
-    try {
-      await this.process(channel, message);
-      safely(() => channel.ack(message));
-    } catch (error) {
-      // The outcome could not be stored or published: return the message rather than lose it.
-      this.options.logger.warn({ err: errorText(error) }, 'integration event not settled; returning it');
-      await sleep(1000);
-      safely(() => channel.nack(message, false, true));
-    }
-  }
-
-  private async process(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+  private async process(message: WorkMessage, retry: RetryOutlet): Promise<void> {
     const { store, logger } = this.options;
     const eventRowId = parseBody(message.content);
     if (!eventRowId) {
       logger.error('dropping an integration work message without an event id');
       return;
     }
-    const attempt = positiveInt(message.properties.headers?.[attemptHeader]) ?? 1;
+    const { attempt } = message;
     const event = await store.claim(eventRowId);
     if (!event) return;
     const settings = await store.providerSettings(event.provider);
@@ -129,13 +88,12 @@ export class EventProcessor {
       );
       this.options.onOutcome?.({ event: event.id, status: 'completed', attempt });
     } catch (error) {
-      await this.fail(channel, message, event, settings, attempt, error);
+      await this.fail(retry, event, settings, attempt, error);
     }
   }
 
   private async fail(
-    channel: ConfirmChannel,
-    message: ConsumeMessage,
+    retry: RetryOutlet,
     event: ClaimedEvent,
     settings: ProviderSettings | undefined,
     attempt: number,
@@ -152,7 +110,7 @@ export class EventProcessor {
         nextAttemptAt: new Date(Date.now() + tier),
         uncount: true,
       });
-      await this.republish(channel, message, delayRoutingKey(tier), { [attemptHeader]: attempt });
+      await retry.delay(tier, { [attemptHeader]: attempt });
       this.options.onOutcome?.({ event: event.id, status: 'retrying', attempt });
       return;
     }
@@ -161,9 +119,7 @@ export class EventProcessor {
     const permanent = error instanceof PermanentError || isDataError(error);
     if (permanent || attempt >= maxAttempts) {
       await store.recordFailure(event.id, { status: 'failed', error: reason });
-      await this.republish(channel, message, parkedRoutingKey, {
-        'x-tenantry-final-error': reason.slice(0, 200),
-      });
+      await retry.park(reason);
       logger.warn(
         { event: event.id, type: event.eventType, attempt, err: reason },
         'integration event parked',
@@ -178,31 +134,8 @@ export class EventProcessor {
       error: reason,
       nextAttemptAt: new Date(Date.now() + tier),
     });
-    await this.republish(channel, message, delayRoutingKey(tier), { [attemptHeader]: attempt + 1 });
+    await retry.delay(tier, { [attemptHeader]: attempt + 1 });
     this.options.onOutcome?.({ event: event.id, status: 'retrying', attempt });
-  }
-
-  private republish(
-    channel: ConfirmChannel,
-    message: ConsumeMessage,
-    routingKey: string,
-    headers: Record<string, unknown>,
-  ): Promise<void> {
-    const options: Options.Publish = {
-      persistent: true,
-      contentType: 'application/json',
-      ...(typeof message.properties.messageId === 'string'
-        ? { messageId: message.properties.messageId }
-        : {}),
-      headers,
-    };
-    return publishConfirmed(
-      channel,
-      this.options.topology.retryExchange,
-      routingKey,
-      message.content,
-      options,
-    );
   }
 }
 
@@ -228,21 +161,4 @@ function parseBody(content: Buffer): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function positiveInt(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
-  return Number.isInteger(n) && n >= 1 ? n : undefined;
-}
-
-function safely(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // channel gone: the broker redelivers the message
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

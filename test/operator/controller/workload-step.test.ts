@@ -1,0 +1,101 @@
+import { expect } from 'chai';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { ownershipMarker, tenantUidLabel } from '../../../lib/tenant/index.js';
+import { fakes, kubeError, state } from './fakes.js';
+import { provisioned, reconcile, runThrough, withTenant } from './drive.js';
+
+const deployment = (fx: ReturnType<typeof fakes>) =>
+  fx.kube.get<V1Deployment>('Deployment', 'tenantry-worker', 'tenant-acme');
+const checksumOf = (d: V1Deployment | undefined) => d?.spec?.template.metadata?.annotations;
+
+describe('operator step Workload', () => {
+  it('applies the worker and reports RollingOut until the Deployment is available, then Available', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    const first = await reconcile(fx);
+    expect(first.error).to.equal(undefined);
+    expect(first.result?.requeueAfterMs).to.equal(30_000);
+    expect(first.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
+    expect(first.tenant.status?.phase).to.equal('Provisioning');
+    expect(fx.kube.get('ServiceAccount', 'tenantry-worker', 'tenant-acme')).not.to.equal(undefined);
+    expect(deployment(fx)?.spec?.replicas).to.equal(1);
+    expect(deployment(fx)?.metadata?.labels?.[tenantUidLabel]).to.equal('uid-acme');
+    fx.kube.rollOut('tenant-acme', 'tenantry-worker');
+    const { outcome } = await runThrough(fx, 'Workload');
+    expect(outcome).to.deep.equal({ reason: 'Available', message: 'worker has 1 available replicas' });
+  });
+
+  it('rolls the worker when the credentials change, and scales it to zero when suspended', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    await provisioned(fx);
+    const before = checksumOf(deployment(fx));
+    const tenant = fx.kube.tenant('acme')!;
+    tenant.spec.database = { passwordRotation: { trigger: 'now' } };
+    tenant.metadata.generation = 2;
+    fx.kube.addTenant(tenant);
+    const rotated = await reconcile(fx);
+    expect(rotated.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
+    expect(checksumOf(deployment(fx))).not.to.deep.equal(before);
+
+    const suspended = fx.kube.tenant('acme')!;
+    suspended.spec.suspended = true;
+    suspended.metadata.generation = 3;
+    fx.kube.addTenant(suspended);
+    await reconcile(fx);
+    expect(deployment(fx)?.spec?.replicas).to.equal(0);
+    fx.kube.rollOut('tenant-acme', 'tenantry-worker');
+    const zero = await reconcile(fx);
+    expect(zero.condition('Workload')).to.include({
+      status: 'True',
+      reason: 'ScaledToZero',
+      message: 'worker scaled to zero',
+    });
+    expect(zero.tenant.status?.phase).to.equal('Suspended');
+  });
+
+  it('turns False with KubernetesApiError when the Deployment is refused', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    fx.kube.failures.set('apply:Deployment', kubeError(422, 'Deployment.apps "tenantry-worker" is invalid'));
+    const done = await reconcile(fx);
+    expect(done.condition('Messaging')).to.include({ status: 'True' });
+    expect(done.condition('Workload')).to.include({
+      status: 'False',
+      reason: 'KubernetesApiError',
+      message: 'Kubernetes API answered 422: Deployment.apps "tenantry-worker" is invalid',
+    });
+    expect(done.condition('Ready')).to.include({ status: 'False', reason: 'KubernetesApiError' });
+  });
+
+  it('refuses to retire a login role another owner holds: NameConflict, the role keeps its login', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    await provisioned(fx);
+    // A login role of the scheme before ownership markers, left to retire, that is
+    // meanwhile another tenant's (those names collided across tenants).
+    const tenant = fx.kube.tenant('acme')!;
+    tenant.status!.database!.retiringUsername = 'tenant_acme_a';
+    fx.kube.addTenant(tenant);
+    const theirs = { marker: ownershipMarker('uid-of-acme-a'), canLogin: true, password: 'theirs' };
+    fx.db.roles.set('tenant_acme_a', { ...theirs });
+    const done = await reconcile(fx);
+    expect(done.condition('Database')).to.include({ status: 'True' });
+    expect(done.condition('Workload')).to.include({ status: 'False', reason: 'NameConflict' });
+    expect(done.condition('Workload')?.message).to.include('role "tenant_acme_a"');
+    expect(fx.db.roles.get('tenant_acme_a')).to.deep.equal(theirs);
+    expect(done.tenant.status?.database?.retiringUsername).to.equal('tenant_acme_a');
+  });
+
+  it('changes nothing when run again', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    await provisioned(fx);
+    const before = state(fx);
+    const changes = { kube: fx.kube.changes, db: fx.db.changes };
+    const { outcome } = await runThrough(fx, 'Workload');
+    expect(outcome.reason).to.equal('Available');
+    expect({ kube: fx.kube.changes, db: fx.db.changes }).to.deep.equal(changes);
+    expect(state(fx)).to.deep.equal(before);
+  });
+});
