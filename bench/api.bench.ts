@@ -229,6 +229,8 @@ async function main(): Promise<void> {
       {
         HOST: '127.0.0.1',
         PORT: '0',
+        METRICS_HOST: '127.0.0.1',
+        METRICS_PORT: '0',
         KUBECONFIG: platform.cp.kubeconfigPath,
         PLATFORM_NAMESPACE: platform.platformNamespace,
         PUBLIC_BASE_URL: issuer,

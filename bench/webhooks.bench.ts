@@ -252,6 +252,8 @@ async function main(): Promise<void> {
       AMQP_QUEUE_PREFIX: `tenant.${tenant}.`,
       HTTP_HOST: '127.0.0.1',
       HTTP_PORT: String(httpPort),
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
       DB_POOL_MAX: String(settings.dbPool),
       WEBHOOKS_ALLOW_LOOPBACK: 'true',
       WEBHOOK_PREFETCH: String(settings.prefetch),

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) plus helm, helm-docs and
-# KWOK from Go modules into a cache outside the repository, keyed by version. A binary that
-# is already cached is not rebuilt, so a second run takes seconds.
+# kube-controller-manager, kube-scheduler, kubectl) plus helm, helm-docs, KWOK
+# and promtool from Go modules into a cache outside the repository, keyed by
+# version, and fetches the Prometheus Operator's CRDs (its module holds them) for
+# the chart's monitoring tests. Anything already cached is not rebuilt, so a
+# second run takes seconds.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +12,9 @@ k8s_version=$(cat "$root/tools/k8s/VERSION")
 helm_version=${HELM_VERSION:-v3.22.0}
 kwok_version=${KWOK_VERSION:-v0.8.0}
 helm_docs_version=${HELM_DOCS_VERSION:-v1.14.2}
+# Prometheus 3.x releases are tagged v0.3xx.y as Go modules (v3.16.0 here).
+prometheus_version=${PROMETHEUS_VERSION:-v0.316.0}
+prometheus_operator_version=${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 cache=${TENANTRY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenantry/tools}
 bindir="$cache/k8s-$k8s_version"
 
@@ -18,7 +23,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-mkdir -p "$bindir" "$cache/helm-$helm_version" "$cache/helm-docs-$helm_docs_version" "$cache/kwok-$kwok_version"
+mkdir -p "$bindir" "$cache/helm-$helm_version" "$cache/helm-docs-$helm_docs_version" "$cache/kwok-$kwok_version" "$cache/prometheus-$prometheus_version"
 step() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 minor=${k8s_version#v1.}; minor=${minor%%.*}
@@ -60,5 +65,23 @@ if go_install kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_version" "$cache/kwok-$kwok_
 else
   step "KWOK $kwok_version did not build; continuing without fake nodes"
 fi
+# promtool checks the chart's alert rules (the first build takes several minutes).
+go_install promtool github.com/prometheus/prometheus/cmd/promtool "$prometheus_version" "$cache/prometheus-$prometheus_version"
+ln -sf "$cache/prometheus-$prometheus_version/promtool" "$bindir/promtool"
+# The CRDs of ServiceMonitor, PodMonitor and PrometheusRule, from the operator's module in the module cache.
+crds="$cache/prometheus-operator-crds-$prometheus_operator_version"
+if [ -d "$crds" ]; then
+  step "Prometheus Operator CRDs $prometheus_operator_version (cached)"
+else
+  step "fetching the Prometheus Operator CRDs $prometheus_operator_version"
+  module_dir=$(cd "$cache" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$prometheus_operator_version" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  mkdir -p "$crds.tmp"
+  for kind in servicemonitors podmonitors prometheusrules; do
+    cp "$module_dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$crds.tmp/"
+  done
+  mv "$crds.tmp" "$crds"
+fi
+ln -sfn "$crds" "$bindir/prometheus-operator-crds"
 step "tools ready in $bindir"
 "$bindir/kube-apiserver" --version

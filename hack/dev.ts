@@ -116,6 +116,8 @@ function superviseWorkers(kubectl: (args: string[]) => Promise<string>): {
         AMQP_QUEUE_PREFIX: amqp('queuePrefix'),
         HTTP_HOST: '127.0.0.1',
         HTTP_PORT: '0',
+        METRICS_HOST: '127.0.0.1',
+        METRICS_PORT: '0',
         WEBHOOKS_ALLOW_LOOPBACK: 'true',
       });
       workers.set(name, { child, credentials });
@@ -161,15 +163,19 @@ async function main(): Promise<void> {
   step('starting the operator (logs: .dev/operator.log)');
   const operator = run('operator', 'operator/src/main.ts', {
     ...common,
-    HTTP_PORT: '9090',
+    HTTP_PORT: '8081',
     HTTP_HOST: '127.0.0.1',
+    METRICS_PORT: '9090',
+    METRICS_HOST: '127.0.0.1',
     RESYNC_SECONDS: '30',
   });
-  step('starting the API on http://127.0.0.1:8080 (logs: .dev/api.log)');
+  step('starting the API on http://127.0.0.1:8080, metrics on :9091 (logs: .dev/api.log)');
   const api = run('api', 'api/src/main.ts', {
     ...common,
     HOST: '127.0.0.1',
     PORT: '8080',
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: '9091',
     SIGNUP_ENABLED: 'true',
     // Webhook endpoints on this machine (a local receiver) are allowed in development.
     WEBHOOKS_ALLOW_LOOPBACK: 'true',

@@ -229,7 +229,8 @@ export function guardedLookup(policy: OutboundPolicy) {
 /** What `guardedFetch` sends; the subset of RequestInit that SSO clients use. */
 export interface GuardedRequestInit {
   method?: string;
-  headers?: HeadersInit;
+  // Spelled through Headers: the image build compiles with the node types only, which have no global HeadersInit.
+  headers?: ConstructorParameters<typeof Headers>[0];
   body?: string | URLSearchParams | Uint8Array | ArrayBuffer | null;
   signal?: AbortSignal | null;
 }

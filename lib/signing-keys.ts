@@ -173,6 +173,12 @@ export function rotateKeySet(
   });
 }
 
+/** When rotateKeySet adds the next key: once the newest has signed for `rotateAfterMs`. */
+export function nextRotationAt(keys: readonly SigningKey[], policy: RotationPolicy): Date | undefined {
+  const newest = sortOldestFirst(keys).at(-1);
+  return newest && new Date(signsFrom(newest) + policy.rotateAfterMs);
+}
+
 /**
  * The key that signs new tokens at `now`: the newest key whose `notBefore` has
  * come. Should none have come (a set edited by hand), the one that comes first.

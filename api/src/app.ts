@@ -10,6 +10,7 @@ import type { Sessions } from './auth/sessions.js';
 import type { TokenService } from './auth/tokens.js';
 import { accessLog } from './http/access-log.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
+import { requestMetrics } from './http/request-metrics.js';
 import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
 import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
@@ -23,7 +24,7 @@ import { tenantRoutes } from './routes/tenants.js';
 import { ssoRoutes, type SsoSettings } from './routes/sso.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes } from './routes/webhooks.js';
-import type { WebhookSettings } from './webhooks/endpoints.js';
+import type { WebhookSettings } from './webhooks/endpoint-service.js';
 import { isDatabaseUnavailable, type TenantDatabases } from './tenancy/tenant-databases.js';
 import type { TenantDirectory } from './tenancy/tenant-directory.js';
 import type { PasswordResets } from './auth/password-resets.js';
@@ -38,6 +39,7 @@ export interface AppDeps {
   sessions: Sessions;
   directory: TenantDirectory;
   databases: TenantDatabases;
+  /** The process's metrics; served on METRICS_PORT by main.ts, not by this app. */
   registry: Registry;
   rateLimits: RateLimits;
   trustProxy: boolean | number | string[];
@@ -58,7 +60,7 @@ export interface AppDeps {
   checkDependencies(): Promise<Record<string, { ok: boolean; detail?: string }>>;
 }
 
-const probePaths = new Set(['/healthz', '/readyz', '/health', '/metrics']);
+const probePaths = new Set(['/healthz', '/readyz', '/health']);
 
 export function createApp(deps: AppDeps): Express {
   const app = express();
@@ -68,6 +70,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.trustProxy);
   app.set('query parser', 'simple');
   app.use(accessLog(deps.log, { skip: (path) => probePaths.has(path) }));
+  app.use(requestMetrics(deps.registry));
   // Incoming provider webhooks are verified on the raw body, so they come before the JSON parser.
   // Without a tenant in the path the organization is looked up, and a miss makes the replica look again:
   // failures per address are limited (successes are given back), fail closed.
@@ -99,9 +102,6 @@ export function createApp(deps: AppDeps): Express {
       components: checks,
       tenants: { known: deps.directory.size, open_pools: deps.databases.size },
     });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
   const apiDocument = openApiDocument(operations, {
     title: 'Tenantry API',

@@ -20,8 +20,8 @@ import { Sessions } from './auth/sessions.js';
 import { SigningKeySecret } from './auth/signing-key-secret.js';
 import { TokenService } from './auth/tokens.js';
 import type { ApiConfig } from './config.js';
-import { IncomingEventStore } from './integrations/incoming-event-store.js';
-import { OrganizationRoutes } from './integrations/organization-routes.js';
+import { IntegrationEventIntake } from './integrations/integration-event-intake.js';
+import { OrganizationMap } from './integrations/organization-map.js';
 import { ProviderConfigs } from './integrations/provider-configs.js';
 import { WebhookIntake } from './integrations/webhook-intake.js';
 import { OutboxMailer, UndeliverableMailer, type Mailer } from './mail/mailer.js';
@@ -160,7 +160,7 @@ export function buildApi(config: ApiConfig, overrides: ApiOverrides = {}): Api {
     ...(provisioning ? provisioning : {}),
   });
   const providerConfigs = new ProviderConfigs();
-  const organizationRoutes = new OrganizationRoutes(directory, databases, log, registry);
+  const organizationMap = new OrganizationMap(directory, databases, log, registry);
 
   const app = createApp({
     log,
@@ -205,13 +205,13 @@ export function buildApi(config: ApiConfig, overrides: ApiOverrides = {}): Api {
     webhooks: { ...config.webhooks, resolveHost: lookupHost },
     integrations: {
       configs: providerConfigs,
-      routes: organizationRoutes,
+      organizations: organizationMap,
       intake: new WebhookIntake(
         directory,
         databases,
         providerConfigs,
-        organizationRoutes,
-        new IncomingEventStore(log),
+        organizationMap,
+        new IntegrationEventIntake(log),
       ),
     },
     checkDependencies: async () => ({

@@ -29,6 +29,9 @@ const trustProxy = z
 const schema = z.object({
   HOST: env.string('0.0.0.0'),
   PORT: env.int(8080, 0, 65535),
+  // /metrics is served here only, never on the public port.
+  METRICS_HOST: env.string('0.0.0.0'),
+  METRICS_PORT: env.int(9090, 0, 65535),
   PUBLIC_BASE_URL: env.url('http://127.0.0.1:8080', ['http', 'https']),
   PLATFORM_NAMESPACE: env.string('tenantry-system'),
   // Where the Secrets the API reads live (tenant database copies, signing keys, OIDC client secrets);
@@ -104,6 +107,9 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
           message: `must not exceed PASSWORD_HASH_CONCURRENCY (${c.PASSWORD_HASH_CONCURRENCY})`,
         });
       }
+      if (c.METRICS_PORT !== 0 && c.METRICS_PORT === c.PORT) {
+        ctx.addIssue({ code: 'custom', path: ['METRICS_PORT'], message: 'must differ from PORT' });
+      }
       if ((c.PLATFORM_ADMIN_CLIENT_ID === undefined) !== (c.PLATFORM_ADMIN_CLIENT_SECRET === undefined)) {
         ctx.addIssue({
           code: 'custom',
@@ -117,6 +123,7 @@ export function loadApiConfig(environment: NodeJS.ProcessEnv = process.env) {
   return {
     host: raw.HOST,
     port: raw.PORT,
+    metrics: { host: raw.METRICS_HOST, port: raw.METRICS_PORT },
     publicBaseUrl: raw.PUBLIC_BASE_URL.replace(/\/$/, ''),
     platformNamespace: raw.PLATFORM_NAMESPACE,
     /** The only namespace whose Secrets the API reads. */

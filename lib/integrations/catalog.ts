@@ -48,7 +48,7 @@ const identifier = z
   .regex(/^[A-Za-z0-9._:@-]+$/, 'letters, digits and . _ : @ - only');
 
 /** One incoming event as providers send it (webhook_events.json). Unknown top-level fields are kept. */
-export const incomingEventSchema = z.looseObject({
+export const integrationEventSchema = z.looseObject({
   event_type: z.string().min(1).max(100),
   event_id: identifier.optional(),
   timestamp: z.iso.datetime({ offset: true }).optional(),
@@ -56,7 +56,7 @@ export const incomingEventSchema = z.looseObject({
   data: z.record(z.string(), z.unknown()),
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
-export type IncomingEvent = z.infer<typeof incomingEventSchema>;
+export type IntegrationEventBody = z.infer<typeof integrationEventSchema>;
 
 /** The outbox topic of an accepted event; the webhook relay leaves `integration.%` alone. */
 export function integrationTopic(provider: Provider, eventType: string): string {

@@ -25,7 +25,12 @@ const schema = z.object({
   RECONCILE_CONCURRENCY: env.int(4, 1, 64),
   MIGRATION_CONCURRENCY: env.int(4, 1, 64),
   HTTP_HOST: env.string('0.0.0.0'),
-  HTTP_PORT: env.int(9090, 0, 65535),
+  HTTP_PORT: env.int(8081, 0, 65535),
+  METRICS_HOST: env.string('0.0.0.0'),
+  METRICS_PORT: env.int(9090, 0, 65535),
+  // Namespaces (by name) whose pods may scrape the tenant workers' metrics port, opened by each tenant
+  // namespace's NetworkPolicies; the platform namespace may always reach the workers.
+  METRICS_SCRAPE_NAMESPACES: env.list(),
   LEADER_ELECTION: env.bool(true),
   LEASE_NAME: env.string('tenantry-operator'),
   LEASE_DURATION_SECONDS: env.int(15, 2, 300),
@@ -49,6 +54,9 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
     throw new ConfigError([
       'SIGNING_KEY_PUBLISH_AHEAD_SECONDS: must be shorter than SIGNING_KEY_ROTATION_DAYS',
     ]);
+  }
+  if (raw.METRICS_PORT !== 0 && raw.METRICS_PORT === raw.HTTP_PORT) {
+    throw new ConfigError(['METRICS_PORT: must differ from HTTP_PORT']);
   }
   if (raw.OPERATOR_NAMESPACE.startsWith(tenantNamespacePrefix)) {
     // Tenant namespaces are `tenant-<name>`: a platform namespace there could be claimed by a signup.
@@ -79,6 +87,11 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
     reconcileConcurrency: raw.RECONCILE_CONCURRENCY,
     migrationConcurrency: raw.MIGRATION_CONCURRENCY,
     http: { host: raw.HTTP_HOST, port: raw.HTTP_PORT },
+    metrics: {
+      host: raw.METRICS_HOST,
+      port: raw.METRICS_PORT,
+      scrapeNamespaces: raw.METRICS_SCRAPE_NAMESPACES,
+    },
     signingKeys: {
       rotateAfterMs: Math.max(1, Math.round(raw.SIGNING_KEY_ROTATION_DAYS * 86_400_000)),
       retireAfterMs: Math.max(1, Math.round(raw.SIGNING_KEY_RETIRE_AFTER_HOURS * 3_600_000)),

@@ -3,6 +3,7 @@
 // election, metrics and health endpoints, and graceful shutdown.
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { ConfigError } from '../../lib/config.js';
+import { nextRotationAt } from '../../lib/signing-keys.js';
 import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadOperatorConfig } from './config.js';
@@ -16,7 +17,7 @@ import { TenantWatch } from './controller/tenant-watch.js';
 import { WorkerWatch } from './controller/worker-watch.js';
 import { Cluster, describeKubeError, isNotFound } from './kube/cluster.js';
 import { RabbitMqAdmin } from './messaging/rabbitmq-admin.js';
-import { startHealthServer } from './runtime/health-server.js';
+import { startHealthServer, startMetricsServer } from './runtime/health-server.js';
 import { LeaderElector } from './runtime/leader-election.js';
 import { createOperatorMetrics, setTenantPhaseCounts, workQueueMetricsHooks } from './runtime/metrics.js';
 import { WorkQueue } from './runtime/work-queue.js';
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       workerImage: config.workerImage,
       postgres: { host: config.tenantDb.host, port: config.tenantDb.port, cidrs: config.tenantDb.cidrs },
       rabbitmq: { host: config.rabbitmq.host, port: config.rabbitmq.port, cidrs: config.rabbitmq.cidrs },
+      metricsScrapeNamespaces: config.metrics.scrapeNamespaces,
     },
     endpoints: {
       postgres: { host: config.tenantDb.host, port: config.tenantDb.port },
@@ -64,6 +66,8 @@ async function main(): Promise<void> {
   };
   const reconciler = new TenantReconciler(deps);
   const countPhases = () => {
+    // A reconcile that ends after leadership was lost must not report again.
+    if (!leading) return;
     const counts: Record<string, number> = {};
     for (const phase of reconciler.phases.values()) counts[phase] = (counts[phase] ?? 0) + 1;
     setTenantPhaseCounts(metrics, counts);
@@ -99,6 +103,7 @@ async function main(): Promise<void> {
   });
   const startLeading = () => {
     leading = true;
+    metrics.leader.set(1);
     publicConnect.start();
     // The API's token signing keys (docs/operator.md, "API signing keys").
     signingKeys = new SigningKeyRotation({
@@ -112,6 +117,10 @@ async function main(): Promise<void> {
       intervalMs: config.signingKeys.checkIntervalMs,
       log,
       identity: config.leaderElection.identity,
+      onChecked: (keys) => {
+        const due = nextRotationAt(keys, config.signingKeys);
+        if (due) metrics.signingKeyRotationDue.set(due.getTime() / 1000);
+      },
     });
     signingKeys.start();
     watch = new TenantWatch(cluster, queue, log, { resyncMs: config.resyncMs });
@@ -127,6 +136,10 @@ async function main(): Promise<void> {
     signingKeys = undefined;
     for (const loop of stopping) await loop?.stop();
     await publicConnect.stop();
+    // A standby reports no tenants and no key schedule, so alerts see only the leader's.
+    metrics.leader.set(0);
+    metrics.tenantsByPhase.reset();
+    metrics.signingKeyRotationDue.reset();
   };
 
   await ensurePlatformNamespace(cluster, config.namespace, log);
@@ -144,14 +157,23 @@ async function main(): Promise<void> {
   let elector: LeaderElector | undefined;
   let shuttingDown = false;
   const health = await startHealthServer({
-    registry: metrics.registry,
     host: config.http.host,
     port: config.http.port,
     // A standby replica is ready to take over; the leader once it has listed the Tenants.
     isReady: () => !leading || (watch?.synced ?? false),
   });
+  const scrape = await startMetricsServer({
+    registry: metrics.registry,
+    host: config.metrics.host,
+    port: config.metrics.port,
+  });
   log.info(
-    { port: health.port, namespace: config.namespace, secretsNamespace: config.secretsNamespace },
+    {
+      port: health.port,
+      metricsPort: scrape.port,
+      namespace: config.namespace,
+      secretsNamespace: config.secretsNamespace,
+    },
     'operator started',
   );
 
@@ -165,6 +187,7 @@ async function main(): Promise<void> {
     await elector?.stop();
     await db.close();
     await health.close();
+    await scrape.close();
     process.exit(code);
   };
   process.once('SIGTERM', () => void shutdown(0));

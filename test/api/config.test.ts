@@ -13,6 +13,18 @@ function problems(environment: NodeJS.ProcessEnv): string[] {
 }
 
 describe('API configuration', () => {
+  it('serves metrics on a port of their own, 9090 unless set, never the public one', () => {
+    expect(loadApiConfig({}).metrics).to.deep.equal({ host: '0.0.0.0', port: 9090 });
+    expect(loadApiConfig({ METRICS_HOST: '127.0.0.1', METRICS_PORT: '0' }).metrics).to.deep.equal({
+      host: '127.0.0.1',
+      port: 0,
+    });
+    expect(problems({ PORT: '9100', METRICS_PORT: '9100' })).to.deep.equal([
+      'METRICS_PORT: must differ from PORT',
+    ]);
+    expect(problems({ METRICS_PORT: 'ninety' })[0]).to.match(/^METRICS_PORT: /);
+  });
+
   it('keeps idle keep-alive connections 65 s by default, longer than common proxies', () => {
     expect(loadApiConfig({}).keepAliveMs).to.equal(65_000);
     expect(loadApiConfig({ HTTP_KEEP_ALIVE_SECONDS: '120' }).keepAliveMs).to.equal(120_000);

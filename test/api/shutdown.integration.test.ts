@@ -17,6 +17,8 @@ async function startApiProcess(
       ...process.env,
       HOST: '127.0.0.1',
       PORT: '0',
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
       KUBECONFIG: cp.kubeconfigPath,
       PLATFORM_NAMESPACE: `tenantry-shutdown-${uniqueSuffix().slice(-6)}`,
       REDIS_URL: serviceUrls.redis,

@@ -3,6 +3,7 @@
 // PostgreSQL and Redis.
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
+import { startMetricsServer } from '../../lib/health-server.js';
 import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { createLogger } from '../../lib/logger.js';
 import { generateSigningKey, InMemoryKeySetSource } from '../../api/src/auth/keys.js';
@@ -53,6 +54,10 @@ export interface TestApiOptions {
 
 export interface TestApi {
   url: string;
+  /** The metrics listener (METRICS_PORT), apart from `url` like in main.ts. */
+  metricsUrl: string;
+  /** The text /metrics on metricsUrl answers. */
+  metrics(): Promise<string>;
   /** The Express application, for tests that inspect its routes. */
   app: Express;
   /** See TestApiOptions; SSO hand-off redirects go to `<publicBaseUrl>/sso/complete`. */
@@ -113,9 +118,13 @@ export async function startTestApi(
   const server = app.listen(0, '127.0.0.1');
   await new Promise((ok) => server.once('listening', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const scrape = await startMetricsServer({ registry: api.registry, host: '127.0.0.1', port: 0 });
+  const metricsUrl = `http://127.0.0.1:${scrape.port}`;
   return {
     app,
     url,
+    metricsUrl,
+    metrics: async () => (await fetch(`${metricsUrl}/metrics`)).text(),
     publicBaseUrl,
     tokens,
     keys,
@@ -147,6 +156,7 @@ export async function startTestApi(
     close: async () => {
       server.closeAllConnections();
       await new Promise((ok) => server.close(ok));
+      await scrape.close();
       await api.stop();
     },
   };

@@ -8,7 +8,10 @@ export const operatorNodeFlags = ['--max-semi-space-size=1', '--max-old-space-si
 
 export interface OperatorProcess {
   readonly child: ChildProcess;
+  /** The health port (/healthz, /readyz). */
   readonly port: number;
+  /** The metrics port (/metrics). */
+  readonly metricsPort: number;
   readonly logs: string[];
   metrics(): Promise<string>;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
@@ -28,21 +31,29 @@ export async function startOperator(
     : ['--import', 'tsx', 'operator/src/main.ts'];
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
-    env: { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '0',
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((ok) => child.once('exit', (code) => ok(code)));
-  const port = await new Promise<number>((ok, fail) => {
+  const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`operator did not start:\n${logs.join('\n')}`)), timeoutMs);
     const onLine = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n').filter(Boolean)) {
         logs.push(line);
         if (logs.length > 5000) logs.shift();
-        const match = /"port":(\d+).*"msg":"operator started"/.exec(line);
+        const match = /"port":(\d+),"metricsPort":(\d+).*"msg":"operator started"/.exec(line);
         if (match) {
           clearTimeout(timer);
-          ok(Number(match[1]));
+          ok({ port: Number(match[1]), metricsPort: Number(match[2]) });
         }
       }
     };
@@ -60,8 +71,9 @@ export async function startOperator(
   return {
     child,
     port,
+    metricsPort,
     logs,
-    metrics: async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     kill: async (signal = 'SIGTERM') => {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);

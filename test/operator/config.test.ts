@@ -19,6 +19,23 @@ describe('operator configuration', () => {
     expect(config.tenantDb).to.deep.equal({ host: '127.0.0.1', port: 5432, cidrs: [] });
     expect(config.rabbitmq).to.include({ host: '127.0.0.1', port: 5672, vhost: '/', tls: false });
     expect(config.resyncMs).to.equal(300_000);
+    expect(config.http).to.deep.equal({ host: '0.0.0.0', port: 8081 });
+    expect(config.metrics).to.deep.equal({ host: '0.0.0.0', port: 9090, scrapeNamespaces: [] });
+  });
+
+  it('serves metrics on a port of their own, and opens tenant workers to the scrape namespaces', () => {
+    const config = loadOperatorConfig({
+      METRICS_PORT: '9100',
+      METRICS_SCRAPE_NAMESPACES: 'monitoring, observability',
+    });
+    expect(config.metrics).to.deep.equal({
+      host: '0.0.0.0',
+      port: 9100,
+      scrapeNamespaces: ['monitoring', 'observability'],
+    });
+    expect(problems({ METRICS_PORT: '8081' })).to.deep.equal(['METRICS_PORT: must differ from HTTP_PORT']);
+    expect(problems({ METRICS_PORT: '0', HTTP_PORT: '0' })).to.deep.equal([]);
+    expect(problems({ METRICS_PORT: '65536' })[0]).to.match(/^METRICS_PORT:/);
   });
 
   it('derives tenant endpoints from the URLs unless overridden', () => {

@@ -289,6 +289,25 @@ describe('specs', () => {
       expect(allow.spec?.egress).to.deep.equal([]);
     });
 
+    it('admit the scrape of the worker metrics port from the configured monitoring namespaces, nothing else from there', () => {
+      const allow = policy(
+        networkPolicies(minimal, { ...ctx, metricsScrapeNamespaces: ['monitoring', 'observability'] }),
+        'allow-from-platform',
+      );
+      expect(allow.spec?.ingress?.[1]).to.deep.equal({
+        _from: [
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+          { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } } },
+        ],
+        ports: [{ protocol: 'TCP', port: 9090 }],
+      });
+      expect(allow.spec?.ingress).to.have.length(2);
+      expect(
+        policy(networkPolicies(minimal, { ...ctx, metricsScrapeNamespaces: [] }), 'allow-from-platform').spec
+          ?.ingress,
+      ).to.have.length(1);
+    });
+
     it('allow DNS over UDP and TCP 53 to kube-system, or the configured DNS namespace', () => {
       const dns = policy(networkPolicies(minimal, ctx), 'allow-dns');
       expect(dns.spec?.policyTypes).to.deep.equal(['Egress']);
@@ -485,6 +504,15 @@ describe('specs', () => {
       expect(port?.name).to.be.a('string');
       expect(container.livenessProbe?.httpGet).to.deep.equal({ path: '/healthz', port: port?.name });
       expect(container.readinessProbe?.httpGet).to.deep.equal({ path: '/readyz', port: port?.name });
+    });
+
+    it('names the metrics port 9090 "metrics", for the PodMonitor', () => {
+      const container = workerContainer(minimal);
+      expect(container.ports?.find((p) => p.name === 'metrics')).to.deep.equal({
+        name: 'metrics',
+        containerPort: 9090,
+        protocol: 'TCP',
+      });
     });
   });
 

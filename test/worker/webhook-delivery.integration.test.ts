@@ -644,7 +644,7 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
     for (let i = 0; i < 3; i++) endpoints.push(await addEndpoint(`/kill/${i}`, []));
     receiver.behaviours.set('/kill/0', (_req, res) => setTimeout(() => res.writeHead(200).end(), 5));
     const accepted = 300;
-    const spawnWorker = (httpPort = 0) => {
+    const spawnWorker = (metricsPort = 0) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'worker/src/main.ts'], {
         cwd: repoRoot,
         env: {
@@ -654,7 +654,9 @@ describe('outgoing webhooks: relay, retry topology and delivery worker', functio
           AMQP_URL: tenantAmqpUrl,
           AMQP_QUEUE_PREFIX: prefix,
           HTTP_HOST: '127.0.0.1',
-          HTTP_PORT: String(httpPort),
+          HTTP_PORT: '0',
+          METRICS_HOST: '127.0.0.1',
+          METRICS_PORT: String(metricsPort),
           WEBHOOKS_ALLOW_LOOPBACK: 'true',
           WEBHOOK_RETRY_SCHEDULE: '0,200ms,400ms,800ms',
           OUTBOX_POLL_INTERVAL: '50ms',

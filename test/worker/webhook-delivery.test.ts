@@ -217,6 +217,14 @@ describe('webhook delivery: pure parts', () => {
       expect(config.delivery.schedule).to.deep.equal([...standardSchedule]);
       expect(config.delivery.allowLoopback).to.equal(false);
       expect(config.http.port).to.equal(8081);
+      expect(config.metrics).to.deep.equal({ host: '0.0.0.0', port: 9090 });
+    });
+
+    it('serves metrics on METRICS_PORT, apart from the probes', () => {
+      expect(loadWorkerConfig({ ...base, METRICS_PORT: '0' }).metrics.port).to.equal(0);
+      expect(() => loadWorkerConfig({ ...base, METRICS_PORT: '8081' })).to.throw(
+        /METRICS_PORT: must differ from HTTP_PORT/,
+      );
     });
 
     it('allows loopback targets under WEBHOOKS_ALLOW_LOOPBACK, and under the deprecated WEBHOOK_ALLOW_LOOPBACK with a warning', () => {

@@ -26,6 +26,8 @@ const schema = z
     AMQP_QUEUE_PREFIX: z.string().optional(),
     HTTP_HOST: env.string('0.0.0.0'),
     HTTP_PORT: env.int(8081, 0, 65535),
+    METRICS_HOST: env.string('0.0.0.0'),
+    METRICS_PORT: env.int(9090, 0, 65535),
     DB_POOL_MAX: env.int(5, 1, 100),
     WEBHOOK_RETRY_SCHEDULE: z
       .string()
@@ -74,6 +76,9 @@ const schema = z
     if (value.WEBHOOK_TIMEOUT > 5 * 60_000) {
       ctx.addIssue({ code: 'custom', path: ['WEBHOOK_TIMEOUT'], message: 'must be at most 5m' });
     }
+    if (value.METRICS_PORT !== 0 && value.METRICS_PORT === value.HTTP_PORT) {
+      ctx.addIssue({ code: 'custom', path: ['METRICS_PORT'], message: 'must differ from HTTP_PORT' });
+    }
     const prefix = value.AMQP_QUEUE_PREFIX ?? `tenant.${value.TENANTRY_TENANT}.`;
     if (!prefix.endsWith('.')) {
       ctx.addIssue({ code: 'custom', path: ['AMQP_QUEUE_PREFIX'], message: 'must end with "."' });
@@ -86,6 +91,7 @@ export interface WorkerConfig {
   amqpUrl: string;
   queuePrefix: string;
   http: { host: string; port: number };
+  metrics: { host: string; port: number };
   dbPoolMax: number;
   delivery: {
     schedule: number[];
@@ -113,6 +119,7 @@ export function loadWorkerConfig(environment: NodeJS.ProcessEnv = process.env): 
     amqpUrl: c.AMQP_URL,
     queuePrefix: c.AMQP_QUEUE_PREFIX ?? `tenant.${c.TENANTRY_TENANT}.`,
     http: { host: c.HTTP_HOST, port: c.HTTP_PORT },
+    metrics: { host: c.METRICS_HOST, port: c.METRICS_PORT },
     dbPoolMax: c.DB_POOL_MAX,
     delivery: {
       schedule: c.WEBHOOK_RETRY_SCHEDULE,

@@ -35,8 +35,16 @@ export interface DelivererOptions {
   prefetch: number;
   disableAfterMs: number;
   logger: Logger;
-  /** Called after each attempt is recorded; for metrics and tests. */
-  onAttempt?: (attempt: { deliveryId: string; attempt: number; result: SendResult }) => void;
+  /**
+   * Called after each attempt is recorded, with the delivery's status after it (`failed`: parked, no
+   * attempt follows); for metrics and tests.
+   */
+  onAttempt?: (attempt: {
+    deliveryId: string;
+    attempt: number;
+    result: SendResult;
+    status: 'succeeded' | 'retrying' | 'failed';
+  }) => void;
 }
 
 export class Deliverer {
@@ -182,6 +190,7 @@ export class Deliverer {
         'endpoint URL refused',
       );
     }
+    const status = succeeded ? 'succeeded' : last ? 'failed' : 'retrying';
     // Resolves once the batch holding this attempt has committed.
     await this.records.add({
       deliveryId: delivery.deliveryId,
@@ -192,12 +201,12 @@ export class Deliverer {
       responseStatus: result.status,
       error: result.error,
       succeeded,
-      status: succeeded ? 'succeeded' : last ? 'failed' : 'retrying',
+      status,
       nextAttemptAt: tier === undefined ? undefined : new Date(Date.now() + tier),
       ...(gone ? { disableReason: 'the endpoint answered 410 Gone' } : {}),
       disableAfterMs: this.options.disableAfterMs,
     });
-    this.options.onAttempt?.({ deliveryId: delivery.deliveryId, attempt, result });
+    this.options.onAttempt?.({ deliveryId: delivery.deliveryId, attempt, result, status });
     if (succeeded) return;
     if (tier !== undefined) {
       await retry.delay(tier, { [attemptHeader]: attempt + 1 });

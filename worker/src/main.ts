@@ -1,9 +1,9 @@
 // Composition root of the tenant worker: outbox relays (woken by the outbox
 // listener, polling as the fallback) and webhook deliverer against the
-// tenant's own database and RabbitMQ user, with probes on HTTP_PORT. SIGTERM
-// drains in-flight deliveries, then exits.
+// tenant's own database and RabbitMQ user, with probes on HTTP_PORT and
+// /metrics on METRICS_PORT. SIGTERM drains in-flight deliveries, then exits.
 import pg from 'pg';
-import { startHealthServer } from '../../lib/health-server.js';
+import { startHealthServer, startMetricsServer } from '../../lib/health-server.js';
 import { createLogger } from '../../lib/logger.js';
 import { loadWorkerConfig } from './config.js';
 import { Deliverer } from './deliverer.js';
@@ -11,6 +11,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import { HttpSender } from './http-sender.js';
 import { createIntegrationEngine } from './integrations/integration-engine.js';
 import { createWorkerMetrics } from './metrics.js';
+import { outboxBacklog } from './outbox-backlog.js';
 import { OutboxListener } from './outbox-listener.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { RetrySchedule } from './schedule.js';
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   // The relays are created below; the metrics read them only when scraped, after start-up.
   const metrics = createWorkerMetrics({
     relayed: { webhooks: () => relay.relayed, integrations: () => integrations.relay.relayed },
+    outboxBacklog: () => outboxBacklog(pool),
     ready: () => isReady(),
   });
   const deliverer = new Deliverer({
@@ -83,14 +85,19 @@ async function main(): Promise<void> {
   function isReady(): boolean {
     return deliverer.ready && relay.ready && integrations.ready;
   }
-  const health = await startHealthServer({
+  const health = await startHealthServer({ host: config.http.host, port: config.http.port, isReady });
+  const scrape = await startMetricsServer({
     registry: metrics.registry,
-    host: config.http.host,
-    port: config.http.port,
-    isReady,
+    host: config.metrics.host,
+    port: config.metrics.port,
   });
   logger.info(
-    { port: health.port, queuePrefix: config.queuePrefix, schedule: schedule.delays },
+    {
+      port: health.port,
+      metricsPort: scrape.port,
+      queuePrefix: config.queuePrefix,
+      schedule: schedule.delays,
+    },
     'worker started',
   );
   deliverer.start();
@@ -110,6 +117,7 @@ async function main(): Promise<void> {
       integrations.stop(config.shutdownTimeoutMs),
     ]);
     await health.close();
+    await scrape.close();
     await pool.end();
     logger.info('stopped');
     process.exit(0);

@@ -1,5 +1,5 @@
-// The audit log of one tenant database. The app role may only SELECT and
-// INSERT on app.audit_log (migration v1), and every row carries
+// The audit log of one tenant database (its statements are in audit-store.ts).
+// The app role may only SELECT and INSERT on app.audit_log (migration v1), and every row carries
 // hash = sha256(prev_hash || canonical JSON of its content), so a row that an
 // owner or superuser edits, or removes from the middle, breaks the chain and
 // verify() names the first row that no longer fits.
@@ -10,8 +10,9 @@
 // changed secret still appears, redacted on both sides, so "the password was
 // changed" stays visible). Nested objects are kept whole, redacted inside.
 import { createHash } from 'node:crypto';
-import { QueryTypes, Transaction, type Sequelize } from 'sequelize';
+import { Transaction, type Sequelize } from 'sequelize';
 import { problems, type FieldError } from '../http/problem.js';
+import { AuditStore, type AuditRow, type HashedContent } from './audit-store.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -225,18 +226,6 @@ export function canonicalJson(value: JsonValue): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k] ?? null)}`).join(',')}}`;
 }
 
-/** The hashed part of a row: everything but id (the chain orders rows) and the hashes. */
-interface HashedContent {
-  occurred_at: string;
-  actor: string | null;
-  action: string;
-  resource_type: string;
-  resource_id: string | null;
-  diff: JsonObject | null;
-  ip: string | null;
-  request_id: string | null;
-}
-
 /** sha256(prev_hash || canonical JSON of the content), hex. The first row has no prev_hash. */
 export function chainHash(prevHash: string | null, content: HashedContent): string {
   return createHash('sha256')
@@ -244,21 +233,6 @@ export function chainHash(prevHash: string | null, content: HashedContent): stri
     .update(canonicalJson(content as unknown as JsonObject))
     .digest('hex');
 }
-
-// Advisory locks are per database, so this serialises appends within one
-// tenant database only. Distinct from the schema migration lock.
-const auditChainLockKey = '7315846202';
-
-/** A stored row: the hashed content (with the time as PostgreSQL returns it), its id and its hashes. */
-interface AuditRow extends Omit<HashedContent, 'occurred_at'> {
-  id: string;
-  occurred_at: Date;
-  prev_hash: string | null;
-  hash: string;
-}
-
-const columns =
-  'id, occurred_at, actor, action, resource_type, resource_id, diff, ip, request_id, prev_hash, hash';
 
 function contentOf(row: AuditRow): HashedContent {
   return {
@@ -304,22 +278,12 @@ async function append(
       ? null
       : (redactDiff(entry.before, entry.after) as JsonObject);
   const now = options.now ?? (() => new Date());
+  const store = new AuditStore(sequelize);
 
   const run = async (transaction: Transaction): Promise<AuditRecord> => {
-    await sequelize.query('SELECT pg_advisory_xact_lock($1::bigint)', {
-      bind: [auditChainLockKey],
-      transaction,
-      type: QueryTypes.SELECT,
-    });
-    // A statement of its own, after the lock: under READ COMMITTED its snapshot
-    // then includes the row the previous lock holder committed.
-    const [head] = await sequelize.query<{ isolation: string; prev_hash: string | null; ip: string | null }>(
-      `SELECT current_setting('transaction_isolation') AS isolation,
-              (SELECT hash FROM app.audit_log ORDER BY id DESC LIMIT 1) AS prev_hash,
-              $1::inet AS ip`,
-      { bind: [entry.ip ?? null], transaction, type: QueryTypes.SELECT },
-    );
-    if (!head) throw new Error('reading the audit chain head returned no row');
+    await store.lockChain(transaction);
+    // After the lock, so the head is the row the previous lock holder committed.
+    const head = await store.head(entry.ip ?? null, transaction);
     // A REPEATABLE READ or SERIALIZABLE snapshot may predate the lock, and would fork the chain.
     if (head.isolation !== 'read committed') {
       throw new Error(`audit entries need a READ COMMITTED transaction, not ${head.isolation.toUpperCase()}`);
@@ -336,29 +300,7 @@ async function append(
       request_id: entry.requestId ?? null,
     };
     const hash = chainHash(head.prev_hash, content);
-    const [row] = await sequelize.query<AuditRow>(
-      `INSERT INTO app.audit_log
-         (occurred_at, actor, action, resource_type, resource_id, diff, ip, request_id, prev_hash, hash)
-       VALUES ($1::timestamptz, $2, $3, $4, $5, $6::jsonb, $7::inet, $8, $9, $10)
-       RETURNING ${columns}`,
-      {
-        bind: [
-          content.occurred_at,
-          content.actor,
-          content.action,
-          content.resource_type,
-          content.resource_id,
-          diff === null ? null : JSON.stringify(diff),
-          content.ip,
-          content.request_id,
-          head.prev_hash,
-          hash,
-        ],
-        transaction,
-        type: QueryTypes.SELECT,
-      },
-    );
-    if (!row) throw new Error('inserting an audit entry returned no row');
+    const row = await store.insert(content, { prevHash: head.prev_hash, hash }, transaction);
     return recordOf(row);
   };
 
@@ -370,12 +312,10 @@ async function verify(sequelize: Sequelize, options: { pageSize?: number } = {})
   const pageSize = options.pageSize ?? 1000;
   let checked = 0;
   let previous: { id: string; hash: string } | undefined;
+  const store = new AuditStore(sequelize);
   // Keyset pages in id order; rows appended meanwhile only extend the chain.
   for (;;) {
-    const rows = await sequelize.query<AuditRow>(
-      `SELECT ${columns} FROM app.audit_log WHERE id > $1::bigint ORDER BY id LIMIT $2`,
-      { bind: [previous?.id ?? '0', pageSize], type: QueryTypes.SELECT },
-    );
+    const rows = await store.after(previous?.id ?? '0', pageSize);
     for (const row of rows) {
       checked += 1;
       const linked = row.prev_hash === (previous?.hash ?? null);
@@ -409,31 +349,12 @@ async function list(
   }
   if (errors.length > 0) throw problems.validation(errors);
 
-  const conditions: string[] = [];
-  const bind: unknown[] = [];
-  const where = (sql: string, value: unknown): void => {
-    bind.push(value);
-    conditions.push(sql.replace('?', `$${bind.length}`));
-  };
-  if (filters.actor !== undefined) where('actor = ?', filters.actor);
-  if (filters.action !== undefined) where('action = ?', filters.action);
-  if (filters.resourceType !== undefined) where('resource_type = ?', filters.resourceType);
-  if (filters.resourceId !== undefined) where('resource_id = ?', filters.resourceId);
-  if (filters.since !== undefined) where('occurred_at >= ?::timestamptz', filters.since.toISOString());
-  if (filters.until !== undefined) where('occurred_at < ?::timestamptz', filters.until.toISOString());
-  const whereSql = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
-
   const pageSize = Math.min(page.pageSize, maxAuditPageSize);
-  const [counted] = await sequelize.query<{ count: number }>(
-    `SELECT count(*)::int AS count FROM app.audit_log ${whereSql}`,
-    { bind, type: QueryTypes.SELECT },
-  );
-  const rows = await sequelize.query<AuditRow>(
-    `SELECT ${columns} FROM app.audit_log ${whereSql}
-      ORDER BY id DESC LIMIT $${bind.length + 1} OFFSET $${bind.length + 2}`,
-    { bind: [...bind, pageSize, (page.page - 1) * pageSize], type: QueryTypes.SELECT },
-  );
-  return { count: counted?.count ?? 0, results: rows.map(recordOf) };
+  const { count, rows } = await new AuditStore(sequelize).list(filters, {
+    limit: pageSize,
+    offset: (page.page - 1) * pageSize,
+  });
+  return { count, results: rows.map(recordOf) };
 }
 
 /** The audit log of the tenant database behind `sequelize` (connected as the tenant's app role). */

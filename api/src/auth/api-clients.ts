@@ -17,13 +17,14 @@
 // under deletionPolicy Retain can come back under a new Tenant of the same
 // name; that Tenant refuses the clients of the earlier one.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { QueryTypes, type Transaction } from 'sequelize';
+import type { Transaction } from 'sequelize';
 import { z } from 'zod';
 import { AuditLog } from '../audit/audit-log.js';
 import { ProblemError, problems } from '../http/problem.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { nonOwnerRoles, roleRank } from '../../../lib/tenant/index.js';
+import { ApiClientStore, type ApiClientRow } from './api-client-store.js';
 import { requireUser, type TenantScope } from './context.js';
 import type { TokenResponse } from './sessions.js';
 import type { TokenService } from './tokens.js';
@@ -57,20 +58,7 @@ export interface ApiClientView {
   revoked_at: string | null;
 }
 
-interface ApiClientRow {
-  id: string;
-  client_id: string;
-  secret_hash: Buffer;
-  name: string;
-  role: ApiClientRole;
-  created_by: string;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
-
 const clientIdPattern = /^([a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?)\.cl_[A-Za-z0-9_-]{16,64}$/;
-const viewColumns = 'id, client_id, name, role, created_by, created_at, last_used_at, revoked_at';
 // Same work for an unknown client as for a known one with a wrong secret.
 const dummyHash = createHash('sha256').update('tenantry api client dummy').digest();
 
@@ -79,7 +67,7 @@ export function tenantOfClientId(clientId: string): string | undefined {
   return clientIdPattern.exec(clientId)?.[1];
 }
 
-export function apiClientView(row: Omit<ApiClientRow, 'secret_hash'>): ApiClientView {
+export function apiClientView(row: ApiClientRow): ApiClientView {
   return {
     id: row.id,
     client_id: row.client_id,
@@ -110,15 +98,10 @@ export async function listApiClients(
   query: ListApiClients,
 ): Promise<{ count: number; results: ApiClientView[] }> {
   mayManage(scope, 'member');
-  const sequelize = scope.db.sequelize;
-  const [total] = await sequelize.query<{ count: string }>('SELECT count(*) AS count FROM app.api_clients', {
-    type: QueryTypes.SELECT,
-  });
-  const rows = await sequelize.query<ApiClientRow>(
-    `SELECT ${viewColumns} FROM app.api_clients ORDER BY created_at DESC, id LIMIT $1 OFFSET $2`,
-    { bind: [query.page_size, (query.page - 1) * query.page_size], type: QueryTypes.SELECT },
-  );
-  return { count: Number(total?.count ?? 0), results: rows.map(apiClientView) };
+  const store = new ApiClientStore(scope.db);
+  const count = await store.count();
+  const rows = await store.list({ limit: query.page_size, offset: (query.page - 1) * query.page_size });
+  return { count, results: rows.map(apiClientView) };
 }
 
 /** Creates a client; the secret in the answer exists nowhere else. */
@@ -130,16 +113,18 @@ export async function createApiClient(
   mayManage(scope, input.role);
   const clientId = `${scope.auth.tenant}.cl_${randomBytes(16).toString('base64url')}`;
   const secret = `cs_${randomBytes(32).toString('base64url')}`;
-  const [row] = await scope.db.sequelize.query<ApiClientRow>(
-    `INSERT INTO app.api_clients (client_id, secret_hash, name, role, created_by, tenant_uid)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${viewColumns}`,
+  const row = await new ApiClientStore(scope.db).insert(
     {
-      bind: [clientId, hashSecret(secret), input.name, input.role, scope.auth.userId, scope.entry.uid],
-      type: QueryTypes.SELECT,
-      transaction,
+      clientId,
+      secretHash: hashSecret(secret),
+      name: input.name,
+      role: input.role,
+      createdBy: scope.auth.userId,
+      tenantUid: scope.entry.uid,
     },
+    transaction,
   );
-  return { client: apiClientView(row!), secret };
+  return { client: apiClientView(row), secret };
 }
 
 /** Revokes a client (idempotent); answers its view before and after. */
@@ -150,17 +135,12 @@ export async function revokeApiClient(
 ): Promise<{ before: ApiClientView; after: ApiClientView }> {
   mayManage(scope, 'member');
   if (!z.uuid().safeParse(id).success) throw problems.notFound(`no API client ${id}`);
-  const [row] = await scope.db.sequelize.query<ApiClientRow>(
-    `SELECT ${viewColumns} FROM app.api_clients WHERE id = $1 FOR UPDATE`,
-    { bind: [id], type: QueryTypes.SELECT, transaction },
-  );
+  const store = new ApiClientStore(scope.db);
+  const row = await store.lock(id, transaction);
   if (!row) throw problems.notFound(`no API client ${id}`);
   mayManage(scope, row.role);
-  const [after] = await scope.db.sequelize.query<ApiClientRow>(
-    `UPDATE app.api_clients SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${viewColumns}`,
-    { bind: [id], type: QueryTypes.SELECT, transaction },
-  );
-  return { before: apiClientView(row), after: apiClientView(after!) };
+  const after = await store.revoke(id, transaction);
+  return { before: apiClientView(row), after: apiClientView(after) };
 }
 
 function invalidClient(detail: string): ProblemError {
@@ -200,10 +180,8 @@ export async function clientCredentialsToken(
     }
     throw error;
   }
-  const [row] = await db.sequelize.query<ApiClientRow & { tenant_uid: string | null }>(
-    `SELECT ${viewColumns}, secret_hash, tenant_uid FROM app.api_clients WHERE client_id = $1`,
-    { bind: [clientId], type: QueryTypes.SELECT },
-  );
+  const store = new ApiClientStore(db);
+  const row = await store.findByClientId(clientId);
   const matches = timingSafeEqual(presented, row?.secret_hash ?? dummyHash) && row !== undefined;
   const audit = (entry: { actor: string | null; action: string; resourceId: string }) =>
     AuditLog.append(db.sequelize, { ...entry, resourceType: 'api_client', ...request });
@@ -220,9 +198,7 @@ export async function clientCredentialsToken(
     await audit({ actor: null, action: 'login_failed', resourceId: row.id });
     throw invalidClient(`this API client was issued to an earlier tenant named ${tenant}`);
   }
-  await db.sequelize.query('UPDATE app.api_clients SET last_used_at = now() WHERE id = $1', {
-    bind: [row.id],
-  });
+  await store.recordUse(row.id);
   await audit({ actor: row.id, action: 'login', resourceId: row.id });
   const access = await deps.tokens.issueAccessToken({
     sub: row.id,

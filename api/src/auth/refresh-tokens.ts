@@ -8,8 +8,7 @@
 // kept under deletionPolicy Retain can come back under a new Tenant of the
 // same name; that Tenant refuses the tokens of the earlier one.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type pg from 'pg';
-import { withTransaction } from '../../../lib/transaction.js';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 
 export interface IssuedRefreshToken {
   /** `rt_` and 32 random bytes in base64url. Only its hash is stored. */
@@ -81,12 +80,6 @@ export interface RefreshTokenStoreOptions {
   now?: () => Date;
 }
 
-/**
- * A pool, or one client that is not inside a transaction: the store runs its
- * own transactions on it.
- */
-export type TenantDatabase = pg.Pool | pg.ClientBase;
-
 const tokenPattern = /^rt_[A-Za-z0-9_-]{43}$/;
 // First key of the two-key advisory locks that serialise one user's token
 // changes. Every writer takes the user's lock before any row lock, so two
@@ -107,13 +100,16 @@ interface TokenRow {
 type RotationOutcome =
   { kind: 'rotated'; issued: IssuedRefreshToken } | { kind: 'failed'; error: RefreshTokenError };
 
+// The statements stay SQL: rotation's correctness rests on advisory locks and
+// `FOR UPDATE OF t` on a join, which the model layer cannot express. They run
+// on the tenant's Sequelize pool, in its managed transactions.
 export class RefreshTokenStore {
-  readonly #db: TenantDatabase;
+  readonly #db: Sequelize;
   readonly #ttlMs: number;
   readonly #tenantUid: string | undefined;
   readonly #now: () => Date;
 
-  constructor(db: TenantDatabase, options: RefreshTokenStoreOptions = {}) {
+  constructor(db: Sequelize, options: RefreshTokenStoreOptions = {}) {
     this.#db = db;
     this.#ttlMs = options.ttlMs ?? 30 * 24 * 60 * 60 * 1000;
     this.#tenantUid = options.tenantUid;
@@ -131,11 +127,12 @@ export class RefreshTokenStore {
   ): Promise<IssuedRefreshToken> {
     const { familyId, ...context } = options;
     if (familyId === undefined) {
-      return this.#insert(this.#db, { userId, familyId: randomUUID(), parentId: null }, context);
+      return this.#insert(undefined, { userId, familyId: randomUUID(), parentId: null }, context);
     }
-    const outcome = await withTransaction(this.#db, async (c): Promise<RotationOutcome> => {
-      await lockUser(c, userId);
-      const { rows } = await c.query<{ other_user: boolean; revoked: boolean }>(
+    const outcome = await this.#db.transaction(async (t): Promise<RotationOutcome> => {
+      await this.#lockUser(t, userId);
+      const rows = await this.#select<{ other_user: boolean; revoked: boolean }>(
+        t,
         `SELECT bool_or(user_id <> $2) AS other_user, bool_or(revoked_at IS NOT NULL) AS revoked
            FROM app.refresh_tokens WHERE family_id = $1`,
         [familyId, userId],
@@ -145,7 +142,7 @@ export class RefreshTokenStore {
       if (rows[0]?.revoked) return { kind: 'failed', error: new RefreshTokenError('family_revoked') };
       return {
         kind: 'rotated',
-        issued: await this.#insert(c, { userId, familyId, parentId: null }, context),
+        issued: await this.#insert(t, { userId, familyId, parentId: null }, context),
       };
     });
     if (outcome.kind === 'failed') throw outcome.error;
@@ -161,17 +158,19 @@ export class RefreshTokenStore {
   async rotate(token: string, context: RefreshTokenContext = {}): Promise<IssuedRefreshToken> {
     const tenantUid = this.#issuingUid();
     const hash = tokenHash(token);
-    const outcome = await withTransaction(this.#db, async (c): Promise<RotationOutcome> => {
-      const owner = await c.query<{ user_id: string }>(
+    const outcome = await this.#db.transaction(async (t): Promise<RotationOutcome> => {
+      const [owner] = await this.#select<{ user_id: string }>(
+        t,
         'SELECT user_id FROM app.refresh_tokens WHERE token_hash = $1',
         [hash],
       );
-      const userId = owner.rows[0]?.user_id;
+      const userId = owner?.user_id;
       if (!userId) return { kind: 'failed', error: new RefreshTokenError('unknown') };
-      await lockUser(c, userId);
+      await this.#lockUser(t, userId);
       // FOR UPDATE: a concurrent rotation of the same token waits here and
       // then sees it used, so at most one of them succeeds.
-      const { rows } = await c.query<TokenRow>(
+      const [row] = await this.#select<TokenRow>(
+        t,
         `SELECT t.id, t.user_id, t.family_id, t.tenant_uid, t.expires_at, t.used_at, t.revoked_at,
                 u.is_active AS user_active
            FROM app.refresh_tokens t JOIN app.users u ON u.id = t.user_id
@@ -179,7 +178,6 @@ export class RefreshTokenStore {
             FOR UPDATE OF t`,
         [hash],
       );
-      const row = rows[0];
       // Deleted between the two reads (its user was deleted).
       if (!row) return { kind: 'failed', error: new RefreshTokenError('unknown') };
       // Checked first: a token of an earlier Tenant changes nothing here, not even its family.
@@ -188,19 +186,23 @@ export class RefreshTokenStore {
       }
       const now = this.#now();
       if (row.used_at || row.revoked_at) {
-        await revokeWhere(c, 'family_id = $1', row.family_id, 'reuse', now);
+        await this.#revokeWhere(t, 'family_id = $1', row.family_id, 'reuse', now);
         return { kind: 'failed', error: new RefreshTokenReuseError(row.family_id, row.user_id) };
       }
       if (row.expires_at.getTime() <= now.getTime()) {
         return { kind: 'failed', error: new RefreshTokenExpiredError() };
       }
       if (!row.user_active) {
-        await revokeWhere(c, 'family_id = $1', row.family_id, 'user_inactive', now);
+        await this.#revokeWhere(t, 'family_id = $1', row.family_id, 'user_inactive', now);
         return { kind: 'failed', error: new RefreshTokenError('user_inactive') };
       }
-      await c.query('UPDATE app.refresh_tokens SET used_at = $2 WHERE id = $1', [row.id, now]);
+      await this.#db.query('UPDATE app.refresh_tokens SET used_at = $2 WHERE id = $1', {
+        bind: [row.id, now],
+        type: QueryTypes.UPDATE,
+        transaction: t,
+      });
       const issued = await this.#insert(
-        c,
+        t,
         { userId: row.user_id, familyId: row.family_id, parentId: row.id },
         context,
       );
@@ -219,30 +221,30 @@ export class RefreshTokenStore {
     } catch {
       return false;
     }
-    return withTransaction(this.#db, async (c) => {
-      const { rows } = await c.query<{ user_id: string; family_id: string }>(
+    return this.#db.transaction(async (t) => {
+      const [row] = await this.#select<{ user_id: string; family_id: string }>(
+        t,
         'SELECT user_id, family_id FROM app.refresh_tokens WHERE token_hash = $1',
         [hash],
       );
-      const row = rows[0];
       if (!row) return false;
-      await lockUser(c, row.user_id);
-      await revokeWhere(c, 'family_id = $1', row.family_id, reason, this.#now());
+      await this.#lockUser(t, row.user_id);
+      await this.#revokeWhere(t, 'family_id = $1', row.family_id, reason, this.#now());
       return true;
     });
   }
 
   /** Revokes a family. Returns how many of its tokens (used ones included) were not revoked before. */
   async revokeFamily(familyId: string, reason: RevokeReason = 'logout'): Promise<number> {
-    return withTransaction(this.#db, async (c) => {
-      const { rows } = await c.query<{ user_id: string }>(
+    return this.#db.transaction(async (t) => {
+      const [row] = await this.#select<{ user_id: string }>(
+        t,
         'SELECT user_id FROM app.refresh_tokens WHERE family_id = $1 LIMIT 1',
         [familyId],
       );
-      const userId = rows[0]?.user_id;
-      if (!userId) return 0;
-      await lockUser(c, userId);
-      return revokeWhere(c, 'family_id = $1', familyId, reason, this.#now());
+      if (!row) return 0;
+      await this.#lockUser(t, row.user_id);
+      return this.#revokeWhere(t, 'family_id = $1', familyId, reason, this.#now());
     });
   }
 
@@ -251,22 +253,22 @@ export class RefreshTokenStore {
    * deactivation. Returns how many were not revoked before.
    */
   async revokeAllForUser(userId: string, reason: RevokeReason = 'logout_all'): Promise<number> {
-    return withTransaction(this.#db, async (c) => {
-      await lockUser(c, userId);
-      return revokeWhere(c, 'user_id = $1', userId, reason, this.#now());
+    return this.#db.transaction(async (t) => {
+      await this.#lockUser(t, userId);
+      return this.#revokeWhere(t, 'user_id = $1', userId, reason, this.#now());
     });
   }
 
   /** Deletes tokens that expired before `before`. Reuse of a deleted token reads as unknown. */
   async deleteExpired(before: Date): Promise<number> {
-    const { rowCount } = await this.#db.query('DELETE FROM app.refresh_tokens WHERE expires_at < $1', [
-      before,
-    ]);
-    return rowCount ?? 0;
+    return this.#db.query('DELETE FROM app.refresh_tokens WHERE expires_at < $1', {
+      bind: [before],
+      type: QueryTypes.BULKDELETE,
+    });
   }
 
   async #insert(
-    c: TenantDatabase,
+    transaction: Transaction | undefined,
     row: { userId: string; familyId: string; parentId: string | null },
     context: RefreshTokenContext,
   ): Promise<IssuedRefreshToken> {
@@ -274,7 +276,8 @@ export class RefreshTokenStore {
     const token = `rt_${randomBytes(32).toString('base64url')}`;
     const now = this.#now();
     const expiresAt = new Date(now.getTime() + this.#ttlMs);
-    const { rows } = await c.query<{ id: string }>(
+    const [inserted] = await this.#select<{ id: string }>(
+      transaction,
       `INSERT INTO app.refresh_tokens
          (user_id, family_id, token_hash, parent_id, created_at, expires_at, client, ip, tenant_uid)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
@@ -290,9 +293,39 @@ export class RefreshTokenStore {
         tenantUid,
       ],
     );
-    const id = rows[0]?.id;
+    const id = inserted?.id;
     if (!id) throw new Error('INSERT into app.refresh_tokens returned no id');
     return { token, id, userId: row.userId, familyId: row.familyId, expiresAt };
+  }
+
+  #select<T extends object>(
+    transaction: Transaction | undefined,
+    sql: string,
+    bind: unknown[],
+  ): Promise<T[]> {
+    return this.#db.query<T>(sql, { bind, type: QueryTypes.SELECT, ...(transaction ? { transaction } : {}) });
+  }
+
+  async #lockUser(transaction: Transaction, userId: string): Promise<void> {
+    await this.#select(transaction, 'SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [
+      userLockNamespace,
+      userId,
+    ]);
+  }
+
+  /** Returns how many tokens it revoked. */
+  #revokeWhere(
+    transaction: Transaction,
+    condition: 'family_id = $1' | 'user_id = $1',
+    value: string,
+    reason: RevokeReason,
+    now: Date,
+  ): Promise<number> {
+    return this.#db.query(
+      `UPDATE app.refresh_tokens SET revoked_at = $2, revoked_reason = $3
+        WHERE ${condition} AND revoked_at IS NULL`,
+      { bind: [value, now, reason], type: QueryTypes.BULKUPDATE, transaction },
+    );
   }
 
   #issuingUid(): string {
@@ -306,23 +339,4 @@ export class RefreshTokenStore {
 function tokenHash(token: string): Buffer {
   if (typeof token !== 'string' || !tokenPattern.test(token)) throw new RefreshTokenError('malformed');
   return createHash('sha256').update(token).digest();
-}
-
-async function lockUser(c: pg.ClientBase, userId: string): Promise<void> {
-  await c.query('SELECT pg_advisory_xact_lock($1::int, hashtext($2))', [userLockNamespace, userId]);
-}
-
-async function revokeWhere(
-  c: pg.ClientBase,
-  condition: 'family_id = $1' | 'user_id = $1',
-  value: string,
-  reason: RevokeReason,
-  now: Date,
-): Promise<number> {
-  const { rowCount } = await c.query(
-    `UPDATE app.refresh_tokens SET revoked_at = $2, revoked_reason = $3
-      WHERE ${condition} AND revoked_at IS NULL`,
-    [value, now, reason],
-  );
-  return rowCount ?? 0;
 }

@@ -3,8 +3,6 @@
 // handed out as `<tenant>.<opaque token>` so a refresh can find the tenant's
 // database; the opaque part is only ever looked up there, hashed.
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type pg from 'pg';
-import type { Sequelize } from 'sequelize';
 import { z } from 'zod';
 import { problems } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
@@ -40,23 +38,6 @@ export interface TokenResponse {
   user?: UserView;
 }
 
-/** Runs `fn` with a raw pg client from the tenant's Sequelize pool (for stores written against pg). */
-export async function withRawClient<T>(
-  sequelize: Sequelize,
-  fn: (client: pg.ClientBase) => Promise<T>,
-): Promise<T> {
-  const manager = sequelize.connectionManager as unknown as {
-    getConnection(options: { type: 'write' }): Promise<pg.ClientBase>;
-    releaseConnection(client: pg.ClientBase): Promise<void>;
-  };
-  const client = await manager.getConnection({ type: 'write' });
-  try {
-    return await fn(client);
-  } finally {
-    await manager.releaseConnection(client);
-  }
-}
-
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
   const hb = createHash('sha256').update(b).digest();
@@ -79,8 +60,8 @@ export class Sessions {
     return { entry, db: this.databases.for(tenant, entry.credentials) };
   }
 
-  private store(client: pg.ClientBase, tenantUid?: string): RefreshTokenStore {
-    return new RefreshTokenStore(client, {
+  private store(db: TenantDb, tenantUid?: string): RefreshTokenStore {
+    return new RefreshTokenStore(db.sequelize, {
       ttlMs: this.options.refreshTokenTtlMs,
       ...(tenantUid ? { tenantUid } : {}),
     });
@@ -115,9 +96,7 @@ export class Sessions {
       tenantUid: tenant.uid,
       role: user.role,
     });
-    const refresh = await withRawClient(db.sequelize, (c) =>
-      this.store(c, tenant.uid).issue(user.id, context),
-    );
+    const refresh = await this.store(db, tenant.uid).issue(user.id, context);
     return {
       access_token: access.token,
       refresh_token: `${tenant.name}.${refresh.token}`,
@@ -134,9 +113,7 @@ export class Sessions {
       throw problems.unauthorized('the refresh token is not valid');
     const { entry, db } = this.tenantDb(tenant);
     try {
-      const rotated = await withRawClient(db.sequelize, (c) =>
-        this.store(c, entry.uid).rotate(presented.slice(dot + 1), context),
-      );
+      const rotated = await this.store(db, entry.uid).rotate(presented.slice(dot + 1), context);
       const user = await db.models.User.findByPk(rotated.userId);
       if (!user || !user.is_active) throw problems.unauthorized('the refresh token is not valid');
       const access = await this.tokens.issueAccessToken({
@@ -168,11 +145,11 @@ export class Sessions {
     const tenant = presented.slice(0, dot);
     if (dot < 1 || !tenantName.safeParse(tenant).success) return;
     const { db } = this.tenantDb(tenant);
-    await withRawClient(db.sequelize, (c) => this.store(c).revokeToken(presented.slice(dot + 1), 'logout'));
+    await this.store(db).revokeToken(presented.slice(dot + 1), 'logout');
   }
 
   async revokeAllForUser(db: TenantDb, userId: string): Promise<void> {
-    await withRawClient(db.sequelize, (c) => this.store(c).revokeAllForUser(userId, 'password_change'));
+    await this.store(db).revokeAllForUser(userId, 'password_change');
   }
 
   async platformClientCredentials(clientId: string, clientSecret: string): Promise<TokenResponse> {

@@ -5,14 +5,16 @@
 //
 // Verification reads the secrets through a short-lived cache so the webhook
 // path costs no extra query; a change made through this replica drops its
-// entry at once, other replicas see it within `cacheTtlMs`.
+// entry at once, other replicas see it within `cacheTtlMs`. The statements are
+// in provider-store.ts.
 import { LRUCache } from 'lru-cache';
-import { QueryTypes, type Transaction } from 'sequelize';
+import type { Transaction } from 'sequelize';
 import { z } from 'zod';
 import { isProvider, providers, type Provider } from '../../../lib/integrations/catalog.js';
 import { isWebhookSecret } from '../../../lib/webhooks/standard-webhooks.js';
 import { problems } from '../http/problem.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
+import { ProviderConfigStore, type ProviderRow } from './provider-store.js';
 
 export const retryPolicySchema = z.strictObject({
   max_retries: z.number().int().min(0).max(20).optional(),
@@ -68,23 +70,6 @@ export interface ProviderConfigView {
   updated_at: string;
 }
 
-interface ProviderRow {
-  provider: Provider;
-  organization_id: string;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_expires_at: Date | null;
-  secret_updated_at: Date;
-  api_base_url: string | null;
-  credentials: Record<string, string> | null;
-  credentials_updated_at: Date | null;
-  retry_policy: z.infer<typeof retryPolicySchema>;
-  rate_limit: z.infer<typeof rateLimitSchema>;
-  enabled: boolean;
-  created_at: Date;
-  updated_at: Date;
-}
-
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function providerView(row: ProviderRow): ProviderConfigView {
@@ -126,19 +111,11 @@ export class ProviderConfigs {
   }
 
   async list(db: TenantDb): Promise<ProviderConfigView[]> {
-    const rows = await db.sequelize.query<ProviderRow>(
-      'SELECT * FROM app.integration_providers ORDER BY provider',
-      { type: QueryTypes.SELECT },
-    );
-    return rows.map(providerView);
+    return (await new ProviderConfigStore(db).list()).map(providerView);
   }
 
   async get(db: TenantDb, provider: Provider, transaction?: Transaction): Promise<ProviderRow | undefined> {
-    const [row] = await db.sequelize.query<ProviderRow>(
-      `SELECT * FROM app.integration_providers WHERE provider = $1${transaction ? ' FOR UPDATE' : ''}`,
-      { bind: [provider], type: QueryTypes.SELECT, ...(transaction ? { transaction } : {}) },
-    );
-    return row;
+    return new ProviderConfigStore(db).find(provider, transaction);
   }
 
   /**
@@ -158,48 +135,24 @@ export class ProviderConfigs {
     }
     const rotated = before !== undefined && input.secret !== undefined && input.secret !== before.secret;
     const overlap = input.secret_overlap_seconds ?? defaultOverlapSeconds;
-    const [row] = await db.sequelize.query<ProviderRow>(
-      `INSERT INTO app.integration_providers AS p
-         (provider, organization_id, secret, api_base_url, credentials, credentials_updated_at,
-          retry_policy, rate_limit, enabled)
-       VALUES ($1, $2, $3, $4, $5::jsonb, CASE WHEN $5::jsonb IS NULL THEN NULL ELSE now() END,
-               $6::jsonb, $7::jsonb, $8)
-       ON CONFLICT (provider) DO UPDATE SET
-         organization_id = EXCLUDED.organization_id,
-         secret = EXCLUDED.secret,
-         previous_secret = CASE WHEN $9 THEN p.secret ELSE p.previous_secret END,
-         previous_secret_expires_at = CASE WHEN $9 THEN now() + make_interval(secs => $10)
-                                           ELSE p.previous_secret_expires_at END,
-         secret_updated_at = CASE WHEN $9 THEN now() ELSE p.secret_updated_at END,
-         api_base_url = CASE WHEN $11 THEN EXCLUDED.api_base_url ELSE p.api_base_url END,
-         credentials = CASE WHEN $12 THEN EXCLUDED.credentials ELSE p.credentials END,
-         credentials_updated_at = CASE WHEN $12 THEN now() ELSE p.credentials_updated_at END,
-         retry_policy = EXCLUDED.retry_policy,
-         rate_limit = EXCLUDED.rate_limit,
-         enabled = EXCLUDED.enabled,
-         updated_at = now()
-       RETURNING *`,
+    const row = await new ProviderConfigStore(db).upsert(
       {
-        bind: [
-          provider,
-          input.organization_id,
-          input.secret ?? before?.secret,
-          input.api_base_url ?? null,
-          input.credentials ? JSON.stringify(input.credentials) : null,
-          JSON.stringify(input.retry_policy ?? before?.retry_policy ?? {}),
-          JSON.stringify(input.rate_limit ?? before?.rate_limit ?? {}),
-          input.enabled ?? before?.enabled ?? true,
-          rotated,
-          overlap,
-          input.api_base_url !== undefined,
-          input.credentials !== undefined,
-        ],
-        type: QueryTypes.SELECT,
-        transaction,
+        provider,
+        organizationId: input.organization_id,
+        // A new configuration has a secret (checked above); an existing one keeps its own.
+        secret: input.secret ?? before!.secret,
+        ...(input.api_base_url !== undefined ? { apiBaseUrl: input.api_base_url } : {}),
+        ...(input.credentials !== undefined ? { credentials: input.credentials } : {}),
+        retryPolicy: input.retry_policy ?? before?.retry_policy ?? {},
+        rateLimit: input.rate_limit ?? before?.rate_limit ?? {},
+        enabled: input.enabled ?? before?.enabled ?? true,
+        rotated,
+        overlapSeconds: overlap,
       },
+      transaction,
     );
     this.forget(db.tenant, provider);
-    return { before, after: row! };
+    return { before, after: row };
   }
 
   /** Secrets and mapping for verifying a webhook; undefined when the provider is not configured. */
@@ -207,17 +160,7 @@ export class ProviderConfigs {
     const key = `${db.tenant}\0${provider}`;
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached === 'none' ? undefined : cached;
-    const [row] = await db.sequelize.query<{
-      organization_id: string;
-      enabled: boolean;
-      secret: string;
-      previous_secret: string | null;
-    }>(
-      `SELECT organization_id, enabled, secret,
-              CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret
-         FROM app.integration_providers WHERE provider = $1`,
-      { bind: [provider], type: QueryTypes.SELECT },
-    );
+    const row = await new ProviderConfigStore(db).verification(provider);
     const config: VerificationConfig | undefined = row && {
       organizationId: row.organization_id,
       enabled: row.enabled,

@@ -1,21 +1,21 @@
 // Incoming provider webhooks: find the tenant (from the path, or from the
 // payload's organization_id), verify the Standard Webhooks signature on the
 // raw body, validate each event, and store every new event together with its
-// outbox row (incoming-event-store.ts: one statement, shared with concurrent
+// outbox row (integration-event-intake.ts: one statement, shared with concurrent
 // requests for the same tenant). Duplicates (same provider and event_id, or
 // webhook-id when the event has none) insert nothing and report "duplicate".
 import {
   eventTypes,
-  incomingEventSchema,
-  type IncomingEvent,
+  integrationEventSchema,
+  type IntegrationEventBody,
   type Provider,
 } from '../../../lib/integrations/catalog.js';
 import { verifyWebhook, WebhookVerificationError } from '../../../lib/webhooks/verification.js';
 import { fieldErrors, problems, ProblemError, type FieldError } from '../http/problem.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
-import type { IncomingEventStore, NewEvent } from './incoming-event-store.js';
-import type { OrganizationRoutes } from './organization-routes.js';
+import type { IntegrationEventIntake, NewEvent } from './integration-event-intake.js';
+import type { OrganizationMap } from './organization-map.js';
 import type { ProviderConfigs } from './provider-configs.js';
 
 export const maxBatchSize = 100;
@@ -71,7 +71,7 @@ function eventsOf(parsed: unknown): { batch: boolean; events: unknown[] } {
 interface ValidEvent {
   index: number;
   eventId: string;
-  event: IncomingEvent;
+  event: IntegrationEventBody;
 }
 
 export class WebhookIntake {
@@ -79,8 +79,8 @@ export class WebhookIntake {
     private readonly directory: TenantDirectory,
     private readonly databases: TenantDatabases,
     private readonly configs: ProviderConfigs,
-    private readonly routes: OrganizationRoutes,
-    private readonly events: IncomingEventStore,
+    private readonly organizations: OrganizationMap,
+    private readonly events: IntegrationEventIntake,
     private readonly toleranceSeconds = 300,
   ) {}
 
@@ -93,7 +93,7 @@ export class WebhookIntake {
       // in it is trusted until the signature of the tenant it names is checked.
       parsed = parseJson(request.body);
       const organizationId = organizationOf(parsed);
-      const found = await this.routes.resolve(provider, organizationId);
+      const found = await this.organizations.resolve(provider, organizationId);
       if (!found) throw unauthorized(`no tenant has ${provider} configured for this organization_id`);
       if ('ambiguous' in found)
         throw problems.conflict(
@@ -192,8 +192,8 @@ function validateEvent(
   raw: unknown,
   organizationId: string,
   fallbackId: string,
-): { event: IncomingEvent; eventId: string } | { errors: FieldError[] } {
-  const result = incomingEventSchema.safeParse(raw);
+): { event: IntegrationEventBody; eventId: string } | { errors: FieldError[] } {
+  const result = integrationEventSchema.safeParse(raw);
   if (!result.success) return { errors: fieldErrors(result.error) };
   const event = result.data;
   // Checked before the insert: a value the database refuses would fail every request sharing its statement.

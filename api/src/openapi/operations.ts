@@ -29,7 +29,7 @@ import {
   replaySchema,
   rotateSecretSchema,
   updateEndpointSchema,
-} from '../webhooks/endpoints.js';
+} from '../webhooks/schemas.js';
 import type { OperationDoc } from './document.js';
 
 const timestamp = { type: 'string', format: 'date-time' };
@@ -188,16 +188,6 @@ export const operations: OperationDoc[] = [
         schema: { type: 'object', properties: { status: { type: 'string' }, components: checks } },
       },
       503: 'degraded',
-    },
-  },
-  {
-    method: 'get',
-    path: '/metrics',
-    tag: 'operations',
-    access: 'public',
-    summary: 'Prometheus metrics',
-    responses: {
-      200: { description: 'text exposition format', contentType: 'text/plain', schema: { type: 'string' } },
     },
   },
   {

@@ -14,7 +14,7 @@ import {
   providerHealth,
   retryEvent,
 } from '../integrations/integration-events.js';
-import type { OrganizationRoutes } from '../integrations/organization-routes.js';
+import type { OrganizationMap } from '../integrations/organization-map.js';
 import {
   providerParam,
   providerView,
@@ -31,7 +31,7 @@ export interface IntegrationDeps {
   databases: TenantDatabases;
   integrations: {
     configs: ProviderConfigs;
-    routes: OrganizationRoutes;
+    organizations: OrganizationMap;
     intake: WebhookIntake;
   };
   bodyLimitBytes: number;
@@ -88,7 +88,7 @@ export function integrationRoutes(deps: IntegrationDeps): Router {
     const scope = scopeOf(res);
     const provider = providerParam(req.params.provider);
     const input = parse(putProviderSchema, req.body);
-    if (await integrations.routes.claimedByOther(provider, input.organization_id, scope.auth.tenant)) {
+    if (await integrations.organizations.claimedByOther(provider, input.organization_id, scope.auth.tenant)) {
       throw problems.conflict(
         `another tenant already maps organization_id ${input.organization_id} for ${provider}`,
       );
@@ -110,7 +110,7 @@ export function integrationRoutes(deps: IntegrationDeps): Router {
       };
     });
     integrations.configs.forget(scope.auth.tenant, provider);
-    integrations.routes.remember(scope.auth.tenant, provider, view.organization_id);
+    integrations.organizations.remember(scope.auth.tenant, provider, view.organization_id);
     res.status(created ? 201 : 200).json(view);
   });
 

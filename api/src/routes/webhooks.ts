@@ -1,5 +1,5 @@
 // /api/webhooks: the tenant's outgoing webhook endpoints, messages and attempts.
-// Owners and admins only; webhooks/endpoints.ts has the rules. A secret
+// Owners and admins only; webhooks/endpoint-service.ts has the rules. A secret
 // travels only in the answers to create and rotate-secret, marked no-store.
 import { Router, type Response } from 'express';
 import { audited } from '../audit/audited.js';
@@ -9,25 +9,27 @@ import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import {
   createEndpoint,
-  createEndpointSchema,
   deleteEndpoint,
   getEndpoint,
   getMessage,
   listAttempts,
-  listAttemptsSchema,
   listEndpoints,
-  listEndpointsSchema,
   listMessages,
-  listMessagesSchema,
   replayEndpoint,
-  replaySchema,
   rotateSecret,
-  rotateSecretSchema,
   sendTestMessage,
   updateEndpoint,
-  updateEndpointSchema,
   type WebhookSettings,
-} from '../webhooks/endpoints.js';
+} from '../webhooks/endpoint-service.js';
+import {
+  createEndpointSchema,
+  listAttemptsSchema,
+  listEndpointsSchema,
+  listMessagesSchema,
+  replaySchema,
+  rotateSecretSchema,
+  updateEndpointSchema,
+} from '../webhooks/schemas.js';
 import { pageOf } from './users.js';
 
 export function webhookRoutes(deps: {

@@ -10,12 +10,12 @@
 // email's unique index lets exactly one of them create the user, and only that
 // one sends the mail, inside the same transaction, so a failed mail leaves no
 // owner without a way in and is retried.
-import { QueryTypes } from 'sequelize';
 import type { Logger } from '../../../lib/logger.js';
 import { AuditLog } from '../audit/audit-log.js';
 import type { PasswordResets } from '../auth/password-resets.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
+import { UserStore } from '../users/user-store.js';
 import {
   ownerProvisionedAnnotation,
   signupAnnotation,
@@ -145,23 +145,15 @@ export class OwnerProvisioner {
         : undefined;
 
     const created = await db.sequelize.transaction(async (transaction) => {
-      const rows = await db.sequelize.query<{ id: string; email: string }>(
-        `INSERT INTO app.users (email, password_hash, first_name, last_name, role)
-         VALUES ($1, $2, $3, $4, 'owner')
-         ON CONFLICT ((lower(email))) DO NOTHING
-         RETURNING id, email`,
+      const row = await new UserStore(db).insertOwnerIfAbsent(
         {
-          bind: [
-            email,
-            fromSignup?.password_hash ?? null,
-            fromSignup?.first_name ?? null,
-            fromSignup?.last_name ?? null,
-          ],
-          transaction,
-          type: QueryTypes.SELECT,
+          email,
+          passwordHash: fromSignup?.password_hash ?? null,
+          firstName: fromSignup?.first_name ?? null,
+          lastName: fromSignup?.last_name ?? null,
         },
+        transaction,
       );
-      const row = rows[0];
       if (!row) return undefined;
       await AuditLog.append(
         db.sequelize,

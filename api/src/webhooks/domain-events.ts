@@ -2,7 +2,9 @@
 // tenant's transactional outbox in the change's own transaction, so an event
 // exists exactly when its change committed; the worker's relay fans it out to
 // the subscribed endpoints. Payloads are views: never a secret or a hash.
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import type { Transaction } from 'sequelize';
+import type { TenantDb } from '../tenancy/tenant-databases.js';
+import { appendToOutbox } from './outbox-store.js';
 
 export const userEventTypes = [
   'user.created',
@@ -22,14 +24,10 @@ export const domainEventTypes: readonly string[] = [
 ];
 
 export async function recordDomainEvent(
-  sequelize: Sequelize,
+  db: TenantDb,
   type: DomainEventType,
   data: object,
   transaction: Transaction,
 ): Promise<void> {
-  await sequelize.query('INSERT INTO app.outbox (topic, payload) VALUES ($1, $2::jsonb)', {
-    bind: [type, JSON.stringify(data)],
-    type: QueryTypes.INSERT,
-    transaction,
-  });
+  await appendToOutbox(db, type, data, transaction);
 }

@@ -187,6 +187,16 @@ every problem, so a user fixes them all in one go.
 {{- if gt (len $secretsNamespace) 63 }}
 {{- $problems = append $problems (printf "the secrets namespace %s is longer than 63 characters; set secretsNamespace.name" $secretsNamespace) }}
 {{- end }}
+{{- $m := .Values.metrics }}
+{{- if eq (int .Values.operator.metricsPort) (int $m.operatorHealthPort) }}
+{{- $problems = append $problems (printf "operator.metricsPort and metrics.operatorHealthPort are both %v; the operator needs two ports" $m.operatorHealthPort) }}
+{{- end }}
+{{- if eq (int $api.port) (int $m.apiPort) }}
+{{- $problems = append $problems (printf "api.port and metrics.apiPort are both %v; the API serves /metrics on a port of its own" $m.apiPort) }}
+{{- end }}
+{{- if and $m.serviceMonitor.enabled (not $m.service.enabled) }}
+{{- $problems = append $problems "metrics.serviceMonitor.enabled needs metrics.service.enabled: it scrapes the metrics Services" }}
+{{- end }}
 {{- if $problems }}
 {{- fail (printf "\ninvalid values:\n  - %s" (join "\n  - " $problems)) }}
 {{- end }}

@@ -41,6 +41,8 @@ export interface SigningKeyRotationOptions {
   identity: string;
   now?: () => Date;
   generate?: (now: Date) => SigningKey;
+  /** Called with the key set after each successful check; for metrics. */
+  onChecked?: (keys: readonly SigningKey[]) => void;
 }
 
 export interface RotationOutcome {
@@ -127,6 +129,7 @@ export class SigningKeyRotation {
           if (isConflict(error)) continue; // created by someone else meanwhile
           throw error;
         }
+        this.options.onChecked?.(keys);
         return this.report('created', [], keys, now);
       }
 
@@ -140,6 +143,7 @@ export class SigningKeyRotation {
         ([k, v]) => secret.metadata?.labels?.[k] === v,
       );
       if (serializeKeySet(after) === serializeKeySet(before) && labelled) {
+        this.options.onChecked?.(after);
         return outcome('unchanged', after, now);
       }
       try {
@@ -165,6 +169,7 @@ export class SigningKeyRotation {
         throw error;
       }
       const added = after.some((k) => !before.some((b) => b.kid === k.kid));
+      this.options.onChecked?.(after);
       return this.report(
         added ? 'rotated' : after.length === before.length ? 'unchanged' : 'retired',
         before,

@@ -12,6 +12,8 @@ export interface OperatorMetrics {
   readonly tenantsByPhase: Gauge<'phase'>;
   readonly workQueueDepth: Gauge;
   readonly databasesOpenToPublic: Gauge<'database'>;
+  readonly leader: Gauge;
+  readonly signingKeyRotationDue: Gauge;
 }
 
 export interface OperatorMetricsOptions {
@@ -63,6 +65,16 @@ export function createOperatorMetrics({
       name: `${prefix}databases_open_to_public`,
       help: 'Databases, other than those the operator owns, that still grant CONNECT to PUBLIC (1 each); should be none.',
       labelNames: ['database'] as const,
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: `${prefix}leader`,
+      help: '1 while this replica holds the Lease and reconciles; only the leader reports tenants and signing keys.',
+      registers: [registry],
+    }),
+    signingKeyRotationDue: new Gauge({
+      name: `${prefix}signing_key_rotation_due_timestamp_seconds`,
+      help: "When the API signing keys' next rotation is due (Unix time), as of the last successful check.",
       registers: [registry],
     }),
   };

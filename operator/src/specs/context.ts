@@ -11,6 +11,11 @@ export interface BuildContext {
   postgres: { host: string; port: number; cidrs?: string[] };
   /** Where tenant workers reach RabbitMQ; cidrs narrow the egress NetworkPolicy. */
   rabbitmq: { host: string; port: number; cidrs?: string[] };
+  /**
+   * Namespaces (by name) whose pods may scrape the worker's metrics port, such as Prometheus's;
+   * default none beyond the platform namespace.
+   */
+  metricsScrapeNamespaces?: string[];
   /** Namespace of the cluster DNS; defaults to kube-system. */
   dnsNamespace?: string;
 }

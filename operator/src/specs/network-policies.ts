@@ -1,6 +1,7 @@
 // NetworkPolicies of a tenant namespace: deny everything, then open only what the
 // worker needs (DNS, PostgreSQL, RabbitMQ, and public addresses for outgoing
-// webhooks and provider APIs) and what the platform needs (ingress).
+// webhooks and provider APIs) and what the platform needs (ingress, and the
+// metrics port from the monitoring namespaces).
 
 import type {
   V1NetworkPolicy,
@@ -10,6 +11,7 @@ import type {
 import { tenantNames, type Tenant } from '../../../lib/tenant/index.js';
 import { defaultDnsNamespace, type BuildContext } from './context.js';
 import { ownedMetadata, type Desired } from './metadata.js';
+import { metricsPort } from './worker.js';
 
 /** Every NetworkPolicy the operator owns in a tenant namespace, so the controller can spot strays and edits. */
 export const networkPolicyNames = [
@@ -54,6 +56,17 @@ function policySpecs(ctx: BuildContext): Record<NetworkPolicyName, V1NetworkPoli
       // `_from` is client-node's name for `from`; its serializer writes `from` on the wire.
       ingress: [
         { _from: [{ namespaceSelector: { matchLabels: { [namespaceNameLabel]: ctx.platformNamespace } } }] },
+        // Prometheus in its own namespace scrapes the worker's metrics port, and only that.
+        ...(ctx.metricsScrapeNamespaces?.length
+          ? [
+              {
+                _from: ctx.metricsScrapeNamespaces.map((namespace) => ({
+                  namespaceSelector: { matchLabels: { [namespaceNameLabel]: namespace } },
+                })),
+                ports: [{ protocol: 'TCP', port: metricsPort }],
+              },
+            ]
+          : []),
       ],
     },
     'allow-dns': {

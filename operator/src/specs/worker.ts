@@ -15,13 +15,15 @@ import {
   type ResourceList,
   type Tenant,
 } from '../../../lib/tenant/index.js';
+import { defaultHealthPort, defaultMetricsPort } from '../../../lib/health-server.js';
 import type { BuildContext } from './context.js';
 import { ownedMetadata, type Desired } from './metadata.js';
 
 export const credentialsChecksumAnnotation = 'tenantry.io/credentials-checksum';
 export const workerNameLabel = 'app.kubernetes.io/name';
 export const workerUid = 10001;
-export const healthPort = 8081;
+export const healthPort = defaultHealthPort;
+export const metricsPort = defaultMetricsPort;
 
 export function workerServiceAccount(tenant: Tenant): Desired<V1ServiceAccount> {
   const names = tenantNames(tenant.metadata.name);
@@ -79,7 +81,11 @@ function workerContainer(tenant: Tenant, ctx: BuildContext): V1Container {
       fromSecret('AMQP_URL', names.amqpSecret, 'uri'),
       fromSecret('AMQP_QUEUE_PREFIX', names.amqpSecret, 'queuePrefix'),
     ],
-    ports: [{ name: 'health', containerPort: healthPort, protocol: 'TCP' }],
+    // The worker's defaults of HTTP_PORT and METRICS_PORT; a PodMonitor scrapes the port named metrics.
+    ports: [
+      { name: 'health', containerPort: healthPort, protocol: 'TCP' },
+      { name: 'metrics', containerPort: metricsPort, protocol: 'TCP' },
+    ],
     livenessProbe: probe('/healthz'),
     readinessProbe: probe('/readyz'),
     resources: workerResources(tenant),

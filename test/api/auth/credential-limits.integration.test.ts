@@ -197,7 +197,7 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
         headers: from(address),
       });
     const scans = async (target: TestApi) => {
-      const text = (await target.call('GET', '/metrics')).body as string;
+      const text = await target.metrics();
       return [...text.matchAll(/^tenantry_api_organization_route_scans_total\{[^}]*\} (\d+)/gm)].reduce(
         (sum, m) => sum + Number(m[1]),
         0,

@@ -6,6 +6,7 @@ import {
   generateSigningKey,
   InMemoryKeySetSource,
   KeySetFormatError,
+  nextRotationAt,
   parseKeySet,
   publicJwks,
   rotateKeySet,
@@ -104,6 +105,18 @@ describe('signing keys', () => {
       const newest = (keys: SigningKey[]) => keys.at(-1)?.kid;
       expect(newest(rotateKeySet(two, at(due - 1), policy))).to.equal(newest(two));
       expect(newest(rotateKeySet(two, at(due), policy))).to.not.equal(newest(two));
+    });
+
+    it('reports the next rotation as the time rotateKeySet adds a key', () => {
+      expect(nextRotationAt([], policy)).to.equal(undefined);
+      const one = rotateKeySet([], t0, policy);
+      expect(nextRotationAt(one, policy)).to.deep.equal(at(policy.rotateAfterMs));
+      const two = rotateKeySet(one, at(policy.rotateAfterMs), policy);
+      const due = nextRotationAt(two, policy)!;
+      expect(due).to.deep.equal(at(2 * policy.rotateAfterMs + policy.publishAheadMs));
+      const newest = (keys: SigningKey[]) => keys.at(-1)?.kid;
+      expect(newest(rotateKeySet(two, new Date(due.getTime() - 1), policy))).to.equal(newest(two));
+      expect(newest(rotateKeySet(two, due, policy))).to.not.equal(newest(two));
     });
 
     it('signs at once after a rotation when publishAheadMs is 0', () => {

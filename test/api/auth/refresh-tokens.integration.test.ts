@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import pg from 'pg';
+import { Sequelize } from 'sequelize';
 import {
   RefreshTokenError,
   RefreshTokenExpiredError,
@@ -65,9 +66,12 @@ describe('refresh tokens (tenant database)', function () {
 
   let admin: TenantDatabaseAdmin;
   let pool: pg.Pool;
+  // The store runs on Sequelize, as in the API; `pool` only sets up and inspects rows.
+  let sequelize: Sequelize;
   let store: RefreshTokenStore;
   let now: Date;
   const extraClients: pg.Client[] = [];
+  const extraSequelizes: Sequelize[] = [];
 
   before(async () => {
     admin = new TenantDatabaseAdmin(serviceUrls.postgres);
@@ -80,19 +84,22 @@ describe('refresh tokens (tenant database)', function () {
     // Trust auth: the password only gives the role LOGIN.
     await admin.setLoginPassword(tenant.loginRoles[0], randomBytes(16).toString('hex'));
     pool = new pg.Pool({ connectionString: tenantUrl(), max: 4 });
+    sequelize = tenantSequelize('tenantry-test', 4);
   });
 
   beforeEach(() => {
     now = new Date();
-    store = new RefreshTokenStore(pool, { ttlMs: 30 * day, tenantUid, now: () => now });
+    store = new RefreshTokenStore(sequelize, { ttlMs: 30 * day, tenantUid, now: () => now });
   });
 
   afterEach(async () => {
     await Promise.all(extraClients.splice(0).map((c) => c.end().catch(() => undefined)));
+    await Promise.all(extraSequelizes.splice(0).map((s) => s.close().catch(() => undefined)));
   });
 
   after(async () => {
     await pool?.end();
+    await sequelize?.close();
     if (admin) {
       await admin.dropTenant(tenant);
       await admin.close();
@@ -123,6 +130,22 @@ describe('refresh tokens (tenant database)', function () {
       [familyId],
     );
     return rows;
+  }
+
+  function tenantSequelize(applicationName: string, max: number): Sequelize {
+    return new Sequelize(tenantUrl(), {
+      dialect: 'postgres',
+      logging: false,
+      pool: { max, min: 0 },
+      dialectOptions: { application_name: applicationName },
+    });
+  }
+
+  /** A store on a connection of its own, as another API replica would have. */
+  function ownStore(applicationName: string, options: { now?: () => Date } = {}): RefreshTokenStore {
+    const own = tenantSequelize(applicationName, 1);
+    extraSequelizes.push(own);
+    return new RefreshTokenStore(own, { tenantUid, ...options });
   }
 
   async function connect(applicationName: string): Promise<pg.Client> {
@@ -222,9 +245,10 @@ describe('refresh tokens (tenant database)', function () {
   it('lets only one of two simultaneous rotations of a token succeed', async () => {
     const userId = await createUser();
     const issued = await store.issue(userId);
-    const racers = [await connect(racerApplication), await connect(racerApplication)].map(
-      (client) => new RefreshTokenStore(client, { tenantUid, now: () => now }),
-    );
+    const racers = [
+      ownStore(racerApplication, { now: () => now }),
+      ownStore(racerApplication, { now: () => now }),
+    ];
     // Hold the row so both rotations are inside their transactions, waiting, before either goes on.
     const blocker = await connect('tenantry-test-blocker');
     await blocker.query('BEGIN');
@@ -249,12 +273,7 @@ describe('refresh tokens (tenant database)', function () {
   it('lets exactly one of many concurrent rotations through', async () => {
     const userId = await createUser();
     const issued = await store.issue(userId);
-    const racers = await Promise.all(
-      Array.from(
-        { length: 6 },
-        async () => new RefreshTokenStore(await connect('tenantry-test-many'), { tenantUid }),
-      ),
-    );
+    const racers = Array.from({ length: 6 }, () => ownStore('tenantry-test-many'));
     const settled = await Promise.allSettled(racers.map((racer) => racer.rotate(issued.token)));
     expect(settled.filter((r) => r.status === 'fulfilled')).to.have.length(1);
     for (const result of settled.filter((r) => r.status === 'rejected')) {
@@ -361,7 +380,7 @@ describe('refresh tokens (tenant database)', function () {
     expect(
       (await pool.query('SELECT tenant_uid FROM refresh_tokens WHERE id = $1', [issued.id])).rows,
     ).to.deep.equal([{ tenant_uid: tenantUid }]);
-    const later = new RefreshTokenStore(pool, { tenantUid: 'a-later-tenant-uid', now: () => now });
+    const later = new RefreshTokenStore(sequelize, { tenantUid: 'a-later-tenant-uid', now: () => now });
     expect(await rejectionOf(later.rotate(issued.token))).to.include({ reason: 'issued_to_earlier_tenant' });
     // Neither used nor revoked: refusing it changed nothing.
     expect(await rowOf(issued.token)).to.include({ used_at: null, revoked_at: null });
@@ -370,7 +389,7 @@ describe('refresh tokens (tenant database)', function () {
     await pool.query('UPDATE refresh_tokens SET tenant_uid = NULL WHERE id = $1', [legacy.id]);
     expect(await rejectionOf(store.rotate(legacy.token))).to.include({ reason: 'issued_to_earlier_tenant' });
     // Issuing or rotating without knowing the Tenant is a programming error.
-    expect(await rejectionOf(new RefreshTokenStore(pool).issue(userId))).to.be.instanceOf(TypeError);
+    expect(await rejectionOf(new RefreshTokenStore(sequelize).issue(userId))).to.be.instanceOf(TypeError);
   });
 
   it('deletes tokens that expired before a cutoff', async () => {

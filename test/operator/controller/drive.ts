@@ -9,7 +9,8 @@ import {
   TenantReconciler,
   type ReconcileResult,
 } from '../../../operator/src/controller/reconciler.js';
-import { contextFor, makeTenant, type Fakes } from './fakes.js';
+import { expect } from 'chai';
+import { contextFor, fakes, makeTenant, state, type Fakes } from './fakes.js';
 
 export interface Reconciled {
   tenant: Tenant;
@@ -72,4 +73,28 @@ export async function provisioned(fx: Fakes, name = 'acme'): Promise<Tenant> {
   if (done.error !== undefined || done.tenant.status?.phase !== 'Ready')
     throw new Error(`tenant ${name} did not become Ready: ${String(done.error)}`);
   return done.tenant;
+}
+
+/**
+ * The idempotence every step promises: on a provisioned Tenant, running the steps through `last` again
+ * reports `reason` and changes nothing: no write through any fake, no event, the same state.
+ */
+export async function rerunOfProvisioned(
+  last: StepCondition,
+  reason = 'Ready',
+): Promise<{ ctx: ReconcileContext; outcome: StepOutcome }> {
+  const fx = fakes();
+  withTenant(fx);
+  await provisioned(fx);
+  const counters = () => ({
+    kube: fx.kube.changes,
+    db: fx.db.changes,
+    mq: fx.mq.changes,
+    events: fx.events.recorded.length,
+  });
+  const before = { state: state(fx), counters: counters() };
+  const run = await runThrough(fx, last);
+  expect(run.outcome.reason).to.equal(reason);
+  expect({ state: state(fx), counters: counters() }).to.deep.equal(before);
+  return run;
 }

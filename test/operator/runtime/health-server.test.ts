@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { startHealthServer, type HealthServer } from '../../../operator/src/runtime/health-server.js';
+import {
+  startHealthServer,
+  startMetricsServer,
+  type HealthServer,
+  type MetricsServer,
+} from '../../../operator/src/runtime/health-server.js';
 import {
   createOperatorMetrics,
   setTenantPhaseCounts,
@@ -7,24 +12,25 @@ import {
   type OperatorMetrics,
 } from '../../../operator/src/runtime/metrics.js';
 
-describe('health server', () => {
+describe('health and metrics servers', () => {
   let server: HealthServer;
+  let scrape: MetricsServer;
   let metrics: OperatorMetrics;
   let ready: () => boolean | Promise<boolean>;
   const url = (path: string) => `http://127.0.0.1:${server.port}${path}`;
+  const metricsUrl = (path: string) => `http://127.0.0.1:${scrape.port}${path}`;
 
   beforeEach(async () => {
     metrics = createOperatorMetrics();
     ready = () => false;
-    server = await startHealthServer({
-      registry: metrics.registry,
-      isReady: () => ready(),
-      host: '127.0.0.1',
-      port: 0,
-    });
+    server = await startHealthServer({ isReady: () => ready(), host: '127.0.0.1', port: 0 });
+    scrape = await startMetricsServer({ registry: metrics.registry, host: '127.0.0.1', port: 0 });
   });
 
-  afterEach(() => server.close());
+  afterEach(async () => {
+    await server.close();
+    await scrape.close();
+  });
 
   it('listens on the configured host and a free port', () => {
     expect(server.host).to.equal('127.0.0.1');
@@ -60,7 +66,7 @@ describe('health server', () => {
     setTenantPhaseCounts(metrics, { Ready: 3, Provisioning: 1 });
     setTenantPhaseCounts(metrics, { Ready: 4 });
 
-    const response = await fetch(url('/metrics'));
+    const response = await fetch(metricsUrl('/metrics'));
     expect(response.status).to.equal(200);
     expect(response.headers.get('content-type')).to.equal(metrics.registry.contentType);
     const body = await response.text();
@@ -81,9 +87,17 @@ describe('health server', () => {
   it('keeps each registry separate', async () => {
     const other = createOperatorMetrics({ defaultMetrics: false });
     other.reconcileErrors.inc(5);
-    const body = await (await fetch(url('/metrics'))).text();
+    const body = await (await fetch(metricsUrl('/metrics'))).text();
     expect(body).to.include('tenantry_operator_reconcile_errors_total 0');
     expect(await other.registry.metrics()).to.include('tenantry_operator_reconcile_errors_total 5');
+  });
+
+  it('serves the metrics on their own port only, and the probes on theirs', async () => {
+    expect(scrape.port).to.not.equal(server.port);
+    expect((await fetch(url('/metrics'))).status).to.equal(404);
+    expect((await fetch(metricsUrl('/healthz'))).status).to.equal(404);
+    expect((await fetch(metricsUrl('/readyz'))).status).to.equal(404);
+    expect((await fetch(metricsUrl('/metrics'), { method: 'POST' })).status).to.equal(405);
   });
 
   it('answers 404 for unknown paths and 405 for other methods', async () => {

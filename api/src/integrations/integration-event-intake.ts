@@ -25,7 +25,7 @@ export interface NewEvent {
 
 const keyOf = (e: { provider: string; eventId: string }) => `${e.provider}\0${e.eventId}`;
 
-export class IncomingEventStore {
+export class IntegrationEventIntake {
   // Keyed by the pool handle: a tenant whose pool is replaced gets a new queue.
   private readonly queues = new WeakMap<TenantDb, Batcher<readonly NewEvent[], (string | undefined)[]>>();
 

@@ -6,14 +6,17 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { Sequelize } from 'sequelize';
 import { ProblemError } from '../../../api/src/http/problem.js';
-import { IncomingEventStore, type NewEvent } from '../../../api/src/integrations/incoming-event-store.js';
+import {
+  IntegrationEventIntake,
+  type NewEvent,
+} from '../../../api/src/integrations/integration-event-intake.js';
 import { defineModels } from '../../../api/src/tenancy/models.js';
 import type { TenantDb } from '../../../api/src/tenancy/tenant-databases.js';
 import { createLogger } from '../../../lib/logger.js';
 import { createTestTenantDatabase, type TestTenantDatabase } from '../../harness/tenant-database.js';
 import { uniqueSuffix } from '../../harness/services.js';
 
-const log = createLogger('incoming-event-store-test', process.env.TEST_LOG_LEVEL ?? 'silent');
+const log = createLogger('integration-event-intake-test', process.env.TEST_LOG_LEVEL ?? 'silent');
 
 function event(eventId: string, provider: NewEvent['provider'] = 'communication-service'): NewEvent {
   return {
@@ -83,7 +86,7 @@ describe('incoming event store (group commit, tenant database)', function () {
 
   it('puts concurrent requests in one statement and tells each exactly which of its events were new', async () => {
     const db = tenantDb();
-    const store = new IncomingEventStore(log);
+    const store = new IntegrationEventIntake(log);
     const run = uniqueSuffix();
     const ids = Array.from({ length: 10 }, (_, i) => `evt_${run}_${i}`);
     // 40 requests, each event_id in four of them; every fifth request also repeats its own event.
@@ -124,7 +127,7 @@ describe('incoming event store (group commit, tenant database)', function () {
   it('accepts an event once when two replicas store it at the same moment', async () => {
     const run = uniqueSuffix();
     const ids = Array.from({ length: 50 }, (_, i) => `race_${run}_${i}`);
-    const replicas = [0, 1].map(() => ({ db: tenantDb(), store: new IncomingEventStore(log) }));
+    const replicas = [0, 1].map(() => ({ db: tenantDb(), store: new IntegrationEventIntake(log) }));
     // Opposite orders: without a common lock order the two statements would deadlock.
     const [one, other] = await Promise.all([
       Promise.all(ids.map((id) => replicas[0]!.store.store(replicas[0]!.db, [event(id)]))),
@@ -139,7 +142,7 @@ describe('incoming event store (group commit, tenant database)', function () {
 
   it('fails only the requests of a failed statement, with a 503, storing none of their events', async () => {
     const db = tenantDb();
-    const store = new IncomingEventStore(log);
+    const store = new IntegrationEventIntake(log);
     const run = uniqueSuffix();
     const poison = `poison_${run}`;
     // The insider's trigger fails the statement once the other rows of the group are already inserted.
@@ -180,7 +183,7 @@ describe('incoming event store (group commit, tenant database)', function () {
 
   it('splits a long queue into statements of at most the cap, never splitting a request', async () => {
     const db = tenantDb();
-    const store = new IncomingEventStore(log, 10);
+    const store = new IntegrationEventIntake(log, 10);
     const run = uniqueSuffix();
     const requests = Array.from({ length: 8 }, (_, r) =>
       Array.from({ length: r === 3 ? 12 : 4 }, (_, i) => event(`cap_${run}_${r}_${i}`)),

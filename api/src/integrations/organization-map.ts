@@ -14,26 +14,27 @@ import type { Logger } from '../../../lib/logger.js';
 import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
+import { enabledOrganizations } from './provider-store.js';
 
 export type Resolution = { tenant: string } | { ambiguous: true } | undefined;
 
 const keyOf = (provider: Provider, organizationId: string) => `${provider}\0${organizationId}`;
 
-export interface OrganizationRouteOptions {
+export interface OrganizationMapOptions {
   maxAgeMs: number;
   missRescanMs: number;
 }
 
-export const defaultOrganizationRouteOptions: Readonly<OrganizationRouteOptions> = Object.freeze({
+export const defaultOrganizationMapOptions: Readonly<OrganizationMapOptions> = Object.freeze({
   maxAgeMs: 60_000,
   missRescanMs: 15_000,
 });
 
 type ScanReason = 'age' | 'miss' | 'claim';
 
-export class OrganizationRoutes {
+export class OrganizationMap {
   /** key → tenants claiming it (more than one means ambiguous). */
-  private routes = new Map<string, Set<string>>();
+  private entries = new Map<string, Set<string>>();
   private builtAt = 0;
   private lastScanAt = 0;
   private scanning: Promise<void> | undefined;
@@ -44,7 +45,7 @@ export class OrganizationRoutes {
     private readonly databases: TenantDatabases,
     private readonly log: Logger,
     registry: Registry,
-    private readonly options: OrganizationRouteOptions = defaultOrganizationRouteOptions,
+    private readonly options: OrganizationMapOptions = defaultOrganizationMapOptions,
   ) {
     this.scans = new Counter({
       name: 'tenantry_api_organization_route_scans_total',
@@ -68,22 +69,22 @@ export class OrganizationRoutes {
   /** Another tenant (as far as this replica knows) that already maps this organization. */
   async claimedByOther(provider: Provider, organizationId: string, tenant: string): Promise<boolean> {
     await this.scan('claim');
-    const tenants = this.routes.get(keyOf(provider, organizationId));
+    const tenants = this.entries.get(keyOf(provider, organizationId));
     return tenants !== undefined && [...tenants].some((t) => t !== tenant);
   }
 
   /** Records a configuration saved through this replica. */
   remember(tenant: string, provider: Provider, organizationId: string): void {
-    for (const [key, tenants] of this.routes) {
+    for (const [key, tenants] of this.entries) {
       if (key.startsWith(`${provider}\0`)) tenants.delete(tenant);
-      if (tenants.size === 0) this.routes.delete(key);
+      if (tenants.size === 0) this.entries.delete(key);
     }
     const key = keyOf(provider, organizationId);
-    this.routes.set(key, (this.routes.get(key) ?? new Set()).add(tenant));
+    this.entries.set(key, (this.entries.get(key) ?? new Set()).add(tenant));
   }
 
   private lookup(provider: Provider, organizationId: string): Resolution {
-    const tenants = this.routes.get(keyOf(provider, organizationId));
+    const tenants = this.entries.get(keyOf(provider, organizationId));
     if (!tenants || tenants.size === 0) return undefined;
     if (tenants.size > 1) return { ambiguous: true };
     return { tenant: [...tenants][0]! };
@@ -100,25 +101,21 @@ export class OrganizationRoutes {
 
   private async rebuild(): Promise<void> {
     this.lastScanAt = Date.now();
-    const routes = new Map<string, Set<string>>();
+    const entries = new Map<string, Set<string>>();
     for (const entry of this.directory.list()) {
       if (!entry.ready || entry.suspended || !entry.credentials) continue;
       try {
-        const rows = await this.databases.readOnce<{ provider: Provider; organization_id: string }>(
-          entry.name,
-          entry.credentials,
-          'SELECT provider, organization_id FROM app.integration_providers WHERE enabled',
-        );
+        const rows = await enabledOrganizations(this.databases, entry.name, entry.credentials);
         for (const row of rows) {
           const key = keyOf(row.provider, row.organization_id);
-          routes.set(key, (routes.get(key) ?? new Set()).add(entry.name));
+          entries.set(key, (entries.get(key) ?? new Set()).add(entry.name));
         }
       } catch (error) {
-        // A tenant whose database is unreachable or not yet migrated routes nothing.
+        // A tenant whose database is unreachable or not yet migrated maps nothing.
         this.log.warn({ tenant: entry.name, err: String(error) }, 'cannot read integration providers');
       }
     }
-    this.routes = routes;
+    this.entries = entries;
     this.builtAt = Date.now();
   }
 }
