@@ -2,7 +2,8 @@
 # the process (the Helm chart sets it):
 #   node dist/operator.mjs | node dist/api/src/main.js | node dist/worker/src/main.js
 # Build: docker build -t tenantry/tenantry:dev .
-ARG NODE_IMAGE=node:22-bookworm-slim
+# The Node.js version of tools/node/versions, which the tests run on.
+ARG NODE_IMAGE=node:22.23.5-bookworm-slim
 
 # Compiles the TypeScript to dist/ with every dependency installed.
 FROM ${NODE_IMAGE} AS build

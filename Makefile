@@ -3,12 +3,27 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NPM_STAMP := node_modules/.package-lock.json
+TOOLS_CACHE ?= $(or $(TENANTRY_TOOLS_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tenantry/tools)
+node_version = $(shell awk '$$1 == "$(1)" { print $$2 }' tools/node/versions)
+# Every recipe runs on the pinned Node.js 22 (`make node` installs it); the unit tests also run on 24.
+NODE22_BIN := $(TOOLS_CACHE)/node-v$(call node_version,22)/bin
+NODE24_BIN := $(TOOLS_CACHE)/node-v$(call node_version,24)/bin
+export PATH := $(NODE22_BIN):$(PATH)
 
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(NPM_STAMP): package.json package-lock.json
+$(NODE22_BIN)/node:
+	@bash hack/install-node.sh 22 >/dev/null
+
+$(NODE24_BIN)/node:
+	@bash hack/install-node.sh 24 >/dev/null
+
+.PHONY: node
+node: $(NODE22_BIN)/node $(NODE24_BIN)/node ## Install the pinned Node.js 22 and 24 (tools/node/versions) into the tools cache
+
+$(NPM_STAMP): package.json package-lock.json | $(NODE22_BIN)/node
 	npm ci --no-audit --no-fund
 
 .PHONY: deps
@@ -44,12 +59,17 @@ lint: deps typecheck ## ESLint (type-aware) and Prettier; fails on any violation
 	npx prettier --check .
 
 .PHONY: test
-test: deps tools lint ## Run every test (unit and integration) against the real services and control plane
+test: deps node tools lint ## Run every test (unit and integration, on Node 22) against the real services and control plane; the unit tests again on Node 24
+	@echo "==> every test on Node.js $$(node --version)"
 	npx mocha --ignore 'test/e2e/**' 'test/**/*.test.ts'
+	@echo "==> the unit tests on Node.js $$($(NODE24_BIN)/node --version)"
+	PATH="$(NODE24_BIN):$$PATH" npx mocha $(UNIT_TESTS)
+
+UNIT_TESTS := --ignore 'test/e2e/**' --ignore 'test/**/*.integration.test.ts' 'test/**/*.test.ts'
 
 .PHONY: test-unit
 test-unit: deps ## Run the unit tests only (no services): every test/**/*.test.ts but *.integration.test.ts
-	npx mocha --ignore 'test/e2e/**' --ignore 'test/**/*.integration.test.ts' 'test/**/*.test.ts'
+	npx mocha $(UNIT_TESTS)
 
 .PHONY: e2e
 e2e: deps tools services ## End-to-end tests (test/e2e/) on the make dev stack; starts one unless :8080 answers
@@ -67,7 +87,6 @@ TAG ?= dev
 # Calico replaces kind's default CNI, which does not enforce NetworkPolicy.
 CALICO_VERSION ?= v3.30.3
 CALICO_MANIFEST := https://raw.githubusercontent.com/projectcalico/calico/$(CALICO_VERSION)/manifests/calico.yaml
-TOOLS_CACHE ?= $(or $(TENANTRY_TOOLS_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tenantry/tools)
 # helm from PATH, else the one `make tools` builds.
 HELM ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS_CACHE)/helm-v3.22.0/helm)
 # The chart test runs the same command with --dry-run and fails when the README differs.

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-// The package root also loads its HTTP stack (undici), which needs a newer Node than
-// unit tests run on; the generated serializer alone is what the apply path uses.
+// The generated serializer alone is what the apply path uses.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/gen/models/ObjectSerializer.js';
 import type { V1Container, V1NetworkPolicy, V1ObjectMeta } from '@kubernetes/client-node';
 import { apiVersion, kind, plans, type Tenant } from '../../lib/tenant/index.js';
