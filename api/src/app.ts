@@ -121,9 +121,11 @@ export function createApp(deps: AppDeps): Express {
     res.set('Cache-Control', 'public, max-age=300').json(publicJwks(deps.keys.current()));
   });
   const metadata = authorizationServerMetadata(deps.tokens.issuer);
-  app.get(metadataPaths(deps.tokens.issuer), (_req, res) => {
-    res.set('Cache-Control', 'public, max-age=300').json(metadata);
-  });
+  for (const path of metadataPaths(deps.tokens.issuer)) {
+    app.get(path, (_req, res) => {
+      res.set('Cache-Control', 'public, max-age=300').json(metadata);
+    });
+  }
   // Token, revocation and introspection answers are never stored (RFC 6749 §5.1), refusals included.
   const oauthEndpoints = ['/api/auth/token', '/api/auth/revoke', '/api/auth/introspect'];
   app.use(oauthEndpoints, noStore);
