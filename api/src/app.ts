@@ -12,7 +12,7 @@ import { accessLog } from './http/access-log.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
 import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
-import { noStore } from './oauth/errors.js';
+import { noStore, oauthBodyErrors } from './oauth/errors.js';
 import { authorizationServerMetadata, metadataPaths } from './oauth/metadata.js';
 import type { TokenInspection } from './oauth/token-inspection.js';
 import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
@@ -86,8 +86,13 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use('/api/integrations/webhooks', integrationWebhookRoutes(deps));
+  // Token, revocation and introspection answers are never stored (RFC 6749 §5.1), refusals included, and a
+  // body that cannot be parsed is their invalid_request.
+  const oauthEndpoints = ['/api/auth/token', '/api/auth/revoke', '/api/auth/introspect'];
+  app.use(oauthEndpoints, noStore);
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
   app.use(express.urlencoded({ extended: false, limit: deps.bodyLimitBytes, parameterLimit: 100 }));
+  app.use(oauthEndpoints, oauthBodyErrors);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -112,7 +117,9 @@ export function createApp(deps: AppDeps): Express {
   const apiDocument = openApiDocument(operations, {
     title: 'Tenantry API',
     version: platformVersion,
-    description: 'The shared multi-tenant API. Errors are RFC 9457 problem+json.',
+    description:
+      'The shared multi-tenant API. Errors are RFC 9457 problem+json, except the client errors of the OAuth ' +
+      'endpoints (token, revoke, introspect), which are RFC 6749 §5.2 JSON.',
   });
   app.get('/api/openapi.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(apiDocument);
@@ -126,9 +133,6 @@ export function createApp(deps: AppDeps): Express {
       res.set('Cache-Control', 'public, max-age=300').json(metadata);
     });
   }
-  // Token, revocation and introspection answers are never stored (RFC 6749 §5.1), refusals included.
-  const oauthEndpoints = ['/api/auth/token', '/api/auth/revoke', '/api/auth/introspect'];
-  app.use(oauthEndpoints, noStore);
 
   // Sign-in endpoints: per address, and per address and account (`email`, the token endpoint's `username`
   // or `client_id`, whose successful grants are given back); fail closed if Redis is down.

@@ -45,3 +45,14 @@ export const oauthErrorHandler: ErrorRequestHandler = (error: unknown, _req, res
   if (status === 401) res.set('WWW-Authenticate', basicChallenge);
   res.status(status).json({ error: error.code, error_description: error.message });
 };
+
+/** A body the parsers could not read is an invalid_request at the OAuth endpoints; other parser errors (413, 415) stay problems. */
+export const oauthBodyErrors: ErrorRequestHandler = (error: unknown, req, res, next) => {
+  if ((error as { type?: unknown } | undefined)?.type !== 'entity.parse.failed') return next(error);
+  oauthErrorHandler(
+    new OAuthError('invalid_request', 'the request body could not be parsed'),
+    req,
+    res,
+    next,
+  );
+};

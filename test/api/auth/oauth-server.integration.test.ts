@@ -405,6 +405,11 @@ describe('OAuth 2.0 authorization server (openid-client, real API, PostgreSQL, R
         headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': nextAddress() },
       });
       expectOAuthError(repeated, 400, 'invalid_request');
+      const broken = await api.call('POST', '/api/auth/token', {
+        body: '{"grant_type": "client_credentials",',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': nextAddress() },
+      });
+      expectOAuthError(broken, 400, 'invalid_request');
     });
 
     it('keeps JSON bodies working for existing callers', async () => {
