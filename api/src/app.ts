@@ -13,11 +13,15 @@ import { errorHandler, notFoundHandler, problems } from './http/problem.js';
 import { requestMetrics } from './http/request-metrics.js';
 import { openApiDocument } from './openapi/document.js';
 import { operations } from './openapi/operations.js';
+import { noStore, oauthBodyErrors } from './oauth/errors.js';
+import { authorizationServerMetadata, metadataPaths } from './oauth/metadata.js';
+import type { TokenInspection } from './oauth/token-inspection.js';
 import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
 import { apiClientRoutes } from './routes/api-clients.js';
 import { integrationRoutes, integrationWebhookRoutes, type IntegrationDeps } from './routes/integrations.js';
 import { auditLogRoutes } from './routes/audit-logs.js';
 import { authRoutes } from './routes/auth.js';
+import { oauthRoutes } from './routes/oauth.js';
 import { passwordResetRoutes } from './routes/password-reset.js';
 import { signupRoutes } from './routes/signup.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -37,6 +41,8 @@ export interface AppDeps {
   tokens: TokenService;
   keys: KeySetSource;
   sessions: Sessions;
+  /** Revocation and introspection of access and refresh tokens (RFC 7009, RFC 7662). */
+  tokenInspection: TokenInspection;
   directory: TenantDirectory;
   databases: TenantDatabases;
   /** The process's metrics; served on METRICS_PORT by main.ts, not by this app. */
@@ -83,8 +89,13 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use('/api/integrations/webhooks', integrationWebhookRoutes(deps));
+  // Token, revocation and introspection answers are never stored (RFC 6749 §5.1), refusals included, and a
+  // body that cannot be parsed is their invalid_request.
+  const oauthEndpoints = ['/api/auth/token', '/api/auth/revoke', '/api/auth/introspect'];
+  app.use(oauthEndpoints, noStore);
   app.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
   app.use(express.urlencoded({ extended: false, limit: deps.bodyLimitBytes, parameterLimit: 100 }));
+  app.use(oauthEndpoints, oauthBodyErrors);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -106,7 +117,9 @@ export function createApp(deps: AppDeps): Express {
   const apiDocument = openApiDocument(operations, {
     title: 'Tenantry API',
     version: platformVersion,
-    description: 'The shared multi-tenant API. Errors are RFC 9457 problem+json.',
+    description:
+      'The shared multi-tenant API. Errors are RFC 9457 problem+json, except the client errors of the OAuth ' +
+      'endpoints (token, revoke, introspect), which are RFC 6749 §5.2 JSON.',
   });
   app.get('/api/openapi.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(apiDocument);
@@ -114,6 +127,12 @@ export function createApp(deps: AppDeps): Express {
   app.get('/.well-known/jwks.json', (_req, res) => {
     res.set('Cache-Control', 'public, max-age=300').json(publicJwks(deps.keys.current()));
   });
+  const metadata = authorizationServerMetadata(deps.tokens.issuer);
+  for (const path of metadataPaths(deps.tokens.issuer)) {
+    app.get(path, (_req, res) => {
+      res.set('Cache-Control', 'public, max-age=300').json(metadata);
+    });
+  }
 
   // Sign-in endpoints: per address, and per address and account (`email`, the token endpoint's `username`
   // or `client_id`, whose successful grants are given back); fail closed if Redis is down.
@@ -124,6 +143,17 @@ export function createApp(deps: AppDeps): Express {
       perIpPerMinute: 60,
       perAccountPerMinute: 10,
       givesBackSuccess: clientCredentialsGrant,
+    }),
+  );
+  // Revocation and introspection: a client with the right secret is no guesser (resource servers may
+  // introspect often), so only failures count per client_id; per address, every request, to bound the load.
+  app.use(
+    ['/api/auth/revoke', '/api/auth/introspect'],
+    ...deps.rateLimits.authAttempts({
+      name: 'oauth-client',
+      perIpPerMinute: 600,
+      perAccountPerMinute: 10,
+      givesBackSuccess: () => true,
     }),
   );
   // SSO: per address only (the IdP's answers name no account); its own counters, fail closed too.
@@ -149,6 +179,7 @@ export function createApp(deps: AppDeps): Express {
     deps.rateLimits.currentPasswordChecks({ perUserPerMinute: 5 }),
   );
   app.use('/api/auth/password', passwordResetRoutes(deps));
+  app.use('/api/auth', oauthRoutes(deps));
   app.use('/api/auth', authRoutes(deps));
   // Signup is public: only creating is limited, so polling the status URL is not.
   app.post(

@@ -19,6 +19,8 @@ import { Registrations } from './auth/registrations.js';
 import { Sessions } from './auth/sessions.js';
 import { SigningKeySecret } from './auth/signing-key-secret.js';
 import { TokenService } from './auth/tokens.js';
+import { RevokedAccessTokens } from './oauth/revoked-tokens.js';
+import { TokenInspection } from './oauth/token-inspection.js';
 import type { ApiConfig } from './config.js';
 import { IntegrationEventIntake } from './integrations/integration-event-intake.js';
 import { OrganizationMap } from './integrations/organization-map.js';
@@ -79,12 +81,6 @@ export function buildApi(config: ApiConfig, overrides: ApiOverrides = {}): Api {
   const log = overrides.log ?? createLogger('api');
   const kubeConfig = overrides.kubeConfig ?? loadKubeConfig();
   const { keys, keySecret, stopWatchingKeys } = signingKeys(config, kubeConfig, log, overrides.keys);
-  const tokens = new TokenService({
-    keys,
-    issuer: config.jwt.issuer,
-    audience: config.jwt.audience,
-    accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds,
-  });
   const directory = new TenantDirectory(kubeConfig, config.secretsNamespace, log, {
     resyncMs: config.resyncMs,
   });
@@ -102,6 +98,14 @@ export function buildApi(config: ApiConfig, overrides: ApiOverrides = {}): Api {
   );
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis error'));
   const keyPrefix = overrides.redisKeyPrefix ?? '';
+  const revokedTokens = new RevokedAccessTokens({ redis, prefix: `${keyPrefix}revoked-jti:`, log });
+  const tokens = new TokenService({
+    keys,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds,
+    revocations: revokedTokens,
+  });
   // SAML request IDs, replay caches, OIDC states and hand-off codes, shared by every replica.
   const ssoStore = new RedisExpiringStore(redis, `${keyPrefix}sso:`);
   if (config.webhooks.allowLoopback)
@@ -167,6 +171,13 @@ export function buildApi(config: ApiConfig, overrides: ApiOverrides = {}): Api {
     tokens,
     keys,
     sessions,
+    tokenInspection: new TokenInspection({
+      tokens,
+      directory,
+      databases,
+      revoked: revokedTokens,
+      issuer: config.jwt.issuer,
+    }),
     directory,
     databases,
     registry,

@@ -114,12 +114,14 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
       const reuse = await api.call('POST', '/api/auth/token', {
         body: { grant_type: 'refresh_token', refresh_token: session.refresh_token },
       });
-      expect(reuse.status).to.equal(401);
+      // RFC 6749 §5.2: an unusable refresh token is invalid_grant, 400.
+      expect(reuse.status).to.equal(400);
+      expect(reuse.body.error).to.equal('invalid_grant');
       // The whole family is gone: the newest token no longer works either.
       const next = await api.call('POST', '/api/auth/token', {
         body: { grant_type: 'refresh_token', refresh_token: first.body.refresh_token },
       });
-      expect(next.status).to.equal(401);
+      expect(next.status).to.equal(400);
     });
 
     it('logs out by revoking the refresh token', async () => {
@@ -131,7 +133,7 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
       const res = await api.call('POST', '/api/auth/token', {
         body: { grant_type: 'refresh_token', refresh_token: session.refresh_token },
       });
-      expect(res.status).to.equal(401);
+      expect(res.status).to.equal(400);
     });
 
     it('reads and updates the profile, and changes the password', async () => {
@@ -159,7 +161,7 @@ describe('shared API (real operator, PostgreSQL and control plane)', function ()
       const refresh = await api.call('POST', '/api/auth/token', {
         body: { grant_type: 'refresh_token', refresh_token: session.refresh_token },
       });
-      expect(refresh.status).to.equal(401);
+      expect(refresh.status).to.equal(400);
     });
 
     it('publishes the signing keys at /.well-known/jwks.json', async () => {

@@ -1,6 +1,7 @@
 // The OpenAPI document against the running app: it lists exactly the routes
 // Express serves, and a property-based fuzz run over every documented
-// operation never gets a 5xx or an error that is not problem+json.
+// operation never gets a 5xx or an error in another format than documented:
+// problem+json, or for the OAuth endpoints an RFC 6749 error.
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Express } from 'express';
@@ -37,6 +38,7 @@ interface DocumentedOperation {
   path: string;
   parameters?: { name: string; in: string }[];
   requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
+  responses: Record<string, { content?: Record<string, unknown> }>;
 }
 
 describe('OpenAPI document', function () {
@@ -94,7 +96,7 @@ describe('OpenAPI document', function () {
     ).to.deep.equal([]);
   });
 
-  it('answers fuzzed requests to every operation without a 5xx, and every error as problem+json', async () => {
+  it('answers fuzzed requests to every operation without a 5xx, and every error as documented', async () => {
     const operations: DocumentedOperation[] = Object.entries(document.paths).flatMap(([path, methods]) =>
       Object.entries(methods).map(([method, op]) => ({ method, path, ...op })),
     );
@@ -160,7 +162,12 @@ describe('OpenAPI document', function () {
           const raw = await response.text();
           const where = `${op.method.toUpperCase()} ${url.pathname}${url.search} → ${response.status} ${raw.slice(0, 300)}`;
           expect(response.status, where).to.be.below(500);
-          if (response.status >= 400) {
+          const documented = op.responses[String(response.status)]?.content ?? {};
+          if (response.status >= 400 && 'application/json' in documented) {
+            // The OAuth endpoints' client errors (RFC 6749 §5.2).
+            expect(response.headers.get('content-type') ?? '', where).to.match(/^application\/json/);
+            expect((JSON.parse(raw) as { error?: unknown }).error, where).to.be.a('string');
+          } else if (response.status >= 400) {
             expect(response.headers.get('content-type') ?? '', where).to.include('application/problem+json');
             const problem = JSON.parse(raw) as { type?: unknown; title?: unknown; status?: unknown };
             expect(problem.status, where).to.equal(response.status);

@@ -1,6 +1,7 @@
 // The shared API in-process, built by buildApi like main.ts but from explicit
 // settings, on an ephemeral loopback port, against the real control plane,
 // PostgreSQL and Redis.
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { startMetricsServer } from '../../lib/health-server.js';
@@ -92,7 +93,13 @@ export async function startTestApi(
 ): Promise<TestApi> {
   const publicBaseUrl = options.publicBaseUrl ?? 'https://app.tenantry.test';
   const mailer = new MemoryMailer();
-  const api = buildApi(testApiConfig(platformNamespace, publicBaseUrl, options), {
+  // Listening first, so the token issuer is the URL the API answers at, as in production: OAuth
+  // clients find the metadata under the issuer (RFC 8414).
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await new Promise((ok) => server.once('listening', ok));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const api = buildApi(testApiConfig(platformNamespace, publicBaseUrl, url, options), {
     log: createLogger('api-test', 'silent'),
     kubeConfig: loadKubeConfig(kubeconfigPath),
     // One generated key, unless the test watches the operator's Secret like main.ts without JWT_KEYS_FILE.
@@ -115,9 +122,7 @@ export async function startTestApi(
   await eventually('the tenant directory to sync', () =>
     Promise.resolve(directory.synced ? true : undefined),
   );
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((ok) => server.once('listening', ok));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server.on('request', app);
   const scrape = await startMetricsServer({ registry: api.registry, host: '127.0.0.1', port: 0 });
   const metricsUrl = `http://127.0.0.1:${scrape.port}`;
   return {
@@ -163,7 +168,12 @@ export async function startTestApi(
 }
 
 /** The configuration of a test API: the defaults of loadApiConfig, and what tests run with. */
-function testApiConfig(platformNamespace: string, publicBaseUrl: string, options: TestApiOptions): ApiConfig {
+function testApiConfig(
+  platformNamespace: string,
+  publicBaseUrl: string,
+  issuer: string,
+  options: TestApiOptions,
+): ApiConfig {
   const defaults = loadApiConfig({});
   return {
     ...defaults,
@@ -171,7 +181,7 @@ function testApiConfig(platformNamespace: string, publicBaseUrl: string, options
     platformNamespace,
     secretsNamespace: platformNamespace,
     redisUrl: serviceUrls.redis,
-    jwt: { ...defaults.jwt, issuer: 'http://127.0.0.1', refreshTokenTtlMs: 86_400_000 },
+    jwt: { ...defaults.jwt, issuer, refreshTokenTtlMs: 86_400_000 },
     trustProxy: options.trustProxy ?? false,
     pools: {
       maxTenants: options.tenantPoolsMax ?? 10,

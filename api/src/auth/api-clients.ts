@@ -152,17 +152,30 @@ function invalidClient(detail: string): ProblemError {
 
 const wrongCredentials = 'unknown client or wrong secret';
 
+/** A tenant API client whose secret was just checked. */
+export interface AuthenticatedApiClient {
+  /** The row id: the `sub` of its tokens. */
+  id: string;
+  clientId: string;
+  role: ApiClientRole;
+  tenant: string;
+  tenantUid: string;
+}
+
 /**
- * The client_credentials grant for a tenant client: checks the secret, records
- * the outcome in the tenant's audit log and issues an access token (no refresh
- * token: the client simply asks again).
+ * Checks a tenant client's secret and records the outcome in the tenant's
+ * audit log (`login` or `login_failed`), for the token endpoint and for the
+ * revocation and introspection endpoints, which the client calls with its
+ * secret too. `auditSuccess: false` records failures only: a resource server
+ * introspects on every request it serves.
  */
-export async function clientCredentialsToken(
-  deps: { tokens: TokenService; directory: TenantDirectory; databases: TenantDatabases },
+export async function authenticateApiClient(
+  deps: { directory: TenantDirectory; databases: TenantDatabases },
   clientId: string,
   secret: string,
   request: { ip: string | null; requestId: string | null },
-): Promise<TokenResponse> {
+  options: { auditSuccess?: boolean } = {},
+): Promise<AuthenticatedApiClient> {
   const tenant = tenantOfClientId(clientId);
   const presented = hashSecret(secret);
   let db: TenantDb;
@@ -199,13 +212,24 @@ export async function clientCredentialsToken(
     throw invalidClient(`this API client was issued to an earlier tenant named ${tenant}`);
   }
   await store.recordUse(row.id);
-  await audit({ actor: row.id, action: 'login', resourceId: row.id });
+  if (options.auditSuccess !== false) await audit({ actor: row.id, action: 'login', resourceId: row.id });
+  return { id: row.id, clientId: row.client_id, role: row.role, tenant: tenant, tenantUid };
+}
+
+/**
+ * The client_credentials grant for a tenant client: checks the secret and
+ * issues an access token (no refresh token: the client simply asks again).
+ */
+export async function clientCredentialsToken(
+  deps: { tokens: TokenService; directory: TenantDirectory; databases: TenantDatabases },
+  client: AuthenticatedApiClient,
+): Promise<TokenResponse> {
   const access = await deps.tokens.issueAccessToken({
-    sub: row.id,
-    tid: tenant,
-    tenantUid,
-    role: row.role,
-    clientId: row.client_id,
+    sub: client.id,
+    tid: client.tenant,
+    tenantUid: client.tenantUid,
+    role: client.role,
+    clientId: client.clientId,
   });
   return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn };
 }

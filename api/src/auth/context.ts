@@ -40,6 +40,7 @@ export interface TenantScope {
 
 const reasons: Record<string, string> = {
   expired: 'the access token has expired',
+  revoked: 'the access token has been revoked',
   wrong_type: 'this is not an access token',
   missing_claim: 'the access token lacks a required claim; refresh it or sign in again',
 };

@@ -35,7 +35,27 @@ export type RefreshTokenFailure =
   | 'family_of_other_user'
   | 'issued_to_earlier_tenant';
 
-export type RevokeReason = 'reuse' | 'logout' | 'logout_all' | 'password_change' | 'user_inactive' | 'admin';
+export type RevokeReason =
+  | 'reuse'
+  | 'logout'
+  | 'logout_all'
+  | 'password_change'
+  | 'user_inactive'
+  | 'admin'
+  /** An OAuth client's revocation request (RFC 7009). */
+  | 'revocation';
+
+/** What a token is, read without using it (for introspection). */
+export interface RefreshTokenState {
+  userId: string;
+  familyId: string;
+  tenantUid: string | null;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt: Date | null;
+  revokedAt: Date | null;
+  userActive: boolean;
+}
 
 /** A refresh token that cannot be used. The message never carries the token. */
 export class RefreshTokenError extends Error {
@@ -211,6 +231,34 @@ export class RefreshTokenStore {
     // Thrown after COMMIT, so the family revocation is kept.
     if (outcome.kind === 'failed') throw outcome.error;
     return outcome.issued;
+  }
+
+  /** The state of `token`, changing nothing; undefined when it is malformed or unknown. */
+  async describe(token: string): Promise<RefreshTokenState | undefined> {
+    let hash: Buffer;
+    try {
+      hash = tokenHash(token);
+    } catch {
+      return undefined;
+    }
+    const row = await this.#db.query<TokenRow & { created_at: Date }>(
+      `SELECT t.user_id, t.family_id, t.tenant_uid, t.created_at, t.expires_at, t.used_at, t.revoked_at,
+              u.is_active AS user_active
+         FROM app.refresh_tokens t JOIN app.users u ON u.id = t.user_id
+        WHERE t.token_hash = $1`,
+      { bind: [hash], type: QueryTypes.SELECT, plain: true },
+    );
+    if (!row) return undefined;
+    return {
+      userId: row.user_id,
+      familyId: row.family_id,
+      tenantUid: row.tenant_uid,
+      createdAt: row.created_at,
+      expiresAt: row.expires_at,
+      usedAt: row.used_at,
+      revokedAt: row.revoked_at,
+      userActive: row.user_active,
+    };
   }
 
   /** Revokes the family of `token` (logout of one session). False when the token is unknown. */

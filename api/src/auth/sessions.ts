@@ -152,9 +152,14 @@ export class Sessions {
     await this.store(db).revokeAllForUser(userId, 'password_change');
   }
 
-  async platformClientCredentials(clientId: string, clientSecret: string): Promise<TokenResponse> {
+  /** Whether these are the platform admin's client credentials (compared in constant time). */
+  isPlatformClient(clientId: string, clientSecret: string): boolean {
     const admin = this.options.platformAdmin;
-    if (!admin || clientId !== admin.clientId || !sameSecret(clientSecret, admin.clientSecret)) {
+    return admin !== undefined && clientId === admin.clientId && sameSecret(clientSecret, admin.clientSecret);
+  }
+
+  async platformClientCredentials(clientId: string, clientSecret: string): Promise<TokenResponse> {
+    if (!this.isPlatformClient(clientId, clientSecret)) {
       throw problems.unauthorized('unknown client or wrong secret');
     }
     const access = await this.tokens.issueAccessToken({

@@ -75,7 +75,8 @@ export type InvalidTokenReason =
   | 'expired'
   | 'not_yet_valid'
   | 'missing_claim'
-  | 'invalid_claim';
+  | 'invalid_claim'
+  | 'revoked';
 
 /** A token that must not be accepted. Carries a short reason and never the token or its claims. */
 export class InvalidTokenError extends Error {
@@ -96,6 +97,8 @@ export interface TokenServiceOptions {
   accessTokenTtlSeconds?: number;
   /** Allowed clock skew between replicas, default 5 seconds. */
   clockToleranceSeconds?: number;
+  /** Tokens revoked before they expire (RFC 7009); asked on every verification, cached or not. */
+  revocations?: { isRevoked(jti: string): Promise<boolean> };
   now?: () => Date;
 }
 
@@ -115,6 +118,7 @@ export class TokenService {
   readonly #ttl: number;
   readonly #tolerance: number;
   readonly #now: () => Date;
+  readonly #revocations: TokenServiceOptions['revocations'];
   // Rebuilt whenever the source hands out a different array (a new key set).
   #verifyCache: { keys: readonly SigningKey[]; kids: Set<string>; jwks: LocalJWKSet } | undefined;
   readonly #privateKeys = new Map<string, KeyObject>();
@@ -132,12 +136,18 @@ export class TokenService {
     this.#ttl = options.accessTokenTtlSeconds ?? 900;
     this.#tolerance = options.clockToleranceSeconds ?? 5;
     this.#now = options.now ?? (() => new Date());
+    this.#revocations = options.revocations;
     if (!Number.isInteger(this.#ttl) || this.#ttl <= 0) {
       throw new RangeError('accessTokenTtlSeconds must be a positive integer');
     }
     if (!Number.isFinite(this.#tolerance) || this.#tolerance < 0 || this.#tolerance > 60) {
       throw new RangeError('clockToleranceSeconds must be between 0 and 60');
     }
+  }
+
+  /** The `iss` of every token: the authorization server's issuer identifier (RFC 8414). */
+  get issuer(): string {
+    return this.#issuer;
   }
 
   async issueAccessToken(subject: AccessTokenSubject): Promise<IssuedAccessToken> {
@@ -174,6 +184,12 @@ export class TokenService {
 
   /** The verified claims, or an `InvalidTokenError` saying why not. */
   async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    const claims = await this.#verifiedClaims(token);
+    if (await this.#revocations?.isRevoked(claims.jti)) throw new InvalidTokenError('revoked');
+    return claims;
+  }
+
+  async #verifiedClaims(token: string): Promise<AccessTokenClaims> {
     const known = this.#verified.get(token);
     if (known) {
       if (

@@ -31,6 +31,11 @@ export interface OperationDoc {
   /** The body may also be sent as application/x-www-form-urlencoded. */
   form?: boolean;
   query?: z.ZodObject;
+  /**
+   * Client errors (4xx but 429) are RFC 6749 §5.2 OAuth errors in application/json, not problem+json;
+   * security is client authentication (HTTP Basic or client_secret in the body), not a bearer token.
+   */
+  oauth?: boolean;
   responses: Record<number, string | ResponseDoc>;
 }
 
@@ -53,6 +58,27 @@ const problemSchema = {
         properties: { field: { type: 'string' }, message: { type: 'string' } },
       },
     },
+  },
+};
+
+const oauthErrorSchema = {
+  type: 'object',
+  description: 'An OAuth 2.0 error (RFC 6749 §5.2).',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'string',
+      enum: [
+        'invalid_request',
+        'invalid_client',
+        'invalid_grant',
+        'unauthorized_client',
+        'unsupported_grant_type',
+        'invalid_scope',
+        'unsupported_token_type',
+      ],
+    },
+    error_description: { type: 'string' },
   },
 };
 
@@ -95,8 +121,14 @@ function parameters(op: OperationDoc) {
   return [...inPath, ...inQuery];
 }
 
-function response(status: number, doc: string | ResponseDoc) {
+function response(status: number, doc: string | ResponseDoc, oauth: boolean) {
   const d = typeof doc === 'string' ? { description: doc } : doc;
+  if (oauth && status >= 400 && status < 500 && status !== 429) {
+    return {
+      description: d.description,
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/OAuthError' } } },
+    };
+  }
   if (status >= 400) {
     return {
       description: d.description,
@@ -121,8 +153,9 @@ function response(status: number, doc: string | ResponseDoc) {
   };
 }
 
-function security(access: Access) {
-  return access === 'public' ? [] : [{ bearer: [] }];
+function security(op: OperationDoc) {
+  if (op.oauth) return [{ clientSecretBasic: [] }, {}];
+  return op.access === 'public' ? [] : [{ bearer: [] }];
 }
 
 export function openApiDocument(
@@ -139,7 +172,7 @@ export function openApiDocument(
         .sort((a, b) => a - b)
         .map((status) => [
           String(status),
-          response(status, op.responses[status] ?? reasons[status] ?? 'Error.'),
+          response(status, op.responses[status] ?? reasons[status] ?? 'Error.', op.oauth === true),
         ]),
     );
     const body = op.body
@@ -161,7 +194,7 @@ export function openApiDocument(
       summary: op.summary,
       ...(op.description ? { description: op.description } : {}),
       tags: [op.tag],
-      security: security(op.access),
+      security: security(op),
       ...(params.length > 0 ? { parameters: params } : {}),
       ...body,
       responses,
@@ -183,8 +216,15 @@ export function openApiDocument(
           description:
             'An access token from POST /api/auth/login or POST /api/auth/token (ES256, see /.well-known/jwks.json).',
         },
+        clientSecretBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description:
+            'OAuth client authentication (RFC 6749 §2.3.1): the form-urlencoded client_id and client_secret. ' +
+            'They may instead be sent as client_id and client_secret body parameters, but not both ways at once.',
+        },
       },
-      schemas: { Problem: problemSchema },
+      schemas: { Problem: problemSchema, OAuthError: oauthErrorSchema },
     },
   };
 }

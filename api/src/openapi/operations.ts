@@ -15,6 +15,7 @@ import {
   registerVerifySchema,
   tokenSchema,
 } from '../routes/auth.js';
+import { introspectionSchema, revocationSchema } from '../routes/oauth.js';
 import { resetConfirmSchema, resetRequestSchema } from '../routes/password-reset.js';
 import { discoverSchema, exchangeSchema, loginQuery } from '../routes/sso.js';
 import { bulkSchema } from '../routes/users.js';
@@ -61,6 +62,27 @@ const tokens = {
     token_type: { const: 'Bearer' },
     expires_in: { type: 'integer' },
     user,
+  },
+};
+
+const introspectionResponse = {
+  type: 'object',
+  required: ['active'],
+  properties: {
+    active: { type: 'boolean' },
+    token_type: { type: 'string', enum: ['Bearer', 'refresh_token'] },
+    sub: { type: 'string' },
+    client_id: { type: 'string' },
+    scope: { type: 'string' },
+    iss: { type: 'string' },
+    aud: { type: 'string' },
+    exp: { type: 'integer' },
+    iat: { type: 'integer' },
+    jti: { type: 'string' },
+    tid: { type: 'string', description: 'the tenant; `*` for the platform admin' },
+    tenant_uid: { type: 'string' },
+    role: { type: 'string', enum: roles },
+    platform_admin: { const: true },
   },
 };
 
@@ -202,6 +224,32 @@ export const operations: OperationDoc[] = [
   },
   {
     method: 'get',
+    path: '/.well-known/oauth-authorization-server',
+    tag: 'operations',
+    access: 'public',
+    summary: 'OAuth 2.0 authorization server metadata (RFC 8414); the issuer is the tokens’ iss',
+    responses: {
+      200: {
+        description: 'metadata',
+        schema: {
+          type: 'object',
+          required: ['issuer', 'token_endpoint', 'jwks_uri', 'response_types_supported'],
+          properties: {
+            issuer: { type: 'string', format: 'uri' },
+            token_endpoint: { type: 'string', format: 'uri' },
+            jwks_uri: { type: 'string', format: 'uri' },
+            grant_types_supported: { type: 'array', items: { type: 'string' } },
+            response_types_supported: { type: 'array', items: { type: 'string' }, maxItems: 0 },
+            token_endpoint_auth_methods_supported: { type: 'array', items: { type: 'string' } },
+            revocation_endpoint: { type: 'string', format: 'uri' },
+            introspection_endpoint: { type: 'string', format: 'uri' },
+          },
+        },
+      },
+    },
+  },
+  {
+    method: 'get',
     path: '/api/openapi.json',
     tag: 'operations',
     access: 'public',
@@ -229,12 +277,57 @@ export const operations: OperationDoc[] = [
     path: '/api/auth/token',
     tag: 'auth',
     access: 'public',
-    summary: 'OAuth 2 token endpoint: password, refresh_token and client_credentials grants',
+    oauth: true,
+    summary: 'OAuth 2 token endpoint (RFC 6749): password, refresh_token and client_credentials grants',
+    description:
+      'Form-urlencoded (RFC 6749) or JSON. API clients and the platform admin authenticate with HTTP Basic ' +
+      '(client_secret_basic) or client_id and client_secret in the body (client_secret_post), never both; ' +
+      'users sign in without client authentication. Unknown parameters are ignored. Answers carry ' +
+      'Cache-Control: no-store.',
     body: tokenSchema,
     form: true,
     responses: {
       200: { description: 'tokens', schema: tokens },
-      401: 'invalid grant or client, or a refresh token or API client issued to an earlier Tenant of the name',
+      400: 'invalid_request, invalid_grant (wrong password, unusable refresh token, unknown tenant), unauthorized_client, unsupported_grant_type or invalid_scope',
+      401: 'invalid_client, with a Basic challenge',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/revoke',
+    tag: 'auth',
+    access: 'public',
+    oauth: true,
+    summary: 'Revoke an access or refresh token (RFC 7009)',
+    description:
+      'For API clients and the platform admin, authenticated as at the token endpoint. A revoked access ' +
+      'token is refused at once everywhere; revoking a refresh token ends its session. Tenant clients ' +
+      'reach only their own tenant’s tokens (others are treated as unknown); member clients revoke only ' +
+      'their own access tokens.',
+    body: revocationSchema,
+    form: true,
+    responses: {
+      200: 'revoked, or the token was unknown, invalid or already revoked',
+      400: 'invalid_request, or unauthorized_client (a member client and another’s token)',
+      401: 'invalid_client, with a Basic challenge',
+    },
+  },
+  {
+    method: 'post',
+    path: '/api/auth/introspect',
+    tag: 'auth',
+    access: 'public',
+    oauth: true,
+    summary: 'Introspect an access or refresh token (RFC 7662)',
+    description:
+      'For API clients and the platform admin, authenticated as at the token endpoint. A token the caller ' +
+      'may not see (another tenant’s) answers like an unknown one: {"active": false}.',
+    body: introspectionSchema,
+    form: true,
+    responses: {
+      200: { description: 'the token’s state', schema: introspectionResponse },
+      400: 'invalid_request',
+      401: 'invalid_client, with a Basic challenge',
     },
   },
   {

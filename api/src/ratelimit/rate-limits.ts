@@ -26,6 +26,7 @@ import {
 import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { ProblemError, problems } from '../http/problem.js';
+import { namedClientId } from '../oauth/client-auth.js';
 
 export interface RateLimitLog {
   warn(obj: object, msg: string): void;
@@ -111,7 +112,8 @@ export function clientAddressKey(req: Request): string {
 /**
  * The account a sign-in request names, from a parsed JSON or form body: `tenant` with `email` (login,
  * registration, reset) or `username` (the token endpoint's password grant), both lower-cased as the
- * user lookup is; or a `client_id` (client credentials), as given, since client ids are matched exactly.
+ * user lookup is; or a `client_id` (client credentials), as given, since client ids are matched exactly,
+ * in the body or in HTTP Basic credentials.
  * The three never share a key, so one account's budget is the same whichever endpoint is used.
  */
 export function accountFromBody(req: Request): string | undefined {
@@ -124,6 +126,9 @@ export function accountFromBody(req: Request): string | undefined {
     return `user\n${tenantPart}\n${user.trim().toLowerCase()}`;
   }
   if (typeof clientId === 'string' && clientId !== '') return `client\n${clientId}`;
+  // client_secret_basic: the same client's attempts count together whichever way it authenticates.
+  const basic = namedClientId(req);
+  if (basic !== undefined) return `client\n${basic}`;
   return undefined;
 }
 

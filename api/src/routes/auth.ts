@@ -2,31 +2,37 @@
 import { Router, type Request, type Response } from 'express';
 import { AuditLog } from '../audit/audit-log.js';
 import { z } from 'zod';
-import { clientCredentialsToken, tenantOfClientId } from '../auth/api-clients.js';
+import { clientCredentialsToken } from '../auth/api-clients.js';
 import { authenticate, requireUser, tenantScope } from '../auth/context.js';
 import { passwordProblems } from '../auth/passwords.js';
 import type { Registrations } from '../auth/registrations.js';
 import { loginSchema, tenantName, type Sessions } from '../auth/sessions.js';
 import type { TokenService } from '../auth/tokens.js';
 import { parse, ProblemError, problems } from '../http/problem.js';
+import { presentedClient } from '../oauth/client-auth.js';
+import { authenticateClient } from '../oauth/clients.js';
+import { OAuthError, oauthErrorHandler } from '../oauth/errors.js';
+import { tokenRequest } from '../oauth/token-request.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { email, getUser, userView } from '../users/users.js';
 
+/**
+ * The token endpoint's parameters, for the OpenAPI document. The endpoint reads them one by one
+ * (oauth/token-request.ts), so each problem gets its RFC 6749 error code, and ignores any others.
+ */
 export const tokenSchema = z.discriminatedUnion('grant_type', [
-  z.strictObject({
+  z.object({
     grant_type: z.literal('password'),
     tenant: tenantName,
     username: email,
     password: z.string().min(1).max(256),
-    scope: z.string().max(200).optional(),
   }),
-  z.strictObject({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(512) }),
-  z.strictObject({
+  z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(512) }),
+  z.object({
     grant_type: z.literal('client_credentials'),
-    client_id: z.string().min(1).max(200),
-    client_secret: z.string().min(1).max(512),
-    scope: z.string().max(200).optional(),
+    client_id: z.string().min(1).max(200).optional().describe('client_secret_post; or send HTTP Basic'),
+    client_secret: z.string().min(1).max(512).optional().describe('client_secret_post; or send HTTP Basic'),
   }),
 ]);
 
@@ -120,24 +126,41 @@ export function authRoutes(deps: {
     res.json(await sessions.issueFor(entry, db, user, context(req)));
   });
 
+  // RFC 6749: form-urlencoded (or JSON) parameters, client authentication by HTTP Basic or in the body,
+  // errors as `{error, error_description}` (oauth/errors.ts). `Cache-Control: no-store` is set in app.ts.
   router.post('/token', async (req, res) => {
-    const body = parse(tokenSchema, req.body);
-    res.set('Cache-Control', 'no-store');
-    if (body.grant_type === 'password') {
-      const { entry, db, user } = await signIn(req, res, body.tenant, body.username, body.password);
-      res.json(await sessions.issueFor(entry, db, user, context(req)));
-    } else if (body.grant_type === 'refresh_token') {
-      res.json(await sessions.refresh(body.refresh_token, context(req)));
-    } else if (tenantOfClientId(body.client_id) !== undefined) {
-      // `<tenant>.cl_...`: a tenant's API client (auth/api-clients.ts).
+    const grant = tokenRequest(req);
+    const presented = presentedClient(req);
+    const client = presented
+      ? await authenticateClient(deps, presented, requestContext(req, res))
+      : undefined;
+    if (grant.grantType === 'client_credentials') {
+      if (!presented || !client)
+        throw new OAuthError(
+          'invalid_client',
+          'authenticate the client: HTTP Basic or client_secret in the body',
+        );
       res.json(
-        await clientCredentialsToken(deps, body.client_id, body.client_secret, {
-          ip: req.ip ?? null,
-          requestId: String(res.locals.requestId ?? '') || null,
-        }),
+        client.kind === 'tenant'
+          ? await clientCredentialsToken(deps, client)
+          : await sessions.platformClientCredentials(client.clientId, presented.clientSecret),
       );
-    } else {
-      res.json(await sessions.platformClientCredentials(body.client_id, body.client_secret));
+      return;
+    }
+    // Users sign in without a client (public clients, RFC 6749 §2.1); API clients only have the client_credentials grant.
+    if (client) throw new OAuthError('unauthorized_client', 'API clients use the client_credentials grant');
+    try {
+      if (grant.grantType === 'password') {
+        const { entry, db, user } = await signIn(req, res, grant.tenant, grant.username, grant.password);
+        res.json(await sessions.issueFor(entry, db, user, context(req)));
+      } else {
+        res.json(await sessions.refresh(grant.refreshToken, context(req)));
+      }
+    } catch (error) {
+      // Wrong password, deactivated user, unknown or suspended tenant, unusable refresh token.
+      if (error instanceof ProblemError && [401, 403, 404].includes(error.status))
+        throw new OAuthError('invalid_grant', error.message);
+      throw error;
     }
   });
 
@@ -189,5 +212,6 @@ export function authRoutes(deps: {
     res.status(204).end();
   });
 
+  router.use(oauthErrorHandler);
   return router;
 }

@@ -137,9 +137,9 @@ describe('API clients and the client_credentials grant', function () {
     expect(revoke.status).to.equal(204);
     const res = await clientToken(created.client_id, created.client_secret);
     expect(res.status).to.equal(401);
-    expect(res.headers.get('content-type')).to.contain('application/problem+json');
-    expect(res.body.type).to.equal('https://tenantry.io/problems/invalid-client');
-    expect(res.body.detail).to.equal('this API client has been revoked');
+    expect(res.headers.get('content-type')).to.contain('application/json');
+    expect(res.body.error).to.equal('invalid_client');
+    expect(res.body.error_description).to.equal('this API client has been revoked');
 
     const list = await api.call('GET', '/api/clients?page_size=100', { token: access[`${tenantA}/owner`]! });
     const listed = (list.body.results as { id: string; revoked_at: string | null }[]).find(
@@ -157,8 +157,8 @@ describe('API clients and the client_credentials grant', function () {
     ]);
     for (const res of answers) {
       expect(res.status).to.equal(401);
-      expect(res.body.type).to.equal('https://tenantry.io/problems/invalid-client');
-      expect(res.body.detail).to.equal('unknown client or wrong secret');
+      expect(res.body.error).to.equal('invalid_client');
+      expect(res.body.error_description).to.equal('unknown client or wrong secret');
       expect(JSON.stringify(res.body)).not.to.contain(created.client_secret);
     }
     const failed = await api.call(
@@ -174,7 +174,7 @@ describe('API clients and the client_credentials grant', function () {
     const forged = created.client_id.replace(`${tenantA}.`, `${tenantB}.`);
     const res = await clientToken(forged, created.client_secret);
     expect(res.status).to.equal(401);
-    expect(res.body.detail).to.equal('unknown client or wrong secret');
+    expect(res.body.error_description).to.equal('unknown client or wrong secret');
     // And a real token of tenant A's client never reaches tenant B's data.
     const token = (await clientToken(created.client_id, created.client_secret)).body.access_token as string;
     const users = await api.call('GET', '/api/users?page_size=100', { token });
@@ -242,8 +242,9 @@ describe('API clients and the client_credentials grant', function () {
     const badGrant = await api.call('POST', '/api/auth/token', {
       body: { grant_type: 'client_credentials', client_id: `${tenantA}.cl_x` },
     });
-    expect(badGrant.status).to.equal(400);
-    expect((badGrant.body.errors as { field: string }[]).map((e) => e.field)).to.include('client_secret');
+    // A client_id without a secret is no client authentication (RFC 6749 §5.2 invalid_client).
+    expect(badGrant.status).to.equal(401);
+    expect(badGrant.body.error).to.equal('invalid_client');
     const notFound = await api.call('DELETE', '/api/clients/not-a-uuid', {
       token: access[`${tenantA}/owner`]!,
     });

@@ -76,7 +76,8 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
               });
         statuses.push(res.status);
       }
-      expect(statuses).to.deep.equal(Array<number>(10).fill(401));
+      // A wrong password is invalid_grant (400) at the token endpoint (RFC 6749 §5.2), 401 at login.
+      expect(statuses).to.deep.equal(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? 400 : 401)));
       // The 11th guess at this account, as a form-encoded password grant with another spelling: refused.
       const form = new URLSearchParams({
         grant_type: 'password',
@@ -100,7 +101,7 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
         },
         headers: from(address),
       });
-      expect(other.status).to.equal(401);
+      expect(other.status).to.equal(400);
     });
 
     it('counts client_credentials by client_id', async () => {

@@ -104,7 +104,9 @@ describe('password reset (real operator, PostgreSQL, Redis)', function () {
     const refresh = await api.call('POST', '/api/auth/token', {
       body: { grant_type: 'refresh_token', refresh_token: session.body.refresh_token },
     });
-    expect(refresh.status).to.equal(401);
+    // RFC 6749 §5.2: a revoked refresh token is invalid_grant, 400.
+    expect(refresh.status).to.equal(400);
+    expect(refresh.body.error).to.equal('invalid_grant');
 
     const again = await confirm(tenantA, token, 'Another fine passw0rd!');
     expect(again.status).to.equal(400);

@@ -369,6 +369,23 @@ describe('TokenService', () => {
         expect(await rejectionReason(token), token.slice(0, 20)).to.equal('malformed');
       }
     });
+
+    it('a revoked token, even one verified (and cached) before', async () => {
+      const revoked = new Set<string>();
+      const checking = new TokenService({
+        keys: source,
+        issuer,
+        audience,
+        now: () => now,
+        revocations: { isRevoked: (jti) => Promise.resolve(revoked.has(jti)) },
+      });
+      const issued = await checking.issueAccessToken(subject);
+      const other = await checking.issueAccessToken(subject);
+      expect((await checking.verifyAccessToken(issued.token)).jti).to.equal(issued.jti);
+      revoked.add(issued.jti);
+      expect(await rejectionReason(issued.token, checking)).to.equal('revoked');
+      expect((await checking.verifyAccessToken(other.token)).jti).to.equal(other.jti);
+    });
   });
 
   describe('key rotation', () => {

@@ -662,7 +662,8 @@ describe('SSO routes (real operator, Redis, SAML IdP and OpenID Provider)', func
       expect(res.status, JSON.stringify(res.body)).to.equal(200);
       expect(res.body.user).to.include({ id: claimed.id, external_id: 'oidc:lena' });
       expect((await passwordLogin(email, strangerPassword)).status).to.equal(401);
-      expect((await refresh(session.body.refresh_token as string)).status).to.equal(401);
+      // RFC 6749 §5.2: a revoked refresh token is invalid_grant, 400.
+      expect((await refresh(session.body.refresh_token as string)).status).to.equal(400);
       // The SSO sign-in's own session is alive.
       expect((await refresh(res.body.refresh_token as string)).status).to.equal(200);
       const after = await dbOf(tenantA).models.User.findByPk(claimed.id);
