@@ -48,7 +48,7 @@ export class OrganizationMap {
     private readonly options: OrganizationMapOptions = defaultOrganizationMapOptions,
   ) {
     this.scans = new Counter({
-      name: 'tenantry_api_organization_route_scans_total',
+      name: 'tenantry_api_organization_map_scans_total',
       help: 'Scans of every Ready tenant for integration organization mappings, by what started them',
       labelNames: ['reason'],
       registers: [registry],

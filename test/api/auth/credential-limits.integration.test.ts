@@ -199,7 +199,7 @@ describe('credential checks are limited (real API, PostgreSQL, Redis and operato
       });
     const scans = async (target: TestApi) => {
       const text = await target.metrics();
-      return [...text.matchAll(/^tenantry_api_organization_route_scans_total\{[^}]*\} (\d+)/gm)].reduce(
+      return [...text.matchAll(/^tenantry_api_organization_map_scans_total\{[^}]*\} (\d+)/gm)].reduce(
         (sum, m) => sum + Number(m[1]),
         0,
       );
