@@ -23,6 +23,15 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
+mkdir -p "$cache"
+# One build at a time per cache: a second `make tools` (another checkout, a
+# parallel CI job) waits here instead of racing on the same temporary files.
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  echo "==> another build of the tools is running on $cache; waiting for it" >&2
+  flock 9
+fi
+
 mkdir -p "$bindir" "$cache/helm-$helm_version" "$cache/helm-docs-$helm_docs_version" "$cache/kwok-$kwok_version" "$cache/prometheus-$prometheus_version"
 step() { printf '==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
