@@ -15,6 +15,8 @@ export interface SamlUser {
   /** The NameID (emailAddress format). */
   email: string;
   attributes?: Record<string, string[]>;
+  /** Sign this user's responses with a key the IdP's metadata does not publish, as a forger would. */
+  forgedSignature?: boolean;
 }
 
 export interface SamlLoginPages {
@@ -124,6 +126,8 @@ export async function startSamlLoginPages(users: Record<string, SamlUser>): Prom
   });
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const idp = new TestSamlIdp(`${origin}/metadata`, await generateSigningKey('browser-saml-idp'));
+  // Same entity ID, another key: what a forger without the IdP's private key can produce.
+  const forger = new TestSamlIdp(`${origin}/metadata`, await generateSigningKey('browser-saml-forger'));
   const trusted = new Map<string, SpEndpoints>();
   const pending = new Map<string, PendingLogin>();
 
@@ -175,7 +179,7 @@ export async function startSamlLoginPages(users: Record<string, SamlUser>): Prom
         return;
       }
       pending.delete(loginId);
-      const samlResponse = await idp.respond(login.sp, {
+      const samlResponse = await (user.forgedSignature ? forger : idp).respond(login.sp, {
         ...(login.requestId === undefined ? {} : { inResponseTo: login.requestId }),
         nameId: user.email,
         ...(user.attributes ? { attributes: user.attributes } : {}),

@@ -174,6 +174,7 @@ describe('SSO sign-in in headless Chromium (real operator, Redis, SAML IdP and O
       },
       dora: { password, email: `dora@${domainA}` },
       hana: { password, email: `hana@${domainA}` },
+      rita: { password, email: `rita@${domainA}`, forgedSignature: true },
       gina: { password, email: `gina@${domainB}` },
     });
     oidcIdp = await startTestIdp({
@@ -367,6 +368,17 @@ describe('SSO sign-in in headless Chromium (real operator, Redis, SAML IdP and O
       expect(await usersNamed(tenantA, `mallory@${domainA}`)).to.equal(0);
       expect(await usersNamed(tenantA, `hana@${domainA}`)).to.equal(0);
       expect(await failedLogins(tenantA)).to.deep.include({ method: 'sso:saml', error: 'signature_invalid' });
+    });
+
+    it('refuses a response signed with a key the tenant does not trust', async function () {
+      this.timeout(testTimeoutMs);
+      await page.goto(`${publicBaseUrl}${samlPath(tenantA)}/login`);
+      const answer = answerAt(`${samlPath(tenantA)}/acs`, 'POST');
+      await samlIdpLogin('rita', 'idp password 42');
+      const problem = await problemFrom(answer);
+      expect(problem.status).to.equal(401);
+      expect(problem.body.type).to.equal(problemType('signature_invalid'));
+      expect(await usersNamed(tenantA, `rita@${domainA}`)).to.equal(0);
     });
 
     it('refuses the response when the browser withholds the login cookie (SameSite=Lax on a cross-site POST)', async function () {
