@@ -33,6 +33,10 @@ deps: $(NPM_STAMP) ## Install the npm dependencies from the lockfile
 tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, helm-docs, KWOK and promtool
 	@bash hack/build-tools.sh
 
+.PHONY: chromium
+chromium: ## Install Chromium for the browser sign-in tests (Debian's chromium package) if it is missing
+	@bash hack/install-chromium.sh
+
 .PHONY: services
 services: ## Start local PostgreSQL, RabbitMQ and Redis if they are not running
 	@bash hack/ensure-services.sh
@@ -59,7 +63,7 @@ lint: deps typecheck ## ESLint (type-aware) and Prettier; fails on any violation
 	npx prettier --check .
 
 .PHONY: test
-test: deps node tools lint ## Run every test (unit and integration, on Node 22) against the real services and control plane; the unit tests again on Node 24
+test: deps node tools chromium lint ## Run every test (unit and integration, on Node 22) against the real services, the control plane and headless Chromium; the unit tests again on Node 24
 	@echo "==> every test on Node.js $$(node --version)"
 	npx mocha --ignore 'test/e2e/**' 'test/**/*.test.ts'
 	@echo "==> the unit tests on Node.js $$($(NODE24_BIN)/node --version)"
@@ -72,7 +76,7 @@ test-unit: deps ## Run the unit tests only (no services): every test/**/*.test.t
 	npx mocha $(UNIT_TESTS)
 
 .PHONY: e2e
-e2e: deps tools services ## End-to-end tests (test/e2e/) on the make dev stack; starts one unless :8080 answers
+e2e: deps tools services chromium ## End-to-end tests (test/e2e/) on the make dev stack; starts one unless :8080 answers
 	@npx tsx hack/e2e.ts
 
 .PHONY: bench

@@ -179,6 +179,8 @@ async function main(): Promise<void> {
     SIGNUP_ENABLED: 'true',
     // Webhook endpoints on this machine (a local receiver) are allowed in development.
     WEBHOOKS_ALLOW_LOOPBACK: 'true',
+    // So are SSO identity providers on this machine (the browser sign-in in test/e2e).
+    SSO_ALLOW_PRIVATE_IDPS: 'true',
     // Password-reset and owner mails land here as JSON files.
     MAIL_OUTBOX_DIR: join(devDir, 'mail'),
     PLATFORM_ADMIN_CLIENT_ID: admin.client_id,

@@ -1,6 +1,8 @@
 // A real OpenID Provider (oidc-provider) on a free loopback port, with a
 // login step that the test decides programmatically, and a cookie-keeping
-// "browser" that follows its redirects with plain fetch.
+// "browser" that follows its redirects with plain fetch. With `interactive`,
+// the provider serves its own login and consent pages instead, for a real
+// browser to fill in.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,6 +34,11 @@ export interface TestIdp {
 export async function startTestIdp(options: {
   clients: TestClient[];
   accounts: Record<string, TestAccount>;
+  /**
+   * Serve oidc-provider's own HTML login form (any password; the login names
+   * the account) and consent page, instead of finishing interactions for `loginAs`.
+   */
+  interactive?: boolean;
 }): Promise<TestIdp> {
   let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
     res.statusCode = 503;
@@ -73,7 +80,7 @@ export async function startTestIdp(options: {
     conformIdTokenClaims: false,
     // PKCE on every request, so a relying party that stops sending it fails.
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: options.interactive ?? false } },
     cookies: { keys: [randomBytes(32).toString('hex')] },
     jwks: { keys: [signingKey] },
     ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 3600, IdToken: 3600 },
@@ -95,7 +102,7 @@ export async function startTestIdp(options: {
   const oidc = provider.callback();
   handle = (req, res) => {
     idp.requests.push(req.url ?? '');
-    if (req.method === 'GET' && req.url?.startsWith('/interaction/')) {
+    if (!options.interactive && req.method === 'GET' && req.url?.startsWith('/interaction/')) {
       finishInteraction(provider, idp, req, res).catch((error: unknown) => {
         res.statusCode = 500;
         res.end(String(error));
