@@ -36,12 +36,21 @@ export interface TestPlatform {
   cleanup(): Promise<void>;
 }
 
+export interface TestPlatformOptions {
+  /**
+   * A control plane of the suite's own instead of the shared one; its Tenant
+   * CRD is the suite's business (e.g. a Helm release installs it).
+   */
+  controlPlane?: ControlPlane;
+}
+
 export async function startTestPlatform(
   label: string,
   env: Record<string, string> = {},
+  options: TestPlatformOptions = {},
 ): Promise<TestPlatform> {
-  const cp = await sharedControlPlane();
-  await installTenantCrd(cp);
+  const cp = options.controlPlane ?? (await sharedControlPlane());
+  if (!options.controlPlane) await installTenantCrd(cp);
   const run = uniqueSuffix().slice(-6);
   const platformNamespace = `tenantry-${label}-${run}`;
   const vhost: TestVhost = await createTestVhost(label);
