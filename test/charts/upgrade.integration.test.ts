@@ -1,0 +1,445 @@
+// Upgrading a release from the previous chart version to the current one, the
+// way a platform engineer does it: the previous chart comes from git history and
+// is installed with helm into a control plane of this suite's own (the release
+// owns the Tenant CRD there, as in a real install). The real operator and API run
+// as local processes with the tokens of the chart's ServiceAccounts, so the
+// release's RBAC is what they live on. While `helm upgrade` (and then `helm
+// rollback`) runs, the API's /readyz, a signed-in request per tenant and the
+// Tenants' Ready condition are polled without pause, and none may fail.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+import { startTestApi, type TestApi } from '../harness/api-server.js';
+import { extractChart, previousChartRelease, type ChartRelease } from '../harness/chart-history.js';
+import {
+  kubernetesVersion,
+  startControlPlane,
+  toolPath,
+  type ControlPlane,
+} from '../harness/control-plane.js';
+import { startTestPlatform, type TenantObject, type TestPlatform } from '../harness/platform.js';
+import { repoRoot } from '../harness/repo-root.js';
+import { seedUser, signIn } from '../harness/seeded-tenants.js';
+import { uniqueSuffix } from '../harness/services.js';
+
+const chartPath = 'charts/tenantry';
+const chartDir = join(repoRoot, chartPath);
+const currentVersion = (parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { version: string })
+  .version;
+const work = mkdtempSync(join(tmpdir(), 'tenantry-upgrade-'));
+
+/** Runs helm with a private home; rejects with stderr on a non-zero exit. */
+function helm(args: readonly string[]): Promise<string> {
+  return new Promise((ok, fail) => {
+    execFile(
+      toolPath('helm'),
+      args,
+      {
+        maxBuffer: 32 * 1024 * 1024,
+        env: {
+          ...process.env,
+          HELM_CACHE_HOME: join(work, 'helm/cache'),
+          HELM_CONFIG_HOME: join(work, 'helm/config'),
+          HELM_DATA_HOME: join(work, 'helm/data'),
+        },
+      },
+      (error, stdout, stderr) => {
+        if (error) fail(new Error(`helm ${args[0]} failed: ${stderr.trim() || error.message}`));
+        else ok(stdout);
+      },
+    );
+  });
+}
+
+interface Failure {
+  check: string;
+  atMs: number;
+  detail: string;
+}
+
+/**
+ * Runs every check in a loop of its own until stop(); a check fails by throwing.
+ * stop() resolves with the number of passes of each check and every failure.
+ */
+function keepChecking(checks: Record<string, () => Promise<void>>, intervalMs = 150) {
+  const started = Date.now();
+  const passes: Record<string, number> = {};
+  const failures: Failure[] = [];
+  let stopped = false;
+  const loops = Object.entries(checks).map(async ([check, probe]) => {
+    passes[check] = 0;
+    while (!stopped) {
+      try {
+        await probe();
+        passes[check] = (passes[check] ?? 0) + 1;
+      } catch (error) {
+        failures.push({ check, atMs: Date.now() - started, detail: String(error) });
+      }
+      await new Promise((ok) => setTimeout(ok, intervalMs));
+    }
+  });
+  return {
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+      return { passes, failures };
+    },
+  };
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  lastTransitionTime?: string;
+}
+
+describe(`Helm chart upgrade from the previous version to ${currentVersion}`, function () {
+  // Bounded: the control plane, three helm operations that wait for their rollouts, and
+  // three tenants becoming Ready; each step has its own, shorter timeout.
+  this.timeout(180_000);
+  const run = uniqueSuffix().slice(-6);
+  const namespace = `tenantry-${run}`;
+  const secretsNamespace = `${namespace}-secrets`;
+  const release = `up${run}`;
+  const fullname = `${release}-tenantry`;
+  let previous: ChartRelease;
+  let previousChartDir: string;
+  let previousValues: string;
+  let cp: ControlPlane | undefined;
+  let installed = false;
+  let platform: TestPlatform | undefined;
+  let api: TestApi | undefined;
+  let tenants: string[] = [];
+  const access = new Map<string, string>();
+  let readyBefore = new Map<string, string | undefined>();
+  const uidsBefore = new Map<string, string>();
+
+  const kubectl = (args: readonly string[], input?: string) => cp!.kubectl(args, input);
+  const getJson = async <T>(args: readonly string[]) =>
+    JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
+  const uid = async (kind: string, name: string, ns?: string) =>
+    (await getJson<{ metadata: { uid: string } }>(['get', kind, name, ...(ns ? ['-n', ns] : [])])).metadata
+      .uid;
+  const releaseArgs = () => ['--namespace', namespace, '--kubeconfig', cp!.kubeconfigPath];
+
+  /** A kubeconfig that signs in with a fresh token of one of the release's ServiceAccounts. */
+  async function serviceAccountKubeconfig(serviceAccount: string): Promise<string> {
+    const token = (
+      await kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration=1h'])
+    ).trim();
+    const admin = parse(readFileSync(cp!.kubeconfigPath, 'utf8')) as {
+      clusters: { name: string; cluster: Record<string, string> }[];
+    };
+    const path = join(work, `${serviceAccount}.kubeconfig`);
+    writeFileSync(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: admin.clusters,
+        users: [{ name: serviceAccount, user: { token } }],
+        contexts: [{ name: 'sa', context: { cluster: admin.clusters[0]!.name, user: serviceAccount } }],
+        'current-context': 'sa',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
+  }
+
+  const getTenants = async (names: readonly string[]) =>
+    (await getJson<{ items: TenantObject[] }>(['get', 'tenants', ...names])).items;
+
+  /** Each named Tenant Ready for its current generation; returns their Ready conditions. */
+  async function expectReady(names: readonly string[]): Promise<Map<string, Condition>> {
+    const found = await getTenants(names);
+    expect(found.map((t) => t.metadata.name)).to.have.members([...names]);
+    const ready = new Map<string, Condition>();
+    for (const t of found) {
+      const condition = t.status?.conditions?.find((c) => c.type === 'Ready') as Condition | undefined;
+      if (condition?.status !== 'True') {
+        throw new Error(`${t.metadata.name} is not Ready: ${JSON.stringify(t.status)}`);
+      }
+      if (t.status?.observedGeneration !== t.metadata.generation) {
+        throw new Error(
+          `${t.metadata.name} observed generation ${t.status?.observedGeneration} of ${t.metadata.generation}`,
+        );
+      }
+      ready.set(t.metadata.name, condition);
+    }
+    return ready;
+  }
+
+  /** The checks that must keep passing while helm changes the release. */
+  const servingChecks = (): Record<string, () => Promise<void>> => ({
+    readyz: async () => {
+      const res = await fetch(`${api!.url}/readyz`);
+      if (res.status !== 200) throw new Error(`/readyz answered ${res.status}: ${await res.text()}`);
+    },
+    ...Object.fromEntries(
+      tenants.map((tenant) => [
+        `GET /api/users of ${tenant}`,
+        async () => {
+          const res = await api!.call('GET', '/api/users', { token: access.get(tenant)! });
+          if (res.status !== 200) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+        },
+      ]),
+    ),
+    'Tenants Ready': async () => {
+      await expectReady(tenants);
+    },
+  });
+
+  /** Runs a helm operation while the serving checks poll; asserts that none failed. */
+  async function withoutInterruption(what: string, operation: () => Promise<unknown>): Promise<void> {
+    const watch = keepChecking(servingChecks());
+    const started = Date.now();
+    try {
+      await operation();
+    } finally {
+      // Keep polling a little past the end, when the last old objects go.
+      await new Promise((ok) => setTimeout(ok, 2000));
+    }
+    const { passes, failures } = await watch.stop();
+    console.log(`      ${what}: ${Date.now() - started} ms, polls ${JSON.stringify(passes)}`);
+    expect(failures, `failed polls during ${what}`).to.deep.equal([]);
+    for (const [check, count] of Object.entries(passes)) {
+      expect(count, `${check} polls during ${what}`).to.be.greaterThan(2);
+    }
+  }
+
+  /** Nothing the processes did was refused or unauthenticated. */
+  function expectNoPermissionErrors(): void {
+    const refused = platform!.operator.logs.filter((line) => /forbidden|unauthorized|\b40[13]\b/i.test(line));
+    expect(refused, 'the operator was refused').to.deep.equal([]);
+  }
+
+  before(async function () {
+    this.timeout(120_000);
+    // Throws, rather than skipping, on a shallow clone: the test exists to upgrade.
+    previous = previousChartRelease(repoRoot, chartPath);
+    previousChartDir = extractChart(repoRoot, previous.commit, chartPath, join(work, 'previous'));
+    previousValues = join(previousChartDir, 'ci/default-values.yaml');
+    cp = await startControlPlane();
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    // Tenants go while the operator still runs (its finalizer drops databases, roles and
+    // RabbitMQ users); cleanup() then drops whatever is left.
+    await api?.close().catch(() => undefined);
+    await platform?.cleanup().catch(() => undefined);
+    if (installed && cp) await helm(['uninstall', release, ...releaseArgs()]).catch(() => undefined);
+    await cp?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('finds the previous chart version in git history, and its values pass the current schema', async () => {
+    expect(previous.version).to.not.equal(currentVersion);
+    const chart = parse(readFileSync(join(previousChartDir, 'Chart.yaml'), 'utf8')) as { version: string };
+    expect(chart.version).to.equal(previous.version);
+    // Every install scenario the previous chart shipped renders with the current chart:
+    // helm validates the values against the current values.schema.json and the guards.
+    const scenarios = readdirSync(join(previousChartDir, 'ci')).filter((f) => f.endsWith('-values.yaml'));
+    expect(scenarios).to.include('default-values.yaml');
+    for (const scenario of scenarios) {
+      await helm([
+        'template',
+        release,
+        chartDir,
+        '--kube-version',
+        kubernetesVersion,
+        '--namespace',
+        namespace,
+        '-f',
+        join(previousChartDir, 'ci', scenario),
+      ]);
+    }
+    console.log(`      previous chart ${previous.version} at ${previous.commit.slice(0, 7)}`);
+  });
+
+  it('installs the previous chart; the operator and API run as its ServiceAccounts and bring Tenants to Ready', async function () {
+    this.timeout(150_000);
+    if (!cp!.hasKwok) throw new Error('the upgrade test needs KWOK (make tools) to run the Deployments');
+    await kubectl(['create', 'namespace', namespace]);
+    // Credentials the values point at; KWOK runs the pods without reading them.
+    await kubectl(
+      ['apply', '-n', namespace, '-f', '-'],
+      [
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: tenantry-postgres}\nstringData: {password: not-used}',
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: tenantry-rabbitmq}\nstringData: {password: not-used}',
+      ].join('\n---\n'),
+    );
+    await helm([
+      'install',
+      release,
+      previousChartDir,
+      ...releaseArgs(),
+      '-f',
+      previousValues,
+      '--wait',
+      '--timeout',
+      '90s',
+    ]);
+    installed = true;
+    await kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/tenants.tenantry.io']);
+
+    platform = await startTestPlatform(
+      'upgrade',
+      {
+        KUBECONFIG: await serviceAccountKubeconfig(`${fullname}-operator`),
+        OPERATOR_NAMESPACE: namespace,
+        PLATFORM_SECRETS_NAMESPACE: secretsNamespace,
+        LEASE_NAME: `${fullname}-operator`,
+      },
+      { controlPlane: cp! },
+    );
+    tenants = [platform.tenantName('a'), platform.tenantName('b')];
+    await Promise.all(tenants.map((name) => platform!.applyTenant(name)));
+    await Promise.all(tenants.map((name) => platform!.waitReady(name, 90_000)));
+
+    api = await startTestApi(await serviceAccountKubeconfig(`${fullname}-api`), namespace, {
+      secretsNamespace,
+    });
+    for (const tenant of tenants) {
+      const email = `owner@${tenant}.example`;
+      await seedUser(api, tenant, 'owner', email);
+      access.set(tenant, (await signIn(api, tenant, email)).access);
+    }
+    readyBefore = new Map([...(await expectReady(tenants))].map(([name, c]) => [name, c.lastTransitionTime]));
+    for (const [kind, name, ns] of [
+      ['crd', 'tenants.tenantry.io'],
+      ['serviceaccount', `${fullname}-operator`, namespace],
+      ['serviceaccount', `${fullname}-api`, namespace],
+      ['deployment', `${fullname}-operator`, namespace],
+      ['deployment', `${fullname}-api`, namespace],
+      ...tenants.map((t) => ['tenant', t]),
+    ] as [string, string, string?][]) {
+      uidsBefore.set(`${kind}/${name}`, await uid(kind, name, ns));
+    }
+  });
+
+  it('upgrades to the current chart while the API serves and the Tenants stay Ready', async function () {
+    this.timeout(150_000);
+    if (!api) throw new Error('the previous release was not running');
+    // The other way the upgrade notes give: the values stored in the release, on the new defaults.
+    const reused = await helm([
+      'upgrade',
+      release,
+      chartDir,
+      ...releaseArgs(),
+      '--reset-then-reuse-values',
+      '--dry-run=server',
+    ]);
+    expect(reused).to.include(`helm.sh/chart: tenantry-${currentVersion}`);
+    // The user's values file again, as the upgrade notes say; helm checks it against the new schema.
+    await withoutInterruption('helm upgrade', () =>
+      helm([
+        'upgrade',
+        release,
+        chartDir,
+        ...releaseArgs(),
+        '-f',
+        previousValues,
+        '--wait',
+        '--timeout',
+        '90s',
+      ]),
+    );
+    const history = JSON.parse(await helm(['history', release, ...releaseArgs(), '-o', 'json'])) as {
+      revision: number;
+      status: string;
+      chart: string;
+    }[];
+    expect(history.map((h) => [h.revision, h.status, h.chart])).to.deep.equal([
+      [1, 'superseded', `tenantry-${previous.version}`],
+      [2, 'deployed', `tenantry-${currentVersion}`],
+    ]);
+    // Nothing was deleted and created again: not the CRD (and with it every Tenant), not the
+    // ServiceAccounts (their tokens would stop working), not the Deployments (a changed selector).
+    for (const [key, before] of uidsBefore) {
+      const [kind, name] = key.split('/') as [string, string];
+      const ns = ['serviceaccount', 'deployment'].includes(kind) ? namespace : undefined;
+      expect(await uid(kind, name, ns), `${key} was recreated`).to.equal(before);
+    }
+    // The CRD is a template of the release, so the upgrade updated it.
+    const crd = await getJson<{ metadata: { labels: Record<string, string> } }>([
+      'get',
+      'crd',
+      'tenants.tenantry.io',
+    ]);
+    expect(crd.metadata.labels['helm.sh/chart']).to.equal(`tenantry-${currentVersion}`);
+    // The Deployments rolled out the current templates.
+    for (const component of ['operator', 'api']) {
+      const deployment = await getJson<{ metadata: { labels: Record<string, string> } }>([
+        'get',
+        'deployment',
+        `${fullname}-${component}`,
+        '-n',
+        namespace,
+      ]);
+      expect(deployment.metadata.labels['helm.sh/chart'], component).to.equal(`tenantry-${currentVersion}`);
+    }
+    // Ready throughout: the condition never went away and came back between two polls.
+    const after = await expectReady(tenants);
+    for (const [name, since] of readyBefore) {
+      expect(after.get(name)?.lastTransitionTime, `${name} Ready since`).to.equal(since);
+    }
+    expectNoPermissionErrors();
+  });
+
+  it('keeps reconciling after the upgrade: a new Tenant becomes Ready and a spec change is applied', async function () {
+    this.timeout(120_000);
+    if (!platform) throw new Error('the operator was not running');
+    const [first] = tenants as [string];
+    const added = platform.tenantName('c');
+    await platform.applyTenant(added);
+    await kubectl(['patch', 'tenant', first, '--type=merge', '-p', '{"spec":{"plan":"professional"}}']);
+    const [patched] = await Promise.all([
+      platform.waitReady(first, 60_000),
+      platform.waitReady(added, 90_000),
+    ]);
+    expect(patched.spec.plan).to.equal('professional');
+    expect(patched.metadata.generation).to.be.greaterThan(1);
+    tenants.push(added);
+    const email = `owner@${added}.example`;
+    await seedUser(api!, added, 'owner', email);
+    access.set(added, (await signIn(api!, added, email)).access);
+    expectNoPermissionErrors();
+  });
+
+  it('rolls back to the previous chart the same way', async function () {
+    this.timeout(150_000);
+    if (!platform) throw new Error('the operator was not running');
+    const before = await expectReady(tenants);
+    await withoutInterruption('helm rollback', () =>
+      helm(['rollback', release, '1', ...releaseArgs(), '--wait', '--timeout', '90s']),
+    );
+    const history = JSON.parse(await helm(['history', release, ...releaseArgs(), '-o', 'json'])) as {
+      revision: number;
+      status: string;
+      chart: string;
+    }[];
+    expect(history.at(-1)).to.deep.include({
+      revision: 3,
+      status: 'deployed',
+      chart: `tenantry-${previous.version}`,
+    });
+    const after = await expectReady(tenants);
+    for (const [name, condition] of before) {
+      expect(after.get(name)?.lastTransitionTime, `${name} Ready since`).to.equal(
+        condition.lastTransitionTime,
+      );
+    }
+    for (const t of await getTenants(tenants)) {
+      const key = `tenant/${t.metadata.name}`;
+      if (uidsBefore.has(key))
+        expect((t.metadata as { uid?: string }).uid, key).to.equal(uidsBefore.get(key));
+    }
+    expect(await uid('crd', 'tenants.tenantry.io')).to.equal(uidsBefore.get('crd/tenants.tenantry.io'));
+    expectNoPermissionErrors();
+  });
+});
