@@ -111,6 +111,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
   let previousValues: string;
   let cp: ControlPlane | undefined;
   let installed = false;
+  let upgraded = false;
   let platform: TestPlatform | undefined;
   let api: TestApi | undefined;
   let tenants: string[] = [];
@@ -389,11 +390,12 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
       expect(after.get(name)?.lastTransitionTime, `${name} Ready since`).to.equal(since);
     }
     expectNoPermissionErrors();
+    upgraded = true;
   });
 
   it('keeps reconciling after the upgrade: a new Tenant becomes Ready and a spec change is applied', async function () {
     this.timeout(120_000);
-    if (!platform) throw new Error('the operator was not running');
+    if (!upgraded || !platform) throw new Error('the release was not upgraded');
     const [first] = tenants as [string];
     const added = platform.tenantName('c');
     await platform.applyTenant(added);
@@ -413,7 +415,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
 
   it('rolls back to the previous chart the same way', async function () {
     this.timeout(150_000);
-    if (!platform) throw new Error('the operator was not running');
+    if (!upgraded) throw new Error('the release was not upgraded');
     const before = await expectReady(tenants);
     await withoutInterruption('helm rollback', () =>
       helm(['rollback', release, '1', ...releaseArgs(), '--wait', '--timeout', '90s']),
