@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { extractChart, previousChartRelease } from './chart-history.js';
+import { extractTree, previousChartRelease } from './chart-history.js';
 
 describe('previous chart version from git history', () => {
   let dir: string;
@@ -34,9 +34,13 @@ describe('previous chart version from git history', () => {
     commit(dir, '0.2.0', 'third', 'bump to 0.2.0');
     commit(dir, '0.2.0', 'fourth', 'change under 0.2.0');
     expect(previousChartRelease(dir, 'chart')).to.deep.equal({ commit: last, version: '0.1.0' });
-    const chart = extractChart(dir, last, 'chart', join(dir, 'out'));
-    expect(readFileSync(join(chart, 'templates/cm.yaml'), 'utf8')).to.equal('second');
-    expect(readFileSync(join(chart, 'Chart.yaml'), 'utf8')).to.include('version: 0.1.0');
+    extractTree(dir, last, join(dir, 'out'));
+    expect(readFileSync(join(dir, 'out/chart/templates/cm.yaml'), 'utf8')).to.equal('second');
+    expect(readFileSync(join(dir, 'out/chart/Chart.yaml'), 'utf8')).to.include('version: 0.1.0');
+    expect(existsSync(join(dir, 'out/unrelated.txt'))).to.equal(false);
+    extractTree(dir, 'HEAD', join(dir, 'only'), ['chart/templates']);
+    expect(readFileSync(join(dir, 'only/chart/templates/cm.yaml'), 'utf8')).to.equal('fourth');
+    expect(existsSync(join(dir, 'only/chart/Chart.yaml'))).to.equal(false);
   });
 
   it('ignores a side branch that still carried the previous version when it was merged', () => {

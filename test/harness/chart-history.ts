@@ -4,7 +4,7 @@
 // Only the first-parent line counts: a side branch merged after the version bump
 // still carries the old number, but its chart was never released under it.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 
@@ -65,11 +65,11 @@ export function previousChartRelease(repo: string, chartPath: string): ChartRele
   throw new Error(`no commit in the git history has a chart version other than ${current}`);
 }
 
-/** Writes the chart at `chartPath` as of `commit` into `into`; returns the chart's directory. */
-export function extractChart(repo: string, commit: string, chartPath: string, into: string): string {
+/** Writes the tree of `commit` (or only `paths` of it) into the directory `into`. */
+export function extractTree(repo: string, commit: string, into: string, paths: readonly string[] = []): void {
   mkdirSync(into, { recursive: true });
-  const archive = join(into, 'chart.tar');
-  execFileSync('git', ['archive', '--format=tar', '-o', archive, commit, chartPath], { cwd: repo });
+  const archive = join(into, '.tree.tar');
+  execFileSync('git', ['archive', '--format=tar', '-o', archive, commit, ...paths], { cwd: repo });
   execFileSync('tar', ['-xf', archive, '-C', into]);
-  return join(into, chartPath);
+  rmSync(archive);
 }

@@ -31,7 +31,7 @@ export interface TestPlatform {
   tenantName(label: string): string;
   applyTenant(name: string, specYaml?: string): Promise<void>;
   waitReady(name: string, timeoutMs?: number): Promise<TenantObject>;
-  /** Stops the operator and starts a fresh one with the same settings, after `meanwhile` (an upgrade). */
+  /** Stops the operator and starts a fresh one of the current source with the same settings, after `meanwhile` (an upgrade). */
   restartOperator(meanwhile?: () => Promise<void>): Promise<void>;
   cleanup(): Promise<void>;
 }
@@ -42,6 +42,11 @@ export interface TestPlatformOptions {
    * CRD is the suite's business (e.g. a Helm release installs it).
    */
   controlPlane?: ControlPlane;
+  /**
+   * The checkout the first operator runs from, e.g. a previous release taken from git
+   * history; restartOperator() starts the current one, as an upgrade would.
+   */
+  operatorRoot?: string;
 }
 
 export async function startTestPlatform(
@@ -68,7 +73,11 @@ export async function startTestPlatform(
     WORKER_IMAGE: 'registry.invalid/tenantry:test',
     ...env,
   };
-  let operator = await startOperator(operatorEnv);
+  let operator = await startOperator(
+    operatorEnv,
+    undefined,
+    options.operatorRoot ? { root: options.operatorRoot } : {},
+  );
   const getTenant = async (name: string) =>
     JSON.parse(await cp.kubectl(['get', 'tenant', name, '-o', 'json'])) as TenantObject;
 
