@@ -31,8 +31,11 @@ export interface TestPlatform {
   tenantName(label: string): string;
   applyTenant(name: string, specYaml?: string): Promise<void>;
   waitReady(name: string, timeoutMs?: number): Promise<TenantObject>;
-  /** Stops the operator and starts a fresh one of the current source with the same settings, after `meanwhile` (an upgrade). */
-  restartOperator(meanwhile?: () => Promise<void>): Promise<void>;
+  /**
+   * Stops the operator and starts a fresh one with the same settings, after `meanwhile` (an
+   * upgrade); from the current source unless `root` names another checkout (a rollback).
+   */
+  restartOperator(meanwhile?: () => Promise<void>, root?: string): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -111,10 +114,10 @@ export async function startTestPlatform(
         },
         { timeoutMs },
       ),
-    restartOperator: async (meanwhile) => {
+    restartOperator: async (meanwhile, root) => {
       await operator.kill('SIGTERM');
       await meanwhile?.();
-      operator = await startOperator(operatorEnv);
+      operator = await startOperator(operatorEnv, undefined, root ? { root } : {});
     },
     cleanup: async () => {
       if (tenants.length > 0) {
