@@ -128,8 +128,8 @@ deploy: ## Install throwaway PostgreSQL/RabbitMQ/Redis and the chart into the ki
 	@echo "deployed; try: kubectl --context $(KIND_CONTEXT) apply -f crds/samples/tenant-minimal.yaml && kubectl --context $(KIND_CONTEXT) get tenants -w"
 
 .PHONY: chart-test
-chart-test: deps tools ## Lint, render, dry-run and install the Helm chart against a private control plane
-	npx mocha test/charts/helm-chart.integration.test.ts
+chart-test: deps tools ## Lint, render, dry-run and install the Helm chart, and upgrade from the previous chart version, against the control plane
+	npx mocha test/charts/helm-chart.integration.test.ts test/charts/upgrade.integration.test.ts
 
 .PHONY: chart-docs
 chart-docs: tools ## Regenerate charts/tenantry/README.md from README.md.gotmpl and values.yaml (helm-docs)

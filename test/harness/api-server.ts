@@ -51,6 +51,8 @@ export interface TestApiOptions {
   trustProxy?: boolean;
   /** Tenant pools kept open (TENANT_POOLS_MAX); default 10. */
   tenantPoolsMax?: number;
+  /** Where the operator copies the tenants' credentials (PLATFORM_SECRETS_NAMESPACE); default the platform namespace. */
+  secretsNamespace?: string;
 }
 
 export interface TestApi {
@@ -179,7 +181,7 @@ function testApiConfig(
     ...defaults,
     publicBaseUrl,
     platformNamespace,
-    secretsNamespace: platformNamespace,
+    secretsNamespace: options.secretsNamespace ?? platformNamespace,
     redisUrl: serviceUrls.redis,
     jwt: { ...defaults.jwt, issuer, refreshTokenTtlMs: 86_400_000 },
     trustProxy: options.trustProxy ?? false,

@@ -20,17 +20,18 @@ export interface OperatorProcess {
 /**
  * Starts the operator from its TypeScript source through tsx, or with `compiled`
  * from the bundle `npm run build` writes, with the flags the chart runs it with.
+ * `root` runs another checkout's operator, e.g. a previous release's from git history.
  */
 export async function startOperator(
   env: Record<string, string>,
   timeoutMs = 30_000,
-  options: { compiled?: boolean } = {},
+  options: { compiled?: boolean; root?: string } = {},
 ): Promise<OperatorProcess> {
   const args = options.compiled
     ? [...operatorNodeFlags, 'dist/operator.mjs']
     : ['--import', 'tsx', 'operator/src/main.ts'];
   const child = spawn(process.execPath, args, {
-    cwd: repoRoot,
+    cwd: options.root ?? repoRoot,
     env: {
       ...process.env,
       HTTP_HOST: '127.0.0.1',
@@ -50,10 +51,12 @@ export async function startOperator(
       for (const line of chunk.toString().split('\n').filter(Boolean)) {
         logs.push(line);
         if (logs.length > 5000) logs.shift();
-        const match = /"port":(\d+),"metricsPort":(\d+).*"msg":"operator started"/.exec(line);
-        if (match) {
+        const port = /"port":(\d+)/.exec(line);
+        if (port && line.includes('"msg":"operator started"')) {
           clearTimeout(timer);
-          ok({ port: Number(match[1]), metricsPort: Number(match[2]) });
+          // Releases before METRICS_PORT served /metrics on the health port.
+          const metrics = /"metricsPort":(\d+)/.exec(line) ?? port;
+          ok({ port: Number(port[1]), metricsPort: Number(metrics[1]) });
         }
       }
     };

@@ -31,17 +31,34 @@ export interface TestPlatform {
   tenantName(label: string): string;
   applyTenant(name: string, specYaml?: string): Promise<void>;
   waitReady(name: string, timeoutMs?: number): Promise<TenantObject>;
-  /** Stops the operator and starts a fresh one with the same settings, after `meanwhile` (an upgrade). */
-  restartOperator(meanwhile?: () => Promise<void>): Promise<void>;
+  /**
+   * Stops the operator and starts a fresh one with the same settings, after `meanwhile` (an
+   * upgrade); from the current source unless `root` names another checkout (a rollback).
+   */
+  restartOperator(meanwhile?: () => Promise<void>, root?: string): Promise<void>;
   cleanup(): Promise<void>;
+}
+
+export interface TestPlatformOptions {
+  /**
+   * A control plane of the suite's own instead of the shared one; its Tenant
+   * CRD is the suite's business (e.g. a Helm release installs it).
+   */
+  controlPlane?: ControlPlane;
+  /**
+   * The checkout the first operator runs from, e.g. a previous release taken from git
+   * history; restartOperator() starts the current one, as an upgrade would.
+   */
+  operatorRoot?: string;
 }
 
 export async function startTestPlatform(
   label: string,
   env: Record<string, string> = {},
+  options: TestPlatformOptions = {},
 ): Promise<TestPlatform> {
-  const cp = await sharedControlPlane();
-  await installTenantCrd(cp);
+  const cp = options.controlPlane ?? (await sharedControlPlane());
+  if (!options.controlPlane) await installTenantCrd(cp);
   const run = uniqueSuffix().slice(-6);
   const platformNamespace = `tenantry-${label}-${run}`;
   const vhost: TestVhost = await createTestVhost(label);
@@ -59,7 +76,11 @@ export async function startTestPlatform(
     WORKER_IMAGE: 'registry.invalid/tenantry:test',
     ...env,
   };
-  let operator = await startOperator(operatorEnv);
+  let operator = await startOperator(
+    operatorEnv,
+    undefined,
+    options.operatorRoot ? { root: options.operatorRoot } : {},
+  );
   const getTenant = async (name: string) =>
     JSON.parse(await cp.kubectl(['get', 'tenant', name, '-o', 'json'])) as TenantObject;
 
@@ -93,10 +114,10 @@ export async function startTestPlatform(
         },
         { timeoutMs },
       ),
-    restartOperator: async (meanwhile) => {
+    restartOperator: async (meanwhile, root) => {
       await operator.kill('SIGTERM');
       await meanwhile?.();
-      operator = await startOperator(operatorEnv);
+      operator = await startOperator(operatorEnv, undefined, root ? { root } : {});
     },
     cleanup: async () => {
       if (tenants.length > 0) {
