@@ -1,6 +1,8 @@
 // Composition root of the Tenant operator: configuration, clients, the
 // reconciler behind a work queue fed by a self-healing Tenant watch, leader
 // election, metrics and health endpoints, and graceful shutdown.
+// Tracing first: it must be set up before the modules it instruments load.
+import { telemetry } from './telemetry.js';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { ConfigError } from '../../lib/config.js';
 import { nextRotationAt } from '../../lib/signing-keys.js';
@@ -188,6 +190,7 @@ async function main(): Promise<void> {
     await db.close();
     await health.close();
     await scrape.close();
+    await telemetry.shutdown();
     process.exit(code);
   };
   process.once('SIGTERM', () => void shutdown(0));
