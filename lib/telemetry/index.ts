@@ -22,6 +22,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  type Attributes,
   type Context,
   type Tracer,
 } from '@opentelemetry/api';
@@ -176,4 +177,19 @@ export function inOutboxSpan<T>(
       }
     },
   );
+}
+
+/** Runs `work` in an internal span of its own, ended with its outcome. */
+export function inSpan<T>(name: string, attributes: Attributes, work: () => Promise<T>): Promise<T> {
+  return tracer().startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      return await work();
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }

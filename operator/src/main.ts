@@ -8,6 +8,7 @@ import { ConfigError } from '../../lib/config.js';
 import { nextRotationAt } from '../../lib/signing-keys.js';
 import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { createLogger } from '../../lib/logger.js';
+import { inSpan } from '../../lib/telemetry/index.js';
 import { loadOperatorConfig } from './config.js';
 import { randomPassword, type ControllerDeps } from './controller/context.js';
 import { EventRecorder } from './controller/events.js';
@@ -80,7 +81,10 @@ async function main(): Promise<void> {
     maxDelayMs: 60_000,
     handler: async (name) => {
       if (!leading) return undefined;
-      const result = await reconciler.reconcile(name).finally(countPhases);
+      // One trace per reconcile when tracing is on (lib/telemetry/); its log lines carry the trace id.
+      const result = await inSpan(`reconcile Tenant`, { 'tenantry.tenant': name }, () =>
+        reconciler.reconcile(name),
+      ).finally(countPhases);
       return result.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
     },
     hooks: {

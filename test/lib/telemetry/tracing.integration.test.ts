@@ -291,4 +291,29 @@ describe('tracing across the API, the outbox, RabbitMQ and the worker', function
     expect(syncQueries, 'the sync handler’s queries').to.not.be.empty;
     expect(otlp.rejected).to.deep.equal([]);
   });
+
+  it('stores only a small JSON object as an outbox row’s trace context', async () => {
+    const insert = async (traceContext: string) => {
+      const client = await db.connect();
+      try {
+        await client.query('BEGIN');
+        // Rolled back either way, so the relay never sees the row.
+        await client.query(
+          `INSERT INTO app.outbox (topic, payload, trace_context) VALUES ('trace.check', '{}', $1)`,
+          [traceContext],
+        );
+        return 'stored';
+      } catch (error) {
+        return (error as { code?: string }).code;
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    };
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    expect(await insert(JSON.stringify({ traceparent, tracestate: 'vendor=value' }))).to.equal('stored');
+    expect(await insert(JSON.stringify(traceparent))).to.equal('23514');
+    expect(await insert(JSON.stringify([traceparent]))).to.equal('23514');
+    expect(await insert(JSON.stringify({ traceparent, tracestate: 'x'.repeat(1100) }))).to.equal('23514');
+  });
 });

@@ -14,8 +14,7 @@ import { attemptHeader, type RetryTopology } from '../topology.js';
 import type { ClaimedEvent, IntegrationStore, ProviderSettings } from './integration-store.js';
 import { CircuitOpenError, PermanentError, TransientError, type ProviderApi } from './provider-api.js';
 import { syncHandlers } from './sync-handlers.js';
-import { endWith } from '../message-tracing.js';
-import { tracer } from '../../../lib/telemetry/index.js';
+import { inSpan } from '../../../lib/telemetry/index.js';
 
 export interface EventProcessorOptions {
   tenant: string;
@@ -77,19 +76,25 @@ export class EventProcessor {
     try {
       if (!handler) throw new PermanentError(`no handler for ${event.eventType}`);
       // The sync handler's own span, so its queries and provider API calls show under it.
-      await inSyncSpan(event.provider, event.eventType, () =>
-        store.complete(event.id, (client) =>
-          handler({
-            client,
-            eventType: event.eventType,
-            eventId: event.eventId,
-            event: event.payload,
-            fetch: (path) => {
-              if (!settings) throw new PermanentError(`${event.provider} is not configured`);
-              return this.options.api.get(`${this.options.tenant}/${event.provider}`, settings, path);
-            },
-          }),
-        ),
+      await inSpan(
+        `sync ${event.eventType}`,
+        {
+          'tenantry.integration.provider': event.provider,
+          'tenantry.integration.event_type': event.eventType,
+        },
+        () =>
+          store.complete(event.id, (client) =>
+            handler({
+              client,
+              eventType: event.eventType,
+              eventId: event.eventId,
+              event: event.payload,
+              fetch: (path) => {
+                if (!settings) throw new PermanentError(`${event.provider} is not configured`);
+                return this.options.api.get(`${this.options.tenant}/${event.provider}`, settings, path);
+              },
+            }),
+          ),
       );
       this.options.onOutcome?.({ event: event.id, status: 'completed', attempt });
     } catch (error) {
@@ -166,15 +171,4 @@ function parseBody(content: Buffer): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Runs a sync handler in a `sync <event type>` span under the message's `process` span. */
-function inSyncSpan(provider: string, eventType: string, run: () => Promise<void>): Promise<void> {
-  return tracer().startActiveSpan(
-    `sync ${eventType}`,
-    {
-      attributes: { 'tenantry.integration.provider': provider, 'tenantry.integration.event_type': eventType },
-    },
-    (span) => endWith(span, run()),
-  );
 }
