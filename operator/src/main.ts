@@ -51,6 +51,7 @@ async function main(): Promise<void> {
       platformNamespace: config.namespace,
       secretsNamespace: config.secretsNamespace,
       workerImage: config.workerImage,
+      workerTelemetryEnv: config.workerTelemetryEnv,
       postgres: { host: config.tenantDb.host, port: config.tenantDb.port, cidrs: config.tenantDb.cidrs },
       rabbitmq: { host: config.rabbitmq.host, port: config.rabbitmq.port, cidrs: config.rabbitmq.cidrs },
       metricsScrapeNamespaces: config.metrics.scrapeNamespaces,
