@@ -363,7 +363,7 @@ ALTER TABLE app.api_clients ADD COLUMN tenant_uid text CHECK (length(tenant_uid)
     name: 'trace context of outbox rows',
     // The W3C trace context (`traceparent`, `tracestate`) of the request or
     // message that wrote the row, so the relay publishes it in the same trace
-    // (docs/observability.md). NULL when tracing is off. A W3C tracestate is at
+    // (docs/tracing.md). NULL when tracing is off. A W3C tracestate is at
     // most 512 characters; the bound keeps a stray value from bloating the row.
     sql: `
 ALTER TABLE app.outbox ADD COLUMN IF NOT EXISTS trace_context jsonb

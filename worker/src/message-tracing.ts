@@ -1,4 +1,4 @@
-// The W3C trace context across RabbitMQ (docs/observability.md). A relay
+// The W3C trace context across RabbitMQ (docs/tracing.md). A relay
 // publishes each message in a `send` span whose parent is the context stored
 // with its outbox row, and puts that span's `traceparent`/`tracestate` in the
 // message headers; the queue consumer processes each delivery in a `process`

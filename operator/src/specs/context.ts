@@ -8,7 +8,7 @@ export interface BuildContext {
   secretsNamespace: string;
   workerImage: string;
   /**
-   * OTEL_* variables the worker containers get (docs/observability.md): the operator's own,
+   * OTEL_* variables the worker containers get (docs/tracing.md): the operator's own,
    * less OTEL_SERVICE_NAME. Sorted by name, so the pod template stays the same from run to run.
    */
   workerTelemetryEnv?: { name: string; value: string }[];
