@@ -72,7 +72,14 @@ describe('tracing across the API, the outbox, RabbitMQ and the worker', function
     await otlp.start();
     endpoint = new WebhookReceiver();
     await endpoint.start();
-    platform = await startTestPlatform('trace');
+    const otel = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      // Export within a fraction of a second instead of every 5 s.
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      OTEL_RESOURCE_ATTRIBUTES: `deployment.environment.name=test-${run}`,
+    };
+    platform = await startTestPlatform('trace', otel);
     [tenant] = await readyTenants(platform, ['a']);
     const secret = JSON.parse(
       await platform.cp.kubectl([
@@ -91,13 +98,6 @@ describe('tracing across the API, the outbox, RabbitMQ and the worker', function
        VALUES ($1, 'owner', 'Olga', 'Owner', $2)`,
       [`owner@${tenant}.example`, await hashPassword(seededPassword)],
     );
-    const otel = {
-      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      // Export within a fraction of a second instead of every 5 s.
-      OTEL_BSP_SCHEDULE_DELAY: '100',
-      OTEL_RESOURCE_ATTRIBUTES: `deployment.environment.name=test-${run}`,
-    };
     [api, worker] = await Promise.all([
       startApiProcess(platform.cp, platform.platformNamespace, { ...otel, WEBHOOKS_ALLOW_LOOPBACK: 'true' }),
       startWorkerProcess(platform.cp, tenant, {
@@ -147,7 +147,10 @@ describe('tracing across the API, the outbox, RabbitMQ and the worker', function
     const spans = await eventually('the spans of the whole chain', () => {
       const trace = otlp.trace(traceId!);
       return Promise.resolve(
-        trace.some((s) => s.spanId === clientSpanId) && trace.some((s) => s.kind === spanKind.server)
+        // The process span ends last: after the attempt is recorded and the message acked.
+        [clientSpanId, spanKind.server, spanKind.consumer].every((wanted) =>
+          trace.some((s) => s.spanId === wanted || s.kind === wanted),
+        )
           ? trace
           : undefined,
       );
@@ -229,10 +232,24 @@ describe('tracing across the API, the outbox, RabbitMQ and the worker', function
     const ids = attempts.map((a) => traceparentPattern.exec(a.headers.traceparent ?? '')?.[1]);
     expect(ids[0]).to.be.a('string');
     expect(ids[1], 'the retry is in the first attempt’s trace').to.equal(ids[0]);
-    const handlers = await eventually('the API span of the update', () =>
+    const handler = await eventually('the API span of the update', () =>
       Promise.resolve(otlp.trace(ids[0]!).find((s) => s.kind === spanKind.server)),
     );
-    expect(handlers.name).to.equal('PATCH /api/users/:id');
+    expect(handler.name).to.equal('PATCH /api/users/:id');
+    // Both attempts are `process` spans under the one publish: the delay tier kept the headers.
+    const processes = await eventually('both process spans', () => {
+      const found = otlp.trace(ids[0]!).filter((s) => s.kind === spanKind.consumer);
+      return Promise.resolve(found.length >= 2 ? found : undefined);
+    });
+    const publish = only(
+      otlp.trace(ids[0]!),
+      'the publish span',
+      (s) => s.kind === spanKind.producer && s.name.startsWith('send '),
+    );
+    for (const process of processes) expectChild(process, publish);
+    expect(processes.map((p) => p.attributes['messaging.rabbitmq.message.delivery_attempt'])).to.have.members(
+      [1, 2],
+    );
   });
 
   it('follows an incoming provider webhook into the sync handler', async () => {
@@ -315,5 +332,29 @@ describe('tracing across the API, the outbox, RabbitMQ and the worker', function
     expect(await insert(JSON.stringify(traceparent))).to.equal('23514');
     expect(await insert(JSON.stringify([traceparent]))).to.equal('23514');
     expect(await insert(JSON.stringify({ traceparent, tracestate: 'x'.repeat(1100) }))).to.equal('23514');
+  });
+
+  it('traces the operator’s reconciles of the tenant', async () => {
+    const reconcile = await eventually('a reconcile span of the tenant', () =>
+      Promise.resolve(
+        otlp.spans.find((s) => s.name === 'reconcile Tenant' && s.attributes['tenantry.tenant'] === tenant),
+      ),
+    );
+    expect(reconcile).to.include({ service: 'tenantry-operator', parentSpanId: '', kind: spanKind.internal });
+    // And its OTEL_* settings reach the tenant's worker Deployment.
+    const deployment = JSON.parse(
+      await platform.cp.kubectl([
+        'get',
+        'deployment',
+        '-n',
+        tenantNames(tenant).namespace,
+        'tenantry-worker',
+        '-o',
+        'json',
+      ]),
+    ) as { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } };
+    const env = deployment.spec.template.spec.containers[0]!.env;
+    expect(env).to.deep.include({ name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: otlp.url });
+    expect(env.map((e) => e.name)).to.not.include('OTEL_SERVICE_NAME');
   });
 });
