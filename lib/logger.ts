@@ -2,6 +2,7 @@
 // and secrets redacted wherever they might appear.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
@@ -46,10 +47,24 @@ export function createLogger(service: string, level = process.env.LOG_LEVEL ?? '
       base: { service, version: platformVersion },
       redact: { paths: redactPaths, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      mixin: traceFields,
     },
     // Asynchronous stdout: lines written while a write is in flight go out together, instead of one
     // blocking write per line (the API writes an access log line per request). pino flushes what is
     // left when the process exits.
     pino.destination({ dest: 1, sync: false }),
   );
+}
+
+/**
+ * trace_id and span_id of the active span (lib/telemetry/), so a log line can be
+ * found from its trace and the other way round. Outside a trace, or with
+ * tracing off (the API's no-op: no span is ever active), nothing.
+ */
+export function traceFields(): { trace_id?: string; span_id?: string } {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const spanContext = span.spanContext();
+  if (!trace.isSpanContextValid(spanContext)) return {};
+  return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
 }

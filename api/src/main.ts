@@ -1,4 +1,6 @@
 // The API process: loads the configuration, builds the API (build.ts), serves it and shuts it down.
+// Tracing first: it must be set up before the modules it instruments load.
+import { telemetry } from './telemetry.js';
 import { collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from '../../lib/config.js';
 import { startMetricsServer } from '../../lib/health-server.js';
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
       void api
         .stop()
         .then(() => scrape.close())
+        .then(() => telemetry.shutdown())
         .then(() => process.exit(0));
     });
     // Keep-alive connections become idle as their last request finishes; close them as they do.

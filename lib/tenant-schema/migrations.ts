@@ -358,6 +358,18 @@ ALTER TABLE app.refresh_tokens ADD COLUMN tenant_uid text CHECK (length(tenant_u
 ALTER TABLE app.api_clients ADD COLUMN tenant_uid text CHECK (length(tenant_uid) BETWEEN 1 AND 64);
 `,
   },
+  {
+    version: 9,
+    name: 'trace context of outbox rows',
+    // The W3C trace context (`traceparent`, `tracestate`) of the request or
+    // message that wrote the row, so the relay publishes it in the same trace
+    // (docs/tracing.md). NULL when tracing is off. A W3C tracestate is at
+    // most 512 characters; the bound keeps a stray value from bloating the row.
+    sql: `
+ALTER TABLE app.outbox ADD COLUMN IF NOT EXISTS trace_context jsonb
+  CHECK (jsonb_typeof(trace_context) = 'object' AND octet_length(trace_context::text) <= 1024);
+`,
+  },
 ];
 
 /** The channel migration 6 notifies, with each inserted topic's root as the payload. */

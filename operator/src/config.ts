@@ -83,6 +83,7 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
       cidrs: raw.RABBITMQ_CIDRS,
     },
     workerImage: raw.WORKER_IMAGE,
+    workerTelemetryEnv: workerTelemetryEnv(environment),
     resyncMs: raw.RESYNC_SECONDS * 1000,
     reconcileConcurrency: raw.RECONCILE_CONCURRENCY,
     migrationConcurrency: raw.MIGRATION_CONCURRENCY,
@@ -105,4 +106,18 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
       identity: raw.POD_NAME,
     },
   };
+}
+
+/**
+ * The OTEL_* variables the operator passes on to tenant workers, so one setting traces the whole
+ * platform; OTEL_SERVICE_NAME stays the operator's (a worker names itself tenantry-worker).
+ */
+export function workerTelemetryEnv(environment: NodeJS.ProcessEnv): { name: string; value: string }[] {
+  return Object.entries(environment)
+    .filter(
+      (e): e is [string, string] =>
+        e[0].startsWith('OTEL_') && e[0] !== 'OTEL_SERVICE_NAME' && e[1] !== undefined,
+    )
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, value]) => ({ name, value }));
 }

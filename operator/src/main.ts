@@ -1,11 +1,14 @@
 // Composition root of the Tenant operator: configuration, clients, the
 // reconciler behind a work queue fed by a self-healing Tenant watch, leader
 // election, metrics and health endpoints, and graceful shutdown.
+// Tracing first: it must be set up before the modules it instruments load.
+import { telemetry } from './telemetry.js';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { ConfigError } from '../../lib/config.js';
 import { nextRotationAt } from '../../lib/signing-keys.js';
 import { loadKubeConfig } from '../../lib/kube/kube-config.js';
 import { createLogger } from '../../lib/logger.js';
+import { inSpan } from '../../lib/telemetry/index.js';
 import { loadOperatorConfig } from './config.js';
 import { randomPassword, type ControllerDeps } from './controller/context.js';
 import { EventRecorder } from './controller/events.js';
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
       platformNamespace: config.namespace,
       secretsNamespace: config.secretsNamespace,
       workerImage: config.workerImage,
+      workerTelemetryEnv: config.workerTelemetryEnv,
       postgres: { host: config.tenantDb.host, port: config.tenantDb.port, cidrs: config.tenantDb.cidrs },
       rabbitmq: { host: config.rabbitmq.host, port: config.rabbitmq.port, cidrs: config.rabbitmq.cidrs },
       metricsScrapeNamespaces: config.metrics.scrapeNamespaces,
@@ -78,7 +82,10 @@ async function main(): Promise<void> {
     maxDelayMs: 60_000,
     handler: async (name) => {
       if (!leading) return undefined;
-      const result = await reconciler.reconcile(name).finally(countPhases);
+      // One trace per reconcile when tracing is on (lib/telemetry/); its log lines carry the trace id.
+      const result = await inSpan(`reconcile Tenant`, { 'tenantry.tenant': name }, () =>
+        reconciler.reconcile(name),
+      ).finally(countPhases);
       return result.requeueAfterMs === undefined ? undefined : { requeueAfterMs: result.requeueAfterMs };
     },
     hooks: {
@@ -188,6 +195,7 @@ async function main(): Promise<void> {
     await db.close();
     await health.close();
     await scrape.close();
+    await telemetry.shutdown();
     process.exit(code);
   };
   process.once('SIGTERM', () => void shutdown(0));

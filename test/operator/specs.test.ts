@@ -19,6 +19,7 @@ import {
   workerServiceAccount,
   type BuildContext,
 } from '../../operator/src/specs/index.js';
+import { workerTelemetryEnv } from '../../operator/src/config.js';
 
 const minimal: Tenant = {
   apiVersion,
@@ -408,6 +409,23 @@ describe('specs', () => {
         automountServiceAccountToken: false,
       });
       expect(sa.metadata.name).to.equal('tenantry-worker');
+    });
+
+    it('passes the operator’s OTEL_* variables on to the worker, but not its service name', () => {
+      const plain = workerContainer(minimal).env!.map((e) => e.name);
+      expect(plain.filter((name) => name.startsWith('OTEL_'))).to.deep.equal([]);
+      const forwarded = workerTelemetryEnv({
+        OTEL_SERVICE_NAME: 'tenantry-operator',
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector.observability:4318',
+        LOG_LEVEL: 'debug',
+      });
+      const env = workerContainer(minimal, { ...ctx, workerTelemetryEnv: forwarded }).env!;
+      expect(env.filter((e) => e.name.startsWith('OTEL_'))).to.deep.equal([
+        { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', value: 'http://otel-collector.observability:4318' },
+        { name: 'OTEL_TRACES_SAMPLER', value: 'parentbased_traceidratio' },
+      ]);
+      expect(env.map((e) => e.name)).to.not.include('LOG_LEVEL');
     });
 
     it('is a Deployment tenantry-worker whose selector matches its pods', () => {

@@ -9,6 +9,7 @@ import type { ConfirmChannel } from 'amqplib';
 import { exponentialDelay } from '../../lib/backoff.js';
 import type { Logger } from '../../lib/logger.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
+import { endWith, startPublishSpan } from './message-tracing.js';
 import { Pause } from './pause.js';
 
 /** Claims rows, calls `publish` with them inside its transaction, commits only if it resolves. */
@@ -21,6 +22,8 @@ export interface RelayMessage {
   routingKey: string;
   content: Buffer;
   options: Options.Publish;
+  /** The outbox row's `trace_context`: the message is published in that trace (message-tracing.ts). */
+  traceContext?: unknown;
 }
 
 export interface BatchRelayOptions<T> {
@@ -108,7 +111,14 @@ export class BatchRelay<T> {
     if (!channel) throw new Error('not connected to the broker');
     const confirms = items.map((item) => {
       const m = this.relayOptions.message(item);
-      return publishConfirmed(channel, m.exchange, m.routingKey, m.content, m.options);
+      const messageId = typeof m.options.messageId === 'string' ? m.options.messageId : undefined;
+      const { span, traceHeaders } = startPublishSpan(
+        { exchange: m.exchange, routingKey: m.routingKey, messageId },
+        m.traceContext,
+      );
+      const headers = m.options.headers as Record<string, unknown> | undefined;
+      const options = { ...m.options, headers: { ...headers, ...traceHeaders } };
+      return endWith(span, publishConfirmed(channel, m.exchange, m.routingKey, m.content, options));
     });
     let timer: NodeJS.Timeout | undefined;
     const timeoutMs = this.relayOptions.confirmTimeoutMs ?? 30_000;

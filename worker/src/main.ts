@@ -2,6 +2,8 @@
 // listener, polling as the fallback) and webhook deliverer against the
 // tenant's own database and RabbitMQ user, with probes on HTTP_PORT and
 // /metrics on METRICS_PORT. SIGTERM drains in-flight deliveries, then exits.
+// Tracing first: it must be set up before the modules it instruments load.
+import { telemetry } from './telemetry.js';
 import pg from 'pg';
 import { startHealthServer, startMetricsServer } from '../../lib/health-server.js';
 import { createLogger } from '../../lib/logger.js';
@@ -119,6 +121,7 @@ async function main(): Promise<void> {
     await health.close();
     await scrape.close();
     await pool.end();
+    await telemetry.shutdown();
     logger.info('stopped');
     process.exit(0);
   };

@@ -36,6 +36,7 @@ export class OutboxRelay extends BatchRelay<FannedOutDelivery> {
           routingKey: deliverRoutingKey,
           content: Buffer.from(JSON.stringify(body)),
           options: deliveryPublishOptions(d.messageId, d.endpointId),
+          traceContext: d.traceContext,
         };
       },
       batchSize: options.batchSize,

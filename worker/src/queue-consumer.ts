@@ -10,6 +10,7 @@
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import type { Logger } from '../../lib/logger.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
+import { inProcessSpan } from './message-tracing.js';
 import {
   assertRetryTopology,
   attemptHeader,
@@ -124,8 +125,16 @@ export class QueueConsumer {
           'x-tenantry-final-error': finalError.slice(0, 200),
         }),
     };
+    const target = {
+      exchange: message.fields.exchange,
+      routingKey: message.fields.routingKey,
+      messageId: work.messageId,
+    };
     try {
-      await this.options.handle(work, retry);
+      // In the trace the headers carry (message-tracing.ts); retries keep those headers.
+      await inProcessSpan(this.options.topology.workQueue, target, headers, work.attempt, () =>
+        this.options.handle(work, retry),
+      );
       safely(() => channel.ack(message));
     } catch (error) {
       // Storing or publishing the outcome failed (database or broker trouble):

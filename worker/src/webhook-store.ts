@@ -3,6 +3,7 @@
 // record of each attempt, a batch at a time. Every query is schema-qualified;
 // the pool connects as the tenant's login role, so the app role's privileges apply.
 import type pg from 'pg';
+import { inOutboxSpan } from '../../lib/telemetry/index.js';
 import { withTransaction } from '../../lib/transaction.js';
 import { deliveriesRequestedTopic, type DeliveriesRequested } from '../../lib/webhooks/outbox-topics.js';
 import { eventTypeMatches, newMessageId } from '../../lib/webhooks/standard-webhooks.js';
@@ -17,6 +18,8 @@ export interface FannedOutDelivery {
   messageId: string;
   endpointId: string;
   outboxId: string;
+  /** The outbox row's W3C trace context (lib/telemetry/), if it has one. */
+  traceContext?: unknown;
 }
 
 export interface DeliveryToSend {
@@ -115,8 +118,14 @@ export class WebhookStore {
     publish: (deliveries: FannedOutDelivery[]) => Promise<void>,
   ): Promise<number> {
     return withTransaction(this.pool, async (client) => {
-      const { rows } = await client.query<{ id: string; topic: string; payload: unknown; created_at: Date }>(
-        `SELECT id, topic, payload, created_at FROM app.outbox
+      const { rows } = await client.query<{
+        id: string;
+        topic: string;
+        payload: unknown;
+        created_at: Date;
+        trace_context: unknown;
+      }>(
+        `SELECT id, topic, payload, created_at, trace_context FROM app.outbox
           WHERE sent_at IS NULL AND NOT (topic LIKE ANY($2::text[]))
           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [limit, this.excludedTopics],
@@ -141,11 +150,16 @@ export class WebhookStore {
           events.map((r) => r.created_at),
         ],
       );
-      const pairs: { messageId: string; endpointId: string; outboxId: string }[] = [];
+      const pairs: { messageId: string; endpointId: string; outboxId: string; traceContext: unknown }[] = [];
       events.forEach((row, i) => {
         for (const endpoint of endpoints.rows) {
           if (eventTypeMatches(endpoint.event_types, row.topic)) {
-            pairs.push({ messageId: messageIds[i] as string, endpointId: endpoint.id, outboxId: row.id });
+            pairs.push({
+              messageId: messageIds[i] as string,
+              endpointId: endpoint.id,
+              outboxId: row.id,
+              traceContext: row.trace_context,
+            });
           }
         }
       });
@@ -169,16 +183,16 @@ export class WebhookStore {
   /** The still-open deliveries named by `webhook.deliveries.requested` rows. */
   private async requestedDeliveries(
     client: pg.PoolClient,
-    rows: readonly { id: string; payload: unknown }[],
+    rows: readonly { id: string; payload: unknown; trace_context: unknown }[],
   ): Promise<FannedOutDelivery[]> {
     const ids: string[] = [];
-    const outboxOf = new Map<string, string>();
+    const outboxOf = new Map<string, { id: string; trace_context: unknown }>();
     for (const row of rows) {
       const named = (row.payload as Partial<DeliveriesRequested> | null)?.delivery_ids;
       for (const id of Array.isArray(named) ? named : []) {
         if (typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) continue;
         ids.push(id);
-        outboxOf.set(id, row.id);
+        outboxOf.set(id, row);
       }
     }
     if (ids.length === 0) return [];
@@ -191,7 +205,8 @@ export class WebhookStore {
       deliveryId: d.id,
       messageId: d.message_id,
       endpointId: d.endpoint_id,
-      outboxId: outboxOf.get(d.id) as string,
+      outboxId: outboxOf.get(d.id)!.id,
+      traceContext: outboxOf.get(d.id)!.trace_context,
     }));
   }
 
@@ -366,10 +381,18 @@ export class WebhookStore {
     );
     const row = rows[0];
     if (!row) return false;
-    await client.query('INSERT INTO app.outbox (topic, payload) VALUES ($1, $2)', [
-      endpointDisabledTopic,
-      JSON.stringify({ endpoint_id: endpointId, reason, disabled_at: row.disabled_at.toISOString() }),
-    ]);
+    const payload = JSON.stringify({
+      endpoint_id: endpointId,
+      reason,
+      disabled_at: row.disabled_at.toISOString(),
+    });
+    await inOutboxSpan(endpointDisabledTopic, (traceContext) =>
+      client.query('INSERT INTO app.outbox (topic, payload, trace_context) VALUES ($1, $2, $3)', [
+        endpointDisabledTopic,
+        payload,
+        traceContext ? JSON.stringify(traceContext) : null,
+      ]),
+    );
     return true;
   }
 }

@@ -3,7 +3,9 @@
 // one per user id. Express sets `req.route` when a route matches, while
 // `req.baseUrl` still holds the mount path of its router; the pattern is taken
 // at that moment, because by the time an error handler answers, the router
-// has restored `baseUrl`.
+// has restored `baseUrl`. The same pattern names the request's trace span
+// (`POST /api/users`, with `http.route`) when tracing is on (lib/telemetry/).
+import { trace, type Span } from '@opentelemetry/api';
 import type { Request, RequestHandler } from 'express';
 import { Histogram, type Registry } from 'prom-client';
 
@@ -34,6 +36,8 @@ export function requestMetrics(registry: Registry): RequestHandler {
 
 function capturedRoute(req: Request): { pattern?: string } {
   const captured: { pattern?: string } = {};
+  // The server span node:http's instrumentation started; undefined with tracing off.
+  const span: Span | undefined = trace.getActiveSpan();
   let current: unknown;
   Object.defineProperty(req, 'route', {
     configurable: true,
@@ -44,6 +48,10 @@ function capturedRoute(req: Request): { pattern?: string } {
       // A router's own root is its mount path: `/api/users`, not `/api/users/`.
       if (typeof route?.path === 'string')
         captured.pattern = route.path === '/' && req.baseUrl ? req.baseUrl : req.baseUrl + route.path;
+      if (span && captured.pattern) {
+        span.updateName(`${req.method} ${captured.pattern}`);
+        span.setAttribute('http.route', captured.pattern);
+      }
     },
   });
   return captured;

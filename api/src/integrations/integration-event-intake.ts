@@ -8,6 +8,7 @@ import { QueryTypes } from 'sequelize';
 import { Batcher } from '../../../lib/batcher.js';
 import type { Provider } from '../../../lib/integrations/catalog.js';
 import type { Logger } from '../../../lib/logger.js';
+import { inOutboxSpan, type TraceCarrier } from '../../../lib/telemetry/index.js';
 import { problems } from '../http/problem.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 
@@ -21,6 +22,8 @@ export interface NewEvent {
   organizationId: string | null;
   /** The event as JSON text. */
   payload: string;
+  /** The trace context its outbox row carries (set by `store`); undefined when tracing is off. */
+  traceContext?: TraceCarrier;
 }
 
 const keyOf = (e: { provider: string; eventId: string }) => `${e.provider}\0${e.eventId}`;
@@ -43,6 +46,13 @@ export class IntegrationEventIntake {
    */
   store(db: TenantDb, events: readonly NewEvent[]): Promise<(string | undefined)[]> {
     if (events.length === 0) return Promise.resolve([]);
+    // One span per request: its events' outbox rows continue the request's trace from it.
+    return inOutboxSpan(`integration.${events[0]!.provider}`, (traceContext) =>
+      this.enqueue(db, traceContext ? events.map((e) => ({ ...e, traceContext })) : events),
+    );
+  }
+
+  private enqueue(db: TenantDb, events: readonly NewEvent[]): Promise<(string | undefined)[]> {
     let queue = this.queues.get(db);
     if (!queue) {
       // One statement at a time per tenant database; requests meanwhile gather for the next.
@@ -99,8 +109,27 @@ export class IntegrationEventIntake {
  * single statement); returns provider+event_id → row id for the new ones.
  */
 async function insertEvents(db: TenantDb, events: NewEvent[]): Promise<Map<string, string>> {
+  // The trace context column is named only when there is one to store (tracing on): with tracing
+  // off the statement is the one from before the column existed.
+  const traced = events.some((e) => e.traceContext !== undefined);
   const rows = await db.sequelize.query<{ id: string; provider: string; event_id: string }>(
-    `WITH ev AS (
+    traced
+      ? `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[])
+         WITH ORDINALITY AS i(provider, event_id, event_type, organization_id, payload, trace_context, n)
+     ), ev AS (
+       INSERT INTO app.integration_events (provider, event_id, event_type, organization_id, payload)
+       SELECT provider, event_id, event_type, organization_id, payload FROM input ORDER BY n
+       ON CONFLICT (provider, event_id) DO NOTHING
+       RETURNING id, provider, event_id, event_type
+     ), ob AS (
+       INSERT INTO app.outbox (topic, payload, trace_context)
+       SELECT 'integration.' || ev.provider || '.' || ev.event_type, jsonb_build_object('event', ev.id),
+              input.trace_context
+         FROM ev JOIN input USING (provider, event_id)
+     )
+     SELECT id, provider, event_id FROM ev`
+      : `WITH ev AS (
        INSERT INTO app.integration_events (provider, event_id, event_type, organization_id, payload)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
        ON CONFLICT (provider, event_id) DO NOTHING
@@ -117,6 +146,7 @@ async function insertEvents(db: TenantDb, events: NewEvent[]): Promise<Map<strin
         events.map((e) => e.eventType),
         events.map((e) => e.organizationId),
         events.map((e) => e.payload),
+        ...(traced ? [events.map((e) => (e.traceContext ? JSON.stringify(e.traceContext) : null))] : []),
       ],
       type: QueryTypes.SELECT,
     },

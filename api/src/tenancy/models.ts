@@ -83,6 +83,8 @@ export interface OutboxAttributes {
   payload: object;
   created_at: Date;
   sent_at: Date | null;
+  /** The W3C trace context of the writer (lib/telemetry/); NULL when tracing is off. */
+  trace_context: Record<string, string> | null;
 }
 
 export interface RefreshTokenAttributes {
@@ -244,6 +246,7 @@ function defineTables(sequelize: Sequelize) {
         payload: { type: DataTypes.JSONB, allowNull: false },
         created_at: byDatabase(DataTypes.DATE),
         sent_at: time(),
+        trace_context: { type: DataTypes.JSONB, allowNull: true },
       },
       table('outbox'),
     ),

@@ -7,6 +7,11 @@ export interface BuildContext {
   /** Namespace of the Secrets the API reads: the platform copies of tenant Secrets, among others. */
   secretsNamespace: string;
   workerImage: string;
+  /**
+   * OTEL_* variables the worker containers get (docs/tracing.md): the operator's own,
+   * less OTEL_SERVICE_NAME. Sorted by name, so the pod template stays the same from run to run.
+   */
+  workerTelemetryEnv?: { name: string; value: string }[];
   /** Where tenant workers reach PostgreSQL; cidrs narrow the egress NetworkPolicy. */
   postgres: { host: string; port: number; cidrs?: string[] };
   /** Where tenant workers reach RabbitMQ; cidrs narrow the egress NetworkPolicy. */

@@ -80,6 +80,7 @@ function workerContainer(tenant: Tenant, ctx: BuildContext): V1Container {
       fromSecret('DATABASE_URL', names.dbSecret, 'uri'),
       fromSecret('AMQP_URL', names.amqpSecret, 'uri'),
       fromSecret('AMQP_QUEUE_PREFIX', names.amqpSecret, 'queuePrefix'),
+      ...(ctx.workerTelemetryEnv ?? []),
     ],
     // The worker's defaults of HTTP_PORT and METRICS_PORT; a PodMonitor scrapes the port named metrics.
     ports: [

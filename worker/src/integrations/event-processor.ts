@@ -14,6 +14,7 @@ import { attemptHeader, type RetryTopology } from '../topology.js';
 import type { ClaimedEvent, IntegrationStore, ProviderSettings } from './integration-store.js';
 import { CircuitOpenError, PermanentError, TransientError, type ProviderApi } from './provider-api.js';
 import { syncHandlers } from './sync-handlers.js';
+import { inSpan } from '../../../lib/telemetry/index.js';
 
 export interface EventProcessorOptions {
   tenant: string;
@@ -74,17 +75,26 @@ export class EventProcessor {
     const handler = syncHandlers[event.eventType];
     try {
       if (!handler) throw new PermanentError(`no handler for ${event.eventType}`);
-      await store.complete(event.id, (client) =>
-        handler({
-          client,
-          eventType: event.eventType,
-          eventId: event.eventId,
-          event: event.payload,
-          fetch: (path) => {
-            if (!settings) throw new PermanentError(`${event.provider} is not configured`);
-            return this.options.api.get(`${this.options.tenant}/${event.provider}`, settings, path);
-          },
-        }),
+      // The sync handler's own span, so its queries and provider API calls show under it.
+      await inSpan(
+        `sync ${event.eventType}`,
+        {
+          'tenantry.integration.provider': event.provider,
+          'tenantry.integration.event_type': event.eventType,
+        },
+        () =>
+          store.complete(event.id, (client) =>
+            handler({
+              client,
+              eventType: event.eventType,
+              eventId: event.eventId,
+              event: event.payload,
+              fetch: (path) => {
+                if (!settings) throw new PermanentError(`${event.provider} is not configured`);
+                return this.options.api.get(`${this.options.tenant}/${event.provider}`, settings, path);
+              },
+            }),
+          ),
       );
       this.options.onOutcome?.({ event: event.id, status: 'completed', attempt });
     } catch (error) {

@@ -25,6 +25,7 @@ export function integrationRelay(options: {
       routingKey: deliverRoutingKey,
       content: Buffer.from(JSON.stringify({ event: item.eventId })),
       options: integrationPublishOptions(item.eventId),
+      traceContext: item.traceContext,
     }),
     batchSize: options.batchSize,
     pollIntervalMs: options.pollIntervalMs,

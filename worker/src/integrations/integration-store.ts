@@ -11,6 +11,8 @@ export interface IntegrationWorkItem {
   outboxId: string;
   eventId: string;
   topic: string;
+  /** The outbox row's W3C trace context (lib/telemetry/), if it has one. */
+  traceContext?: unknown;
 }
 
 export interface ClaimedEvent {
@@ -46,15 +48,25 @@ export class IntegrationStore implements RelaySource<IntegrationWorkItem> {
   /** Claims unsent `integration.%` outbox rows; marks them sent after `publish` resolves. */
   async relayBatch(limit: number, publish: (items: IntegrationWorkItem[]) => Promise<void>): Promise<number> {
     return withTransaction(this.pool, async (client) => {
-      const { rows } = await client.query<{ id: string; topic: string; payload: { event?: unknown } }>(
-        `SELECT id, topic, payload FROM app.outbox
+      const { rows } = await client.query<{
+        id: string;
+        topic: string;
+        payload: { event?: unknown };
+        trace_context: unknown;
+      }>(
+        `SELECT id, topic, payload, trace_context FROM app.outbox
           WHERE sent_at IS NULL AND topic LIKE 'integration.%'
           ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
         [limit],
       );
       const items = rows
         .filter((r) => typeof r.payload.event === 'string')
-        .map((r) => ({ outboxId: r.id, eventId: r.payload.event as string, topic: r.topic }));
+        .map((r) => ({
+          outboxId: r.id,
+          eventId: r.payload.event as string,
+          topic: r.topic,
+          traceContext: r.trace_context,
+        }));
       if (items.length > 0) await publish(items);
       if (rows.length > 0) {
         await client.query('UPDATE app.outbox SET sent_at = now() WHERE id = ANY($1::bigint[])', [
