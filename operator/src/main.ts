@@ -61,6 +61,7 @@ async function main(): Promise<void> {
         tls: config.rabbitmq.tls,
       },
     },
+    databaseServer: config.databaseServer,
     now: () => new Date(),
     newPassword: randomPassword,
   };
