@@ -110,6 +110,8 @@ export interface TenantStatus {
     server?: string;
   };
   messaging?: { username?: string; secretName?: string; vhost?: string; queuePrefix?: string };
+  /** The worker Deployment: the replicas asked for and those available on the current template. */
+  worker?: { replicas?: number; availableReplicas?: number };
   conditions?: Condition[];
 }
 

@@ -17,12 +17,14 @@ describe('operator step Workload', () => {
     expect(first.result?.requeueAfterMs).to.equal(30_000);
     expect(first.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
     expect(first.tenant.status?.phase).to.equal('Provisioning');
+    expect(first.tenant.status?.worker).to.deep.equal({ replicas: 1, availableReplicas: 0 });
     expect(fx.kube.get('ServiceAccount', 'tenantry-worker', 'tenant-acme')).not.to.equal(undefined);
     expect(deployment(fx)?.spec?.replicas).to.equal(1);
     expect(deployment(fx)?.metadata?.labels?.[tenantUidLabel]).to.equal('uid-acme');
     fx.kube.rollOut('tenant-acme', 'tenantry-worker');
-    const { outcome } = await runThrough(fx, 'Workload');
+    const { outcome, ctx } = await runThrough(fx, 'Workload');
     expect(outcome).to.deep.equal({ reason: 'Available', message: 'worker has 1 available replicas' });
+    expect(ctx.status.worker).to.deep.equal({ replicas: 1, availableReplicas: 1 });
   });
 
   it('rolls the worker when the credentials change, and scales it to zero when suspended', async () => {
