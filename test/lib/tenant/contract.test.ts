@@ -81,6 +81,29 @@ describe('Tenant contract (lib/tenant) against the CRD and the API document', ()
     }
   });
 
+  it('has the worker quota CEL rules use the plans’ replicas and quotas', () => {
+    const rules = specSchema()['x-kubernetes-validations']!.map((v) => v.rule);
+    for (const [resource, index] of [
+      ['cpu', 2],
+      ['memory', 3],
+    ] as const) {
+      const rule = rules[index]!;
+      expect(rule).to.contain(`limits.${resource}`);
+      for (const plan of plans) {
+        const { containerDefaults, quota, workerReplicas } = planPolicies[plan];
+        const quoted = [...rule.matchAll(new RegExp(`'${plan}': '([^']+)'`, 'g'))].map((m) => m[1]);
+        const Resource = resource === 'cpu' ? 'Cpu' : 'Memory';
+        expect(quoted, `${plan} ${resource}`).to.deep.equal([
+          containerDefaults.requests[resource],
+          quota[`requests${Resource}`],
+          containerDefaults.limits[resource],
+          quota[`limits${Resource}`],
+        ]);
+        expect(rule).to.contain(`'${plan}': ${workerReplicas}`);
+      }
+    }
+  });
+
   it('names the plans the CRD accepts', () => {
     expect(specSchema().properties!.plan!.enum).to.deep.equal([...plans]);
   });

@@ -188,6 +188,29 @@ describe('Tenant CRD validation (real API server)', function () {
       expect(await dryRun(tenantYaml('cel-ok-3', worker('free', '{limits: {cpu: "0.25"}}')))).to.equal('');
     });
 
+    it('rejects replicas times requests or limits beyond the plan’s quota, unless suspended', async () => {
+      // free: limits.cpu quota 2, default limit 250m: 9 replicas need 2.25.
+      const replicas = (plan: string, n: number, extra = '') =>
+        `  plan: ${plan}\n  owner: {email: owner@example.com}\n${extra}  worker:\n    replicas: ${n}\n`;
+      const cpu = await dryRun(tenantYaml('cel-quota-cpu', replicas('free', 9)));
+      expect(cpu).to.contain(
+        "the worker's replicas times its cpu request and its cpu limit must fit the plan's quota",
+      );
+      expect(cpu).to.contain('free 1/2');
+      expect(await dryRun(tenantYaml('cel-quota-fits', replicas('free', 8)))).to.equal('');
+      expect(await dryRun(tenantYaml('cel-quota-susp', replicas('free', 9, '  suspended: true\n')))).to.equal(
+        '',
+      );
+      // premium: requests.memory quota 16Gi; 3 × 6Gi = 18Gi.
+      const memory = await dryRun(
+        tenantYaml(
+          'cel-quota-mem',
+          '  plan: premium\n  owner: {email: owner@example.com}\n  worker:\n    replicas: 3\n    resources: {requests: {memory: 6Gi}, limits: {memory: 6Gi}}\n',
+        ),
+      );
+      expect(memory).to.contain("the worker's replicas times its memory request and its memory limit");
+    });
+
     it('rejects a plan change that makes the defaults too small for the requests', async () => {
       const name = `crd-plan-${uniqueSuffix()}`;
       created.push(name);
