@@ -19,7 +19,7 @@ cache=${TENANTRY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenantry/tools}
 bindir="$cache/k8s-$k8s_version"
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "error: Go is not installed or not on PATH. Install Go 1.25 or newer (https://go.dev/doc/install) and run 'make tools' again." >&2
+  echo "error: Go is not installed or not on PATH. Install Go 1.26 or newer (https://go.dev/doc/install) and run 'make tools' again." >&2
   exit 1
 fi
 
