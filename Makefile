@@ -30,7 +30,7 @@ $(NPM_STAMP): package.json package-lock.json | $(NODE22_BIN)/node
 deps: $(NPM_STAMP) ## Install the npm dependencies from the lockfile
 
 .PHONY: tools
-tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, helm-docs, KWOK and promtool
+tools: ## Build (once, then cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, helm-docs, KWOK, promtool and kstatus
 	@bash hack/build-tools.sh
 
 .PHONY: chromium

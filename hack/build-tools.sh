@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control-plane binaries (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) plus helm, helm-docs, KWOK
-# and promtool from Go modules into a cache outside the repository, keyed by
+# kube-controller-manager, kube-scheduler, kubectl) plus helm, helm-docs, KWOK,
+# promtool and our kstatus checker (tools/kstatus) from Go modules into a cache outside the repository, keyed by
 # version, and fetches the Prometheus Operator's CRDs (its module holds them) for
 # the chart's monitoring tests. Anything already cached is not rebuilt, so a
 # second run takes seconds.
@@ -19,7 +19,7 @@ cache=${TENANTRY_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tenantry/tools}
 bindir="$cache/k8s-$k8s_version"
 
 if ! command -v go >/dev/null 2>&1; then
-  echo "error: Go is not installed or not on PATH. Install Go 1.25 or newer (https://go.dev/doc/install) and run 'make tools' again." >&2
+  echo "error: Go is not installed or not on PATH. Install Go 1.26 or newer (https://go.dev/doc/install) and run 'make tools' again." >&2
   exit 1
 fi
 
@@ -92,5 +92,21 @@ else
   mv "$crds.tmp" "$crds"
 fi
 ln -sfn "$crds" "$bindir/prometheus-operator-crds"
+# kstatus computes an object's status with sigs.k8s.io/cli-utils itself, for the
+# Tenant status tests. Its cache key is the cli-utils version plus a hash of the
+# module's files, so an edit to tools/kstatus builds a fresh one.
+kstatus_dir="$root/tools/kstatus"
+cli_utils_version=$(awk '$1 == "sigs.k8s.io/cli-utils" { print $2 }' "$kstatus_dir/go.mod")
+kstatus_hash=$(cat "$kstatus_dir/go.mod" "$kstatus_dir/go.sum" "$kstatus_dir"/*.go | sha256sum | cut -c1-12)
+kstatus_cache="$cache/kstatus-$cli_utils_version-$kstatus_hash"
+if [ -x "$kstatus_cache/kstatus" ]; then
+  step "kstatus (cli-utils $cli_utils_version, cached)"
+else
+  step "building kstatus (cli-utils $cli_utils_version)"
+  mkdir -p "$kstatus_cache"
+  (cd "$kstatus_dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$kstatus_cache/kstatus.tmp" .)
+  mv "$kstatus_cache/kstatus.tmp" "$kstatus_cache/kstatus"
+fi
+ln -sf "$kstatus_cache/kstatus" "$bindir/kstatus"
 step "tools ready in $bindir"
 "$bindir/kube-apiserver" --version

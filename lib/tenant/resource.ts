@@ -69,7 +69,17 @@ export const conditionTypes = [
   'Workload',
 ] as const;
 export type StepCondition = (typeof conditionTypes)[number];
-export type ConditionType = StepCondition | 'Ready';
+/**
+ * The summary conditions, after the steps', by the kstatus rules
+ * (sigs.k8s.io/cli-utils/pkg/kstatus): Ready is True once every step succeeded
+ * for the observed generation; Reconciling is True while the operator is still
+ * working towards the spec (a step pending, or failing on something that may
+ * pass, such as a dependency being down); Stalled is True when it cannot get
+ * further without a change to the Tenant (docs/tenant-status.md).
+ */
+export const summaryConditionTypes = ['Ready', 'Reconciling', 'Stalled'] as const;
+export type SummaryCondition = (typeof summaryConditionTypes)[number];
+export type ConditionType = StepCondition | SummaryCondition;
 
 export interface Condition {
   type: ConditionType;
@@ -96,8 +106,12 @@ export interface TenantStatus {
     lastRotationTrigger?: string;
     /** The previous login role, valid until the workload has rolled onto the new one. */
     retiringUsername?: string;
+    /** The PostgreSQL server (host:port) the database lives on, as the operator reaches it. */
+    server?: string;
   };
   messaging?: { username?: string; secretName?: string; vhost?: string; queuePrefix?: string };
+  /** The worker Deployment: the replicas asked for and those available on the current template. */
+  worker?: { replicas?: number; availableReplicas?: number };
   conditions?: Condition[];
 }
 

@@ -68,6 +68,8 @@ export function loadOperatorConfig(environment: NodeJS.ProcessEnv = process.env)
     namespace: raw.OPERATOR_NAMESPACE,
     secretsNamespace: raw.PLATFORM_SECRETS_NAMESPACE ?? raw.OPERATOR_NAMESPACE,
     postgresAdminUrl: raw.POSTGRES_URL,
+    /** The server tenant databases live on, as the operator reaches it (status.database.server). */
+    databaseServer: `${pg.hostname}:${pg.port || 5432}`,
     /** How tenant workloads and the API reach PostgreSQL (may differ from the operator's own route). */
     tenantDb: {
       host: raw.TENANT_DB_HOST ?? pg.hostname,

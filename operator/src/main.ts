@@ -65,6 +65,7 @@ async function main(): Promise<void> {
         tls: config.rabbitmq.tls,
       },
     },
+    databaseServer: config.databaseServer,
     now: () => new Date(),
     newPassword: randomPassword,
   };

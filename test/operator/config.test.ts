@@ -17,6 +17,7 @@ describe('operator configuration', () => {
     const config = loadOperatorConfig({});
     expect(config.namespace).to.equal('tenantry-system');
     expect(config.tenantDb).to.deep.equal({ host: '127.0.0.1', port: 5432, cidrs: [] });
+    expect(config.databaseServer).to.equal('127.0.0.1:5432');
     expect(config.rabbitmq).to.include({ host: '127.0.0.1', port: 5672, vhost: '/', tls: false });
     expect(config.resyncMs).to.equal(300_000);
     expect(config.http).to.deep.equal({ host: '0.0.0.0', port: 8081 });
@@ -45,6 +46,8 @@ describe('operator configuration', () => {
       TENANT_DB_HOST: 'pg.tenants.svc',
       POSTGRES_CIDRS: '10.1.0.0/16, 10.2.0.0/16',
     });
+    // The server the databases live on is the operator's own route to it, not the workloads'.
+    expect(config.databaseServer).to.equal('db.internal:6432');
     expect(config.tenantDb).to.deep.equal({
       host: 'pg.tenants.svc',
       port: 6432,

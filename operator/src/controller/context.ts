@@ -94,6 +94,8 @@ export interface ControllerDeps {
     postgres: { host: string; port: number };
     rabbitmq: { host: string; port: number; vhost: string; tls: boolean };
   };
+  /** The PostgreSQL server (host:port) the tenant databases live on; recorded in status.database.server. */
+  databaseServer: string;
   now(): Date;
   newPassword(): string;
 }

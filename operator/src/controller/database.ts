@@ -89,6 +89,7 @@ export const databaseStep: Step = {
     const dbStatus = (status.database ??= {});
     dbStatus.name = names.database;
     dbStatus.ownerRole = names.ownerRole;
+    dbStatus.server = deps.databaseServer;
     let credentials = await storedCredentials(ctx);
     const legacyLogin = credentials !== undefined && !names.loginRoles.includes(credentials.username);
     const due = legacyLogin ? 'migration' : credentials ? rotationDue(tenant, status, now) : undefined;

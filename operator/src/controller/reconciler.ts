@@ -3,6 +3,8 @@
 // status once. A failing step marks its condition False (the steps after it
 // Unknown), records a Warning event and rethrows so the work queue retries
 // with backoff. A pending step asks for a requeue without counting as failure.
+// A failure that only a change to the Tenant can get past sets Stalled=True
+// (and a Stalled event); any other leaves Reconciling=True (status.ts).
 import { ApiException } from '@kubernetes/client-node';
 import {
   NameConflictError,
@@ -23,7 +25,14 @@ import { networkPolicyStep } from './network-policy.js';
 import { quotaStep } from './quota.js';
 import { schemaStep } from './schema.js';
 import { secretsStep } from './secrets.js';
-import { allStepsTrue, mergePatch, phaseFor, setCondition } from './status.js';
+import {
+  allStepsTrue,
+  mergePatch,
+  phaseFor,
+  setCondition,
+  setSummaryConditions,
+  type Progress,
+} from './status.js';
 import { workloadStep } from './workload.js';
 
 export const steps: readonly Step[] = [
@@ -48,8 +57,28 @@ export function failureReason(error: unknown): string {
   if (error instanceof DatabaseUnavailableError) return 'DatabaseUnreachable';
   if (error instanceof MessagingUnavailableError) return 'MessagingUnreachable';
   // The client's ApiException leaves `name` as "Error", so only its class tells it apart.
-  if (error instanceof ApiException) return 'KubernetesApiError';
+  if (error instanceof ApiException) return isRejection(error) ? 'Invalid' : 'KubernetesApiError';
   return 'Failed';
+}
+
+/**
+ * The API server refused an object built from the spec as invalid (422) or
+ * malformed (400), e.g. worker requests above the limits the plan gives: the
+ * same spec gets the same answer, however often it is tried.
+ */
+function isRejection(error: ApiException<unknown>): boolean {
+  return error.code === 422 || error.code === 400;
+}
+
+/**
+ * Whether a step failure needs a change to the Tenant to get past (Stalled),
+ * rather than time (a dependency down, an API error: Reconciling).
+ * A name another owner holds stays taken until the Tenant is renamed or told
+ * to restore it (restore-from-uid annotation).
+ */
+export function isStalled(error: unknown): boolean {
+  if (error instanceof NameConflictError) return true;
+  return error instanceof ApiException && isRejection(error);
 }
 
 function errorMessage(error: unknown): string {
@@ -107,6 +136,7 @@ export class TenantReconciler {
     let conditions = ctx.status.conditions ?? [];
     let failure: unknown;
     let pending: number | undefined;
+    let progress: Progress = { state: 'done' };
     let blockedBy: string | undefined;
 
     for (const step of steps) {
@@ -133,6 +163,12 @@ export class TenantReconciler {
         if (outcome.pending) {
           pending = outcome.pending.requeueAfterMs;
           blockedBy = step.condition;
+          progress = {
+            state: 'working',
+            step: step.condition,
+            reason: outcome.reason,
+            message: outcome.message,
+          };
         }
       } catch (error) {
         failure = error;
@@ -146,29 +182,26 @@ export class TenantReconciler {
           generation,
           now,
         );
+        progress = { state: isStalled(error) ? 'stalled' : 'working', step: step.condition, reason, message };
         this.deps.events.record(tenant, 'Warning', reason, `${step.condition}: ${message}`);
       }
     }
 
-    const ready = allStepsTrue(conditions, generation);
-    const firstBad = conditions.find((c) => c.type !== 'Ready' && c.status !== 'True');
-    conditions = setCondition(
-      conditions,
-      'Ready',
-      ready
-        ? {
-            status: 'True',
-            reason: 'Provisioned',
-            message: 'every step succeeded for the current generation',
-          }
-        : {
-            status: 'False',
-            reason: firstBad?.reason ?? 'Reconciling',
-            message: `${firstBad?.type ?? 'a step'}: ${firstBad?.message ?? 'in progress'}`,
-          },
-      generation,
-      now,
-    );
+    // Every step ran and reported True for this generation exactly when progress is 'done'.
+    const ready = progress.state === 'done' && allStepsTrue(conditions, generation);
+    conditions = setSummaryConditions(conditions, progress, generation, now);
+    const wasStalled = tenant.status?.conditions?.find((c) => c.type === 'Stalled');
+    if (
+      progress.state === 'stalled' &&
+      (wasStalled?.status !== 'True' || wasStalled.observedGeneration !== generation)
+    ) {
+      this.deps.events.record(
+        tenant,
+        'Warning',
+        'Stalled',
+        `${progress.step}: ${progress.message}; the operator cannot progress until the Tenant is changed`,
+      );
+    }
     const wasReady = tenant.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     ctx.status.conditions = conditions;
     ctx.status.phase = phaseFor(tenant, ready);

@@ -1,7 +1,10 @@
 // Conditions and phase. Ready is honest: True only when every step succeeded
-// for the generation being reconciled.
+// for the generation being reconciled. Reconciling and Stalled follow the
+// kstatus rules (sigs.k8s.io/cli-utils/pkg/kstatus), so that Flux, kpt, Helm's
+// waiter and kubectl plugins can tell "still working" from "cannot work".
 import {
   conditionTypes,
+  summaryConditionTypes,
   type Condition,
   type ConditionType,
   type Phase,
@@ -36,9 +39,52 @@ export function setCondition(
   );
 }
 
+const conditionOrderList: readonly string[] = [...conditionTypes, ...summaryConditionTypes];
+
 function conditionOrder(type: ConditionType): number {
-  const index = (conditionTypes as readonly string[]).indexOf(type);
-  return index === -1 ? conditionTypes.length : index;
+  const index = conditionOrderList.indexOf(type);
+  return index === -1 ? conditionOrderList.length : index;
+}
+
+/**
+ * Where one reconcile got to: every step done; still working (a step pending,
+ * or failing on something that may pass by itself); or stalled (a step failing
+ * on something only a change to the Tenant can get past).
+ */
+export type Progress =
+  { state: 'done' } | { state: 'working' | 'stalled'; step: StepCondition; reason: string; message: string };
+
+/** Sets Ready, Reconciling and Stalled from the reconcile's progress. */
+export function setSummaryConditions(
+  conditions: Condition[],
+  progress: Progress,
+  generation: number | undefined,
+  now: Date,
+): Condition[] {
+  const set = (list: Condition[], type: ConditionType, update: ConditionUpdate) =>
+    setCondition(list, type, update, generation, now);
+  if (progress.state === 'done') {
+    const message = `every step succeeded for generation ${generation ?? 'unknown'}`;
+    conditions = set(conditions, 'Ready', { status: 'True', reason: 'Provisioned', message });
+    conditions = set(conditions, 'Reconciling', { status: 'False', reason: 'Reconciled', message });
+    return set(conditions, 'Stalled', { status: 'False', reason: 'Reconciled', message });
+  }
+  const detail = `${progress.step}: ${progress.message}`;
+  conditions = set(conditions, 'Ready', { status: 'False', reason: progress.reason, message: detail });
+  if (progress.state === 'working') {
+    conditions = set(conditions, 'Reconciling', { status: 'True', reason: progress.reason, message: detail });
+    return set(conditions, 'Stalled', {
+      status: 'False',
+      reason: 'Reconciling',
+      message: 'the operator is still working towards the spec',
+    });
+  }
+  conditions = set(conditions, 'Reconciling', {
+    status: 'False',
+    reason: 'Stalled',
+    message: 'the operator cannot progress without a change to the Tenant',
+  });
+  return set(conditions, 'Stalled', { status: 'True', reason: progress.reason, message: detail });
 }
 
 export function allStepsTrue(conditions: Condition[], generation: number | undefined): boolean {

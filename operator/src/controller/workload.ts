@@ -18,6 +18,7 @@ export const workloadStep: Step = {
     const deployment = await deps.cluster.apply(workerDeployment(tenant, deps.build, { secretChecksum }));
     const want = workerReplicas(tenant);
     const s = deployment.status ?? {};
+    ctx.status.worker = { replicas: want, availableReplicas: s.availableReplicas ?? 0 };
     const rolled =
       (s.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0) &&
       (s.updatedReplicas ?? 0) >= want &&

@@ -117,6 +117,110 @@ describe('Tenant CRD validation (real API server)', function () {
 
   it('shows Plan, Phase, Ready and Age columns and answers to the short name', async () => {
     const out = await cp.kubectl(['get', 'tn']);
-    expect(out.split('\n')[0]).to.match(/^NAME\s+PLAN\s+PHASE\s+READY\s+AGE/);
+    expect(out.split('\n')[0]).to.match(/^NAME\s+PLAN\s+PHASE\s+READY\s+AGE\s*$/);
+  });
+
+  it('adds database server, schema version and worker replicas with -o wide', async () => {
+    const name = `crd-wide-${uniqueSuffix()}`;
+    created.push(name);
+    await cp.kubectl(['apply', '-f', '-'], tenantYaml(name, minimalSpec));
+    const status = { database: { server: 'db.example:5432', schemaVersion: 7 }, worker: { replicas: 2 } };
+    await cp.kubectl([
+      'patch',
+      'tenant',
+      name,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    const [header, row] = (await cp.kubectl(['get', 'tn', name, '-o', 'wide'])).trim().split('\n');
+    expect(header).to.match(/^NAME\s+PLAN\s+PHASE\s+READY\s+AGE\s+DATABASE SERVER\s+SCHEMA\s+WORKERS$/);
+    expect(row).to.match(new RegExp(`^${name}\\s+starter\\s+.*\\s+db\\.example:5432\\s+7\\s+2$`));
+  });
+
+  it('describes every field to kubectl explain', async () => {
+    const out = await cp.kubectl(['explain', 'tenants.spec.worker.resources.requests.cpu']);
+    expect(out).to.contain('CPU, as a Kubernetes quantity');
+    const status = await cp.kubectl(['explain', 'tenants.status.conditions']);
+    expect(status).to.contain('One condition per provisioning step');
+  });
+
+  describe('worker requests against limits (CEL, with the plan’s defaults)', () => {
+    const worker = (plan: string, resources: string) =>
+      `  plan: ${plan}\n  owner: {email: owner@example.com}\n  worker:\n    resources: ${resources}\n`;
+
+    it('rejects a cpu request above the cpu limit with a 422 that says so', async () => {
+      const error = await dryRun(
+        tenantYaml('cel-cpu', worker('premium', '{requests: {cpu: "2"}, limits: {cpu: 1500m}}')),
+      );
+      expect(error).to.contain('spec.worker.resources.requests.cpu');
+      expect(error).to.contain("the worker's cpu request must not exceed its cpu limit");
+    });
+
+    it('rejects a request above the plan’s default limit when no limit is given', async () => {
+      // starter's default cpu limit is 500m: the Deployment would be refused.
+      const cpu = await dryRun(tenantYaml('cel-cpu-plan', worker('starter', '{requests: {cpu: 600m}}')));
+      expect(cpu).to.contain("the worker's cpu request must not exceed its cpu limit");
+      expect(cpu).to.contain('starter 500m');
+      const memory = await dryRun(tenantYaml('cel-mem-plan', worker('free', '{requests: {memory: 1Gi}}')));
+      expect(memory).to.contain("the worker's memory request must not exceed its memory limit");
+      expect(memory).to.contain('spec.worker.resources.requests.memory');
+    });
+
+    it('rejects a limit below the plan’s default request when no request is given', async () => {
+      const error = await dryRun(
+        tenantYaml('cel-low-limit', worker('enterprise', '{limits: {memory: 128Mi}}')),
+      );
+      expect(error).to.contain("the worker's memory request must not exceed its memory limit");
+    });
+
+    it('compares quantities, not strings, and accepts integers', async () => {
+      expect(await dryRun(tenantYaml('cel-ok-1', worker('starter', '{requests: {cpu: 500m}}')))).to.equal('');
+      expect(
+        await dryRun(
+          tenantYaml(
+            'cel-ok-2',
+            worker('premium', '{requests: {cpu: 1, memory: 1Gi}, limits: {cpu: 2000m, memory: 1024Mi}}'),
+          ),
+        ),
+      ).to.equal('');
+      expect(await dryRun(tenantYaml('cel-ok-3', worker('free', '{limits: {cpu: "0.25"}}')))).to.equal('');
+    });
+
+    it('rejects replicas times requests or limits beyond the plan’s quota, unless suspended', async () => {
+      // free: limits.cpu quota 2, default limit 250m: 9 replicas need 2.25.
+      const replicas = (plan: string, n: number, extra = '') =>
+        `  plan: ${plan}\n  owner: {email: owner@example.com}\n${extra}  worker:\n    replicas: ${n}\n`;
+      const cpu = await dryRun(tenantYaml('cel-quota-cpu', replicas('free', 9)));
+      expect(cpu).to.contain(
+        "the worker's replicas times its cpu request and its cpu limit must fit the plan's quota",
+      );
+      expect(cpu).to.contain('free 1/2');
+      expect(await dryRun(tenantYaml('cel-quota-fits', replicas('free', 8)))).to.equal('');
+      expect(await dryRun(tenantYaml('cel-quota-susp', replicas('free', 9, '  suspended: true\n')))).to.equal(
+        '',
+      );
+      // premium: requests.memory quota 16Gi; 3 × 6Gi = 18Gi.
+      const memory = await dryRun(
+        tenantYaml(
+          'cel-quota-mem',
+          '  plan: premium\n  owner: {email: owner@example.com}\n  worker:\n    replicas: 3\n    resources: {requests: {memory: 6Gi}, limits: {memory: 6Gi}}\n',
+        ),
+      );
+      expect(memory).to.contain("the worker's replicas times its memory request and its memory limit");
+    });
+
+    it('rejects a plan change that makes the defaults too small for the requests', async () => {
+      const name = `crd-plan-${uniqueSuffix()}`;
+      created.push(name);
+      await cp.kubectl(['apply', '-f', '-'], tenantYaml(name, worker('premium', '{requests: {cpu: 1500m}}')));
+      const error = await kubectlError(
+        cp,
+        ['apply', '-f', '-'],
+        tenantYaml(name, worker('starter', '{requests: {cpu: 1500m}}')),
+      );
+      expect(error).to.contain("the worker's cpu request must not exceed its cpu limit");
+    });
   });
 });

@@ -26,6 +26,8 @@ describe('operator step Database', () => {
     expect(ctx.status.database).to.deep.equal({
       name: 'tenant_acme',
       ownerRole: 'tenant_acme',
+      // The server the operator reaches PostgreSQL on (POSTGRES_URL), for `kubectl get tn -o wide`.
+      server: 'postgres-admin.example:5432',
       username: loginA,
       passwordRotatedAt: '2026-12-01T12:00:00.000Z',
       lastRotationTrigger: '|',
@@ -51,6 +53,10 @@ describe('operator step Database', () => {
     expect(condition?.message).to.include('connect ECONNREFUSED').and.not.include('s3cret-pw');
     expect(done.condition('Schema')).to.include({ status: 'Unknown', reason: 'Blocked' });
     expect(done.tenant.status?.phase).to.equal('Provisioning');
+    // A database that is down comes back by itself: still working, not stalled, no Stalled event.
+    expect(done.condition('Reconciling')).to.include({ status: 'True', reason: 'DatabaseUnreachable' });
+    expect(done.condition('Stalled')).to.include({ status: 'False' });
+    expect(fx.events.reasons()).not.to.include('Stalled');
   });
 
   it('refuses a database and roles another Tenant owns: NameConflict, nothing touched', async () => {
@@ -68,7 +74,13 @@ describe('operator step Database', () => {
     expect(fx.db.databases.get('tenant_acme')?.marker).to.equal(ownershipMarker('uid-of-another-acme'));
     // The later steps never ran: no connection Secret carries a password for someone else's roles.
     expect(fx.kube.get('Secret', 'acme-db', 'tenant-acme')).to.equal(undefined);
-    expect(fx.events.recorded.map((e) => `${e.type} ${e.reason}`)).to.deep.equal(['Warning NameConflict']);
+    expect(fx.events.recorded.map((e) => `${e.type} ${e.reason}`)).to.deep.equal([
+      'Warning NameConflict',
+      'Warning Stalled',
+    ]);
+    // Only a change to the Tenant (another name, or the restore annotation) gets past it.
+    expect(done.condition('Stalled')).to.include({ status: 'True', reason: 'NameConflict' });
+    expect(done.condition('Reconciling')).to.include({ status: 'False', reason: 'Stalled' });
   });
 
   it('changes nothing when run again: same login, same password, no events', async () => {

@@ -526,6 +526,7 @@ export function fakes(): Fakes {
       postgres: { host: 'postgres.example', port: 5432 },
       rabbitmq: { host: 'rabbitmq.example', port: 5672, vhost: 'tenantry', tls: false },
     },
+    databaseServer: 'postgres-admin.example:5432',
     now: () => fx.clock.now,
     newPassword: () => `password-${++passwords}`,
   };

@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { conditionTypes, finalizerName, ownershipMarker } from '../../../lib/tenant/index.js';
+import {
+  conditionTypes,
+  finalizerName,
+  ownershipMarker,
+  summaryConditionTypes,
+} from '../../../lib/tenant/index.js';
 import { fakes, secretsNamespace, state } from './fakes.js';
 import { provisioned, reconcile, withTenant } from './drive.js';
 
@@ -9,12 +14,39 @@ describe('operator reconcile through every step', () => {
     withTenant(fx, 'globex', { spec: { plan: 'free' } });
     const tenant = await provisioned(fx, 'globex');
     expect(tenant.metadata.finalizers).to.deep.equal([finalizerName]);
-    expect(tenant.status?.conditions?.map((c) => c.type)).to.deep.equal([...conditionTypes, 'Ready']);
-    expect(tenant.status?.conditions?.every((c) => c.status === 'True' && c.observedGeneration === 1)).to.be
-      .true;
+    expect(tenant.status?.conditions?.map((c) => c.type)).to.deep.equal([
+      ...conditionTypes,
+      ...summaryConditionTypes,
+    ]);
+    const status = (type: string) => tenant.status?.conditions?.find((c) => c.type === type)?.status;
+    expect(conditionTypes.every((type) => status(type) === 'True')).to.be.true;
+    // The kstatus view: Ready, neither reconciling nor stalled.
+    expect([status('Ready'), status('Reconciling'), status('Stalled')]).to.deep.equal([
+      'True',
+      'False',
+      'False',
+    ]);
+    expect(tenant.status?.conditions?.every((c) => c.observedGeneration === 1)).to.be.true;
     expect(tenant.status?.observedGeneration).to.equal(1);
     expect(fx.events.reasons().filter((r) => r === 'Ready')).to.have.length(1);
     expect(fx.events.recorded.filter((e) => e.type === 'Warning')).to.deep.equal([]);
+  });
+
+  it('is Reconciling while a step is pending, with the step’s reason, and never Stalled', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    const first = await reconcile(fx);
+    expect(first.error).to.equal(undefined);
+    expect(first.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
+    expect(first.condition('Reconciling')).to.include({ status: 'True', reason: 'RollingOut' });
+    expect(first.condition('Reconciling')?.message).to.match(/^Workload: worker has 0\/1 available/);
+    expect(first.condition('Stalled')).to.include({ status: 'False', reason: 'Reconciling' });
+    expect(first.condition('Ready')).to.include({ status: 'False', reason: 'RollingOut' });
+    for (const c of first.tenant.status?.conditions ?? []) expect(c.observedGeneration).to.equal(1);
+    fx.kube.rollOut('tenant-acme', 'tenantry-worker');
+    const done = await reconcile(fx);
+    expect(done.condition('Reconciling')).to.include({ status: 'False', reason: 'Reconciled' });
+    expect(done.condition('Ready')).to.include({ status: 'True' });
   });
 
   it('changes nothing, not even the status, when nothing changed', async () => {

@@ -31,7 +31,7 @@ describe('operator step Secrets', () => {
     expect(ctx.status.database?.secretName).to.equal('acme-db');
   });
 
-  it('turns False with KubernetesApiError when a Secret cannot be written', async () => {
+  it('turns False with Invalid, and Stalled, when the API server refuses a Secret as invalid', async () => {
     const fx = fakes();
     withTenant(fx);
     fx.kube.failures.set('apply:Secret', kubeError(422, 'Secret "tenant-acme-db" is invalid'));
@@ -39,9 +39,10 @@ describe('operator step Secrets', () => {
     expect(done.condition('Schema')).to.include({ status: 'True' });
     expect(done.condition('Secrets')).to.include({
       status: 'False',
-      reason: 'KubernetesApiError',
+      reason: 'Invalid',
       message: 'Kubernetes API answered 422: Secret "tenant-acme-db" is invalid',
     });
+    expect(done.condition('Stalled')).to.include({ status: 'True', reason: 'Invalid' });
     expect(done.condition('NetworkPolicy')).to.include({ status: 'Unknown', reason: 'Blocked' });
   });
 

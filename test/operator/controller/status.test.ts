@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import { conditionTypes, type Condition, type Tenant } from '../../../lib/tenant/index.js';
 import { rotationDue, rotationIntervalMs, rotationToken } from '../../../operator/src/controller/database.js';
-import { allStepsTrue, mergePatch, phaseFor, setCondition } from '../../../operator/src/controller/status.js';
+import {
+  allStepsTrue,
+  mergePatch,
+  phaseFor,
+  setCondition,
+  setSummaryConditions,
+} from '../../../operator/src/controller/status.js';
 
 const now = new Date('2026-11-28T12:00:00Z');
 
@@ -33,10 +39,61 @@ describe('operator status helpers', () => {
 
   it('orders conditions by step and keeps one per type', () => {
     let conditions: Condition[] = [];
-    for (const type of ['Workload', 'Namespace', 'Ready', 'Namespace'] as const) {
+    for (const type of ['Stalled', 'Workload', 'Namespace', 'Ready', 'Reconciling', 'Namespace'] as const) {
       conditions = setCondition(conditions, type, { status: 'True', reason: 'r', message: 'm' }, 1, now);
     }
-    expect(conditions.map((c) => c.type)).to.deep.equal(['Namespace', 'Workload', 'Ready']);
+    expect(conditions.map((c) => c.type)).to.deep.equal([
+      'Namespace',
+      'Workload',
+      'Ready',
+      'Reconciling',
+      'Stalled',
+    ]);
+  });
+
+  describe('summary conditions by the kstatus rules', () => {
+    const summary = (progress: Parameters<typeof setSummaryConditions>[1]) =>
+      Object.fromEntries(
+        setSummaryConditions([], progress, 4, now).map((c) => [
+          c.type,
+          { status: c.status, reason: c.reason, message: c.message, gen: c.observedGeneration },
+        ]),
+      );
+
+    it('done: Ready, neither Reconciling nor Stalled', () => {
+      const s = summary({ state: 'done' });
+      expect(s.Ready).to.include({ status: 'True', reason: 'Provisioned', gen: 4 });
+      expect(s.Reconciling).to.include({ status: 'False', reason: 'Reconciled', gen: 4 });
+      expect(s.Stalled).to.include({ status: 'False', reason: 'Reconciled', gen: 4 });
+    });
+
+    it('working: Reconciling with the step’s reason, not Ready, not Stalled', () => {
+      const s = summary({
+        state: 'working',
+        step: 'Messaging',
+        reason: 'MessagingUnreachable',
+        message: 'down',
+      });
+      expect(s.Reconciling).to.include({
+        status: 'True',
+        reason: 'MessagingUnreachable',
+        message: 'Messaging: down',
+      });
+      expect(s.Ready).to.include({ status: 'False', reason: 'MessagingUnreachable' });
+      expect(s.Stalled).to.include({ status: 'False', reason: 'Reconciling' });
+    });
+
+    it('stalled: Stalled with the reason, Reconciling False (kstatus reads the first True of the two)', () => {
+      const s = summary({ state: 'stalled', step: 'Database', reason: 'NameConflict', message: 'taken' });
+      expect(s.Stalled).to.include({
+        status: 'True',
+        reason: 'NameConflict',
+        message: 'Database: taken',
+        gen: 4,
+      });
+      expect(s.Reconciling).to.include({ status: 'False', reason: 'Stalled' });
+      expect(s.Ready).to.include({ status: 'False', reason: 'NameConflict' });
+    });
   });
 
   it('is Ready only when every step is True for the current generation', () => {

@@ -17,12 +17,14 @@ describe('operator step Workload', () => {
     expect(first.result?.requeueAfterMs).to.equal(30_000);
     expect(first.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
     expect(first.tenant.status?.phase).to.equal('Provisioning');
+    expect(first.tenant.status?.worker).to.deep.equal({ replicas: 1, availableReplicas: 0 });
     expect(fx.kube.get('ServiceAccount', 'tenantry-worker', 'tenant-acme')).not.to.equal(undefined);
     expect(deployment(fx)?.spec?.replicas).to.equal(1);
     expect(deployment(fx)?.metadata?.labels?.[tenantUidLabel]).to.equal('uid-acme');
     fx.kube.rollOut('tenant-acme', 'tenantry-worker');
-    const { outcome } = await runThrough(fx, 'Workload');
+    const { outcome, ctx } = await runThrough(fx, 'Workload');
     expect(outcome).to.deep.equal({ reason: 'Available', message: 'worker has 1 available replicas' });
+    expect(ctx.status.worker).to.deep.equal({ replicas: 1, availableReplicas: 1 });
   });
 
   it('rolls the worker when the credentials change, and scales it to zero when suspended', async () => {
@@ -54,18 +56,57 @@ describe('operator step Workload', () => {
     expect(zero.tenant.status?.phase).to.equal('Suspended');
   });
 
-  it('turns False with KubernetesApiError when the Deployment is refused', async () => {
+  it('is Stalled with Invalid when the Deployment is refused as invalid (a spec that cannot work)', async () => {
     const fx = fakes();
     withTenant(fx);
-    fx.kube.failures.set('apply:Deployment', kubeError(422, 'Deployment.apps "tenantry-worker" is invalid'));
+    const refusal =
+      'Deployment.apps "tenantry-worker" is invalid: spec.template.spec.containers[0].resources.requests: ' +
+      'Invalid value: "2": must be less than or equal to cpu limit of 500m';
+    fx.kube.failures.set('apply:Deployment', kubeError(422, refusal));
     const done = await reconcile(fx);
     expect(done.condition('Messaging')).to.include({ status: 'True' });
-    expect(done.condition('Workload')).to.include({
-      status: 'False',
-      reason: 'KubernetesApiError',
-      message: 'Kubernetes API answered 422: Deployment.apps "tenantry-worker" is invalid',
+    const message = `Kubernetes API answered 422: ${refusal}`;
+    expect(done.condition('Workload')).to.include({ status: 'False', reason: 'Invalid', message });
+    expect(done.condition('Ready')).to.include({ status: 'False', reason: 'Invalid' });
+    expect(done.condition('Stalled')).to.include({
+      status: 'True',
+      reason: 'Invalid',
+      message: `Workload: ${message}`,
+      observedGeneration: 1,
     });
-    expect(done.condition('Ready')).to.include({ status: 'False', reason: 'KubernetesApiError' });
+    expect(done.condition('Reconciling')).to.include({ status: 'False', reason: 'Stalled' });
+    const stalled = fx.events.recorded.filter((e) => e.reason === 'Stalled');
+    expect(stalled).to.have.length(1);
+    expect(stalled[0]).to.include({ type: 'Warning' });
+    expect(stalled[0]?.message).to.include('must be less than or equal to cpu limit');
+
+    // Tried again unchanged: still Stalled, and no second Stalled event for the same generation.
+    await reconcile(fx);
+    expect(fx.events.recorded.filter((e) => e.reason === 'Stalled')).to.have.length(1);
+
+    // A change to the spec gets it going again: Stalled clears.
+    fx.kube.failures.clear();
+    const tenant = fx.kube.tenant('acme')!;
+    tenant.spec.worker = { resources: { requests: { cpu: '100m' } } };
+    tenant.metadata.generation = 2;
+    fx.kube.addTenant(tenant);
+    const fixed = await reconcile(fx);
+    expect(fixed.condition('Stalled')).to.include({ status: 'False', observedGeneration: 2 });
+    expect(fixed.condition('Reconciling')).to.include({ status: 'True', reason: 'RollingOut' });
+  });
+
+  it('is Reconciling, not Stalled, when the API server fails for a while', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    fx.kube.failures.set(
+      'apply:Deployment',
+      kubeError(503, 'the server is currently unable to handle the request'),
+    );
+    const done = await reconcile(fx);
+    expect(done.condition('Workload')).to.include({ status: 'False', reason: 'KubernetesApiError' });
+    expect(done.condition('Reconciling')).to.include({ status: 'True', reason: 'KubernetesApiError' });
+    expect(done.condition('Stalled')).to.include({ status: 'False' });
+    expect(fx.events.reasons()).not.to.include('Stalled');
   });
 
   it('refuses to retire a login role another owner holds: NameConflict, the role keeps its login', async () => {
