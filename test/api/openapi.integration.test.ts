@@ -188,8 +188,9 @@ describe('OpenAPI document', function () {
               where,
             ).not.to.throw();
           } else {
-            // An empty or slash-holding path parameter makes a path no operation has: a 404 problem.
-            expect(response.status, where).to.equal(404);
+            // An empty or slash-holding path parameter makes a path no operation has: a client-error
+            // problem (404, or what a body parser or a router's caller check said before routing).
+            expect(response.status, where).to.be.within(400, 499);
             expect(contract.validatorAt('/components/schemas/Problem')(body), where).to.equal(true);
           }
           if (response.status >= 400 && /^application\/problem\+json/.test(contentType ?? '')) {

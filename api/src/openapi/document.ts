@@ -51,7 +51,7 @@ const reasons: Record<number, string> = {
   400: 'The request is malformed or a field is invalid.',
   401: 'No valid credentials, or a token issued to an earlier Tenant of the same name.',
   403: 'The caller may not do this.',
-  404: 'No such resource.',
+  404: "No such resource, or the token's tenant no longer exists.",
   409: 'The request conflicts with the current state.',
   413: 'The body is too large.',
   415: 'The body has an unsupported media type.',
@@ -128,7 +128,8 @@ function headers(d: ResponseDoc) {
 
 function response(status: number, doc: string | ResponseDoc, oauth: boolean) {
   const d = typeof doc === 'string' ? { description: doc } : doc;
-  if (oauth && status >= 400 && status < 500 && status !== 429) {
+  // Rate limits and unreadable bodies are refused before the OAuth handler: problems there too.
+  if (oauth && status >= 400 && status < 500 && ![413, 415, 429].includes(status)) {
     return {
       description: d.description,
       content: { 'application/json': { schema: { $ref: componentUri('OAuthError') } } },
@@ -235,8 +236,17 @@ export function openApiDocument(
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of operations) {
     const errorStatuses = new Set(Object.keys(op.responses).map(Number));
-    // Every operation can be rate limited or malformed; authenticated ones can be refused.
-    for (const status of [400, 429, ...(op.access === 'public' ? [] : [401, 403])]) errorStatuses.add(status);
+    // Every operation can be rate limited or malformed; authenticated ones can be refused, or meet a
+    // tenant that is not ready or a database that is down; a body can be too large or badly encoded.
+    for (const status of [
+      400,
+      429,
+      ...(op.access === 'public' ? [] : [401, 403, 503]),
+      // A tenant token outlives its Tenant for a moment after the Tenant is deleted.
+      ...(op.access === 'tenant' ? [404] : []),
+      ...(op.body ? [413, 415] : []),
+    ])
+      errorStatuses.add(status);
     const responses = Object.fromEntries(
       [...errorStatuses]
         .sort((a, b) => a - b)

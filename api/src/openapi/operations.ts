@@ -164,6 +164,7 @@ export const operations: OperationDoc[] = [
       200: { description: 'tokens', schema: tokenResponseSchema },
       401: 'wrong tenant, email or password',
       403: 'tenant suspended',
+      404: 'no such tenant',
       503: 'tenant not ready',
     },
   },
@@ -367,6 +368,7 @@ export const operations: OperationDoc[] = [
       200: { description: 'tokens', schema: tokenResponseSchema },
       303: { description: 'to the return URL with a one-time code', headers: { Location: 'return URL' } },
       401: 'the response was refused',
+      404: 'no SAML for this tenant',
     },
   },
   {
@@ -392,6 +394,7 @@ export const operations: OperationDoc[] = [
       200: { description: 'tokens', schema: tokenResponseSchema },
       303: { description: 'to the return URL with a one-time code', headers: { Location: 'return URL' } },
       401: 'the callback was refused',
+      404: 'no OIDC for this tenant',
     },
   },
 
@@ -424,6 +427,7 @@ export const operations: OperationDoc[] = [
         description: 'status',
         schema: signupStatusSchema,
       },
+      404: 'no signup for this tenant',
     },
   },
   {
@@ -744,6 +748,8 @@ export const operations: OperationDoc[] = [
         schema: intakeBatchResultSchema,
       },
       401: 'missing, wrong or stale signature, or unknown organization',
+      404: 'unknown provider or tenant',
+      413: 'the body is too large',
       503: 'the events could not be stored and none of them was; retry after Retry-After',
     },
   })),
@@ -774,6 +780,7 @@ export const operations: OperationDoc[] = [
     summary: 'Configure a provider (owners and admins); the secret is write-only and rotates with overlap',
     body: putProviderSchema,
     responses: {
+      404: 'unknown provider',
       200: { description: 'updated', schema: providerConfigSchema },
       201: { description: 'created', schema: providerConfigSchema },
       409: 'another tenant claims this organization_id',
