@@ -6,6 +6,8 @@
 // document's `webhooks` section) and integrations. The status must be
 // documented for the operation, and the body, errors included, must match.
 import { expect } from 'chai';
+import createClient from 'openapi-fetch';
+import type { paths } from '../../api/openapi.js';
 import { plans, roles, type Plan, type Role } from '../../lib/tenant/index.js';
 import { platformAdminClient, startTestApi, type TestApi } from '../harness/api-server.js';
 import { OpenApiContract, type CheckedAnswer } from '../harness/openapi-contract.js';
@@ -436,6 +438,33 @@ describe('OpenAPI: every answer of a scenario across plans and roles matches the
       types.add(body.type);
     }
     expect([...types].sort()).to.deep.equal([...expected].sort());
+  });
+
+  it('serves the client typed from api/openapi.d.ts (openapi-fetch), every answer checked', async () => {
+    const tenant = tenantOf.professional;
+    const headers = { authorization: `Bearer ${seeded.users[`${tenant}/admin`]!.access}` };
+    const typed = createClient<paths>({
+      baseUrl: api.url,
+      fetch: async (request) => {
+        const response = await fetch(request);
+        const text = await response.clone().text();
+        const type = response.headers.get('content-type');
+        const body: unknown = text === '' ? undefined : /json/.test(type ?? '') ? JSON.parse(text) : text;
+        contract.check(request.method, new URL(request.url).pathname, response.status, type, body);
+        return response;
+      },
+    });
+    const users = await typed.GET('/api/users', { params: { query: { page_size: 5 } }, headers });
+    expect(users.response.status).to.equal(200);
+    expect(users.data!.results.map((u) => u.role)).to.include('admin');
+    const endpoint = await typed.POST('/api/webhooks/endpoints', {
+      headers,
+      body: { url: receiver.url('/typed'), event_types: ['user.*'] },
+    });
+    expect(endpoint.data!.secret).to.match(/^whsec_/);
+    const missingUser = await typed.GET('/api/users/{id}', { params: { path: { id: missing } }, headers });
+    expect(missingUser.response.status).to.equal(404);
+    expect(missingUser.error).to.include({ status: 404, title: 'Not Found' });
   });
 
   it('reached every tenant-facing operation of the document', () => {
