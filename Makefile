@@ -58,9 +58,16 @@ typecheck: deps ## Type-check every TypeScript file
 	npx tsc --noEmit -p tsconfig.json
 
 .PHONY: lint
-lint: deps typecheck ## ESLint (type-aware) and Prettier; fails on any violation
+lint: deps typecheck ## ESLint (type-aware), Prettier, and the OpenAPI document (fresh, Redocly, Spectral); fails on any violation
 	npx eslint --max-warnings=0 .
 	npx prettier --check .
+	npx tsx hack/openapi.ts --check
+	npx redocly lint --format=stylish api/openapi.json
+	npx spectral lint --fail-severity=error api/openapi.json
+
+.PHONY: openapi
+openapi: deps ## Write api/openapi.json and its types api/openapi.d.ts from the code that serves the document
+	npx tsx hack/openapi.ts
 
 .PHONY: test
 test: deps node tools chromium lint ## Run every test (unit and integration, on Node 22) against the real services, the control plane and headless Chromium; the unit tests again on Node 24

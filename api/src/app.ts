@@ -2,19 +2,24 @@
 // it is given. build.ts builds those dependencies; this file constructs none.
 import express, { type Express } from 'express';
 import type { Registry } from 'prom-client';
-import { platformVersion, type Logger } from '../../lib/logger.js';
+import type { Logger } from '../../lib/logger.js';
 import { planPolicies } from '../../lib/tenant/index.js';
 import { authenticate, tenantScope } from './auth/context.js';
 import { NoSigningKeyError, publicJwks, type KeySetSource } from './auth/keys.js';
 import type { Sessions } from './auth/sessions.js';
 import type { TokenService } from './auth/tokens.js';
 import { accessLog } from './http/access-log.js';
+import { healthSchema, jwksSchema, livenessSchema, readinessSchema } from './http/health.js';
+import { encode, reply } from './http/responses.js';
 import { errorHandler, notFoundHandler, problems } from './http/problem.js';
 import { requestMetrics } from './http/request-metrics.js';
-import { openApiDocument } from './openapi/document.js';
-import { operations } from './openapi/operations.js';
+import { apiDocument } from './openapi/api-document.js';
 import { noStore, oauthBodyErrors } from './oauth/errors.js';
-import { authorizationServerMetadata, metadataPaths } from './oauth/metadata.js';
+import {
+  authorizationServerMetadata,
+  authorizationServerMetadataSchema,
+  metadataPaths,
+} from './oauth/metadata.js';
 import type { TokenInspection } from './oauth/token-inspection.js';
 import { clientCredentialsGrant, type RateLimits } from './ratelimit/rate-limits.js';
 import { apiClientRoutes } from './routes/api-clients.js';
@@ -34,7 +39,7 @@ import type { TenantDirectory } from './tenancy/tenant-directory.js';
 import type { PasswordResets } from './auth/password-resets.js';
 import type { Registrations } from './auth/registrations.js';
 import type { Signups } from './signup/signups.js';
-import type { TenantAdmin } from './tenancy/tenant-admin.js';
+import { currentTenantSchema, type TenantAdmin } from './tenancy/tenant-admin.js';
 
 export interface AppDeps {
   log: Logger;
@@ -98,36 +103,30 @@ export function createApp(deps: AppDeps): Express {
   app.use(oauthEndpoints, oauthBodyErrors);
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    reply(res, 200, livenessSchema, { status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
     const checks = await deps.checkDependencies();
     const ok = Object.values(checks).every((c) => c.ok);
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
+    reply(res, ok ? 200 : 503, readinessSchema, { status: ok ? 'ok' : 'unavailable', checks });
   });
   app.get('/health', async (_req, res) => {
     const checks = await deps.checkDependencies();
     const ok = Object.values(checks).every((c) => c.ok);
-    res.status(ok ? 200 : 503).json({
+    reply(res, ok ? 200 : 503, healthSchema, {
       status: ok ? 'healthy' : 'degraded',
       components: checks,
       tenants: { known: deps.directory.size, open_pools: deps.databases.size },
     });
   });
-  const apiDocument = openApiDocument(operations, {
-    title: 'Tenantry API',
-    version: platformVersion,
-    description:
-      'The shared multi-tenant API. Errors are RFC 9457 problem+json, except the client errors of the OAuth ' +
-      'endpoints (token, revoke, introspect), which are RFC 6749 §5.2 JSON.',
-  });
+  const document = apiDocument();
   app.get('/api/openapi.json', (_req, res) => {
-    res.set('Cache-Control', 'public, max-age=300').json(apiDocument);
+    res.set('Cache-Control', 'public, max-age=300').json(document);
   });
   app.get('/.well-known/jwks.json', (_req, res) => {
-    res.set('Cache-Control', 'public, max-age=300').json(publicJwks(deps.keys.current()));
+    res.set('Cache-Control', 'public, max-age=300').json(encode(jwksSchema, publicJwks(deps.keys.current())));
   });
-  const metadata = authorizationServerMetadata(deps.tokens.issuer);
+  const metadata = encode(authorizationServerMetadataSchema, authorizationServerMetadata(deps.tokens.issuer));
   for (const path of metadataPaths(deps.tokens.issuer)) {
     app.get(path, (_req, res) => {
       res.set('Cache-Control', 'public, max-age=300').json(metadata);
@@ -208,7 +207,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/api/tenants/current', ...requireAuth, (_req, res) => {
     const { entry } = tenantScope(res, deps.directory, deps.databases);
     const spec = entry.tenant.spec;
-    res.json({
+    reply(res, 200, currentTenantSchema, {
       name: entry.name,
       display_name: spec.displayName ?? entry.name,
       plan: spec.plan,

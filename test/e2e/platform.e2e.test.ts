@@ -13,7 +13,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import createClient from 'openapi-fetch';
 import { Webhook } from 'standardwebhooks';
+import type { paths } from '../../api/openapi.js';
 import { generateWebhookSecret } from '../../lib/webhooks/standard-webhooks.js';
 import { tenantNames } from '../../lib/tenant/index.js';
 import { toolPath } from '../harness/control-plane.js';
@@ -32,31 +34,14 @@ const slow = { timeoutMs: 120_000, intervalMs: 500 };
 
 // ---- the stack's interfaces, as a user reaches them
 
-interface Answer {
-  status: number;
-  body: any;
-}
+// The API through a client typed from its OpenAPI document (openapi-typescript's
+// api/openapi.d.ts with openapi-fetch): the contract users code against.
+const api = createClient<paths>({
+  baseUrl: apiUrl,
+  fetch: (request) => fetch(request, { signal: AbortSignal.timeout(15_000) }),
+});
 
-async function call(method: string, path: string, options: { token?: string; body?: unknown } = {}) {
-  const response = await fetch(`${apiUrl}${path}`, {
-    method,
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON
-  }
-  const answer: Answer = { status: response.status, body };
-  return answer;
-}
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 function kubectl(args: readonly string[], input?: string): Promise<string> {
   return new Promise((ok, fail) => {
@@ -211,16 +196,19 @@ async function mailedToken(to: string, kind: string): Promise<string> {
 }
 
 async function logIn(tenant: string, email: string, password: string): Promise<string> {
-  const res = await call('POST', '/api/auth/login', { body: { tenant, email, password } });
-  expect(res.status, JSON.stringify(res.body)).to.equal(200);
-  expect(res.body.access_token).to.be.a('string');
-  return res.body.access_token as string;
+  const { data, error, response } = await api.POST('/api/auth/login', { body: { tenant, email, password } });
+  expect(response.status, JSON.stringify(error)).to.equal(200);
+  expect(data?.access_token).to.be.a('string');
+  return data!.access_token;
 }
 
-async function findUser(token: string, email: string): Promise<Record<string, unknown> | undefined> {
-  const res = await call('GET', `/api/users?search=${encodeURIComponent(email)}`, { token });
-  expect(res.status, JSON.stringify(res.body)).to.equal(200);
-  return (res.body.results as Record<string, unknown>[]).find((u) => u.email === email);
+async function findUser(token: string, email: string) {
+  const { data, error, response } = await api.GET('/api/users', {
+    params: { query: { search: email } },
+    headers: bearer(token),
+  });
+  expect(response.status, JSON.stringify(error)).to.equal(200);
+  return data!.results.find((u) => u.email === email);
 }
 
 /** A local endpoint that records every delivery, as a customer's server would receive it. */
@@ -322,36 +310,36 @@ describe('the platform end to end (running make dev stack)', function () {
 
     it('lets the owner set a password from the invite mail and log in', async () => {
       const invite = await mailedToken(ownerEmail, 'owner-invite');
-      const confirm = await call('POST', '/api/auth/password/reset/confirm', {
+      const confirm = await api.POST('/api/auth/password/reset/confirm', {
         body: { tenant, token: invite, password },
       });
-      expect(confirm.status, JSON.stringify(confirm.body)).to.equal(204);
+      expect(confirm.response.status, JSON.stringify(confirm.error)).to.equal(204);
       token = await logIn(tenant, ownerEmail, password);
-      const current = await call('GET', '/api/tenants/current', { token });
-      expect(current.status).to.equal(200);
-      expect(JSON.stringify(current.body)).to.contain(tenant);
+      const current = await api.GET('/api/tenants/current', { headers: bearer(token) });
+      expect(current.response.status).to.equal(200);
+      expect(current.data?.name).to.equal(tenant);
     });
 
     it('registers a webhook endpoint on a local receiver and creates users', async () => {
-      const endpoint = await call('POST', '/api/webhooks/endpoints', {
-        token,
+      const endpoint = await api.POST('/api/webhooks/endpoints', {
+        headers: bearer(token),
         body: { url: receiver.url, event_types: ['user.*', 'subscription.*'], description: 'e2e' },
       });
-      expect(endpoint.status, JSON.stringify(endpoint.body)).to.equal(201);
-      expect(endpoint.body.secret).to.match(/^whsec_/);
-      endpointSecret = endpoint.body.secret as string;
+      expect(endpoint.response.status, JSON.stringify(endpoint.error)).to.equal(201);
+      expect(endpoint.data?.secret).to.match(/^whsec_/);
+      endpointSecret = endpoint.data!.secret;
 
       for (const email of created) {
-        const res = await call('POST', '/api/users', {
-          token,
+        const res = await api.POST('/api/users', {
+          headers: bearer(token),
           body: {
             email,
-            first_name: email.split('@')[0],
+            first_name: email.split('@')[0]!,
             role: 'member',
             password: 'Orchid-Tunnel-Marble-77',
           },
         });
-        expect(res.status, JSON.stringify(res.body)).to.equal(201);
+        expect(res.response.status, JSON.stringify(res.error)).to.equal(201);
       }
       for (const email of created) expect((await findUser(token, email))?.role).to.equal('member');
       // The users' own credentials work too.
@@ -360,12 +348,13 @@ describe('the platform end to end (running make dev stack)', function () {
 
     it('syncs the user-service sample events the simulator sends into the tenant database', async () => {
       const secret = generateWebhookSecret();
-      const configured = await call('PUT', '/api/integrations/providers/user-service', {
-        token,
+      const configured = await api.PUT('/api/integrations/providers/{provider}', {
+        params: { path: { provider: 'user-service' } },
+        headers: bearer(token),
         body: { organization_id: organization, secret, api_base_url: simulator.apiBaseUrl('user-service') },
       });
-      expect(configured.status, JSON.stringify(configured.body)).to.equal(201);
-      expect(JSON.stringify(configured.body)).not.to.contain(secret);
+      expect(configured.response.status, JSON.stringify(configured.error)).to.equal(201);
+      expect(JSON.stringify(configured.data)).not.to.contain(secret);
 
       // The provider's API knows ext_user_12345 in another department than the sample
       // user.updated moves them to, so the result shows both the fetch and the change.
@@ -401,10 +390,11 @@ describe('the platform end to end (running make dev stack)', function () {
       const statuses = await eventually(
         'the user-service events to be processed',
         async () => {
-          const res = await call('GET', '/api/integrations/events?provider=user-service&page_size=100', {
-            token,
+          const res = await api.GET('/api/integrations/events', {
+            params: { query: { provider: 'user-service', page_size: 100 } },
+            headers: bearer(token),
           });
-          const results = res.body.results as { event_id: string; status: string }[];
+          const results = res.data?.results ?? [];
           const done = results.every((r) => r.status === 'completed' || r.status === 'failed');
           return results.length === 4 && done ? results : undefined;
         },
@@ -439,15 +429,16 @@ describe('the platform end to end (running make dev stack)', function () {
 
     it('syncs the payment-service sample events and emits subscription.changed', async () => {
       const secret = generateWebhookSecret();
-      const configured = await call('PUT', '/api/integrations/providers/payment-service', {
-        token,
+      const configured = await api.PUT('/api/integrations/providers/{provider}', {
+        params: { path: { provider: 'payment-service' } },
+        headers: bearer(token),
         body: {
           organization_id: organization,
           secret,
           api_base_url: simulator.apiBaseUrl('payment-service'),
         },
       });
-      expect(configured.status, JSON.stringify(configured.body)).to.equal(201);
+      expect(configured.response.status, JSON.stringify(configured.error)).to.equal(201);
       // Without the tenant in the path, the organization_id routes the event.
       const url = `${apiUrl}/api/integrations/webhooks/payment-service`;
       for (const event of sampleEvents('payment-service')) {
@@ -457,8 +448,11 @@ describe('the platform end to end (running make dev stack)', function () {
       const statuses = await eventually(
         'the payment-service events to be processed',
         async () => {
-          const res = await call('GET', '/api/integrations/events?provider=payment-service', { token });
-          const results = res.body.results as { event_type: string; status: string }[];
+          const res = await api.GET('/api/integrations/events', {
+            params: { query: { provider: 'payment-service' } },
+            headers: bearer(token),
+          });
+          const results = res.data?.results ?? [];
           const done = results.every((r) => r.status === 'completed' || r.status === 'failed');
           return results.length === 2 && done ? results : undefined;
         },
@@ -531,10 +525,10 @@ describe('the platform end to end (running make dev stack)', function () {
       await eventually(
         'the API to forget the tenant',
         async () => {
-          const res = await call('POST', '/api/auth/login', {
+          const res = await api.POST('/api/auth/login', {
             body: { tenant, email: ownerEmail, password },
           });
-          return res.status === 404 ? true : undefined;
+          return res.response.status === 404 ? true : undefined;
         },
         { timeoutMs: 30_000, intervalMs: 500 },
       );
@@ -557,14 +551,17 @@ describe('the platform end to end (running make dev stack)', function () {
     });
 
     it('signs up, waits at the status URL until ready, and logs the owner in', async () => {
-      const signup = await call('POST', '/api/signup', {
+      const signup = await api.POST('/api/signup', {
         body: { tenant, display_name: 'E2E Retain', email: ownerEmail, password },
       });
-      expect(signup.status, JSON.stringify(signup.body)).to.equal(202);
-      const statusPath = new URL(signup.body.status_url as string).pathname;
+      expect(signup.response.status, JSON.stringify(signup.error)).to.equal(202);
+      expect(new URL(signup.data!.status_url).pathname).to.equal(`/api/signup/${tenant}`);
       await eventually(
         `signup ${tenant} to be ready`,
-        async () => ((await call('GET', statusPath)).body?.ready === true ? true : undefined),
+        async () => {
+          const status = await api.GET('/api/signup/{tenant}', { params: { path: { tenant } } });
+          return status.data?.ready === true ? true : undefined;
+        },
         slow,
       );
       const spec = JSON.parse(await kubectl(['get', 'tenant', tenant, '-o', 'json'])).spec;
@@ -573,17 +570,17 @@ describe('the platform end to end (running make dev stack)', function () {
     });
 
     it('creates a user and a webhook endpoint', async () => {
-      const user = await call('POST', '/api/users', {
-        token,
+      const user = await api.POST('/api/users', {
+        headers: bearer(token),
         body: { email: member, first_name: 'Kai', role: 'admin', department: 'Ops' },
       });
-      expect(user.status, JSON.stringify(user.body)).to.equal(201);
-      const endpoint = await call('POST', '/api/webhooks/endpoints', {
-        token,
+      expect(user.response.status, JSON.stringify(user.error)).to.equal(201);
+      const endpoint = await api.POST('/api/webhooks/endpoints', {
+        headers: bearer(token),
         body: { url: 'http://127.0.0.1:9/hooks', event_types: ['user.*'] },
       });
-      expect(endpoint.status, JSON.stringify(endpoint.body)).to.equal(201);
-      endpointId = endpoint.body.id as string;
+      expect(endpoint.response.status, JSON.stringify(endpoint.error)).to.equal(201);
+      endpointId = endpoint.data!.id;
     });
 
     it('keeps the database and disables its login when deleted; the namespace and RabbitMQ user go', async () => {
@@ -599,10 +596,10 @@ describe('the platform end to end (running make dev stack)', function () {
       await eventually(
         'the API to forget the tenant',
         async () => {
-          const res = await call('POST', '/api/auth/login', {
+          const res = await api.POST('/api/auth/login', {
             body: { tenant, email: ownerEmail, password },
           });
-          return res.status === 404 ? true : undefined;
+          return res.response.status === 404 ? true : undefined;
         },
         { timeoutMs: 30_000, intervalMs: 500 },
       );
@@ -621,10 +618,10 @@ describe('the platform end to end (running make dev stack)', function () {
       const again = await eventually(
         'the owner to log in again with the signup password',
         async () => {
-          const res = await call('POST', '/api/auth/login', {
+          const res = await api.POST('/api/auth/login', {
             body: { tenant, email: ownerEmail, password },
           });
-          return res.status === 200 ? (res.body.access_token as string) : undefined;
+          return res.data?.access_token;
         },
         { timeoutMs: 60_000, intervalMs: 500 },
       );
@@ -633,9 +630,12 @@ describe('the platform end to end (running make dev stack)', function () {
         department: 'Ops',
         first_name: 'Kai',
       });
-      const endpoint = await call('GET', `/api/webhooks/endpoints/${endpointId}`, { token: again });
-      expect(endpoint.status).to.equal(200);
-      expect(endpoint.body.url).to.equal('http://127.0.0.1:9/hooks');
+      const endpoint = await api.GET('/api/webhooks/endpoints/{id}', {
+        params: { path: { id: endpointId } },
+        headers: bearer(again),
+      });
+      expect(endpoint.response.status).to.equal(200);
+      expect(endpoint.data?.url).to.equal('http://127.0.0.1:9/hooks');
     });
   });
 });

@@ -21,6 +21,7 @@ import type { Transaction } from 'sequelize';
 import { z } from 'zod';
 import { AuditLog } from '../audit/audit-log.js';
 import { ProblemError, problems } from '../http/problem.js';
+import { encode, named, pageSchema, timestamp } from '../http/responses.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import { nonOwnerRoles, roleRank } from '../../../lib/tenant/index.js';
@@ -47,16 +48,32 @@ export type CreateApiClient = z.infer<typeof createApiClientSchema>;
 export type ListApiClients = z.infer<typeof listApiClientsSchema>;
 
 /** What the API shows of a client: never the secret or its hash. */
-export interface ApiClientView {
-  id: string;
-  client_id: string;
-  name: string;
-  role: ApiClientRole;
-  created_by: string;
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
+export const apiClientSchema = named(
+  'ApiClient',
+  z.object({
+    id: z.uuid(),
+    client_id: z.string(),
+    name: z.string(),
+    role: z.enum(apiClientRoles),
+    created_by: z.string(),
+    created_at: timestamp,
+    last_used_at: timestamp.nullable(),
+    revoked_at: timestamp.nullable(),
+  }),
+  'An API client for the client_credentials grant. Never its secret or hash.',
+);
+
+export const apiClientPageSchema = pageSchema('ApiClientPage', apiClientSchema);
+
+export const newApiClientSchema = named(
+  'NewApiClient',
+  apiClientSchema.extend({
+    client_secret: z.string().describe('Shown in this answer only; store it now.'),
+  }),
+  'A created API client with its secret, which no other answer shows.',
+);
+
+export type ApiClientView = z.output<typeof apiClientSchema>;
 
 const clientIdPattern = /^([a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?)\.cl_[A-Za-z0-9_-]{16,64}$/;
 // Same work for an unknown client as for a known one with a wrong secret.
@@ -68,7 +85,7 @@ export function tenantOfClientId(clientId: string): string | undefined {
 }
 
 export function apiClientView(row: ApiClientRow): ApiClientView {
-  return {
+  return encode(apiClientSchema, {
     id: row.id,
     client_id: row.client_id,
     name: row.name,
@@ -77,7 +94,7 @@ export function apiClientView(row: ApiClientRow): ApiClientView {
     created_at: row.created_at.toISOString(),
     last_used_at: row.last_used_at?.toISOString() ?? null,
     revoked_at: row.revoked_at?.toISOString() ?? null,
-  };
+  });
 }
 
 function hashSecret(secret: string): Buffer {

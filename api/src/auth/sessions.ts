@@ -8,7 +8,8 @@ import { problems } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
-import { userView, email as emailSchema, type UserView } from '../users/users.js';
+import { named } from '../http/responses.js';
+import { userSchema, userView, email as emailSchema } from '../users/users.js';
 import { platformTenantId } from './context.js';
 import { passwordHashing } from './password-hashing.js';
 import {
@@ -30,13 +31,22 @@ export const loginSchema = z.strictObject({
 /** Which Tenant tokens are issued for: its name routes, its uid binds. */
 export type TenantIdentity = Pick<TenantEntry, 'name' | 'uid'>;
 
-export interface TokenResponse {
-  access_token: string;
-  refresh_token?: string;
-  token_type: 'Bearer';
-  expires_in: number;
-  user?: UserView;
-}
+export const tokenResponseSchema = named(
+  'TokenResponse',
+  z.object({
+    access_token: z.string().describe('An ES256 JWT; /.well-known/jwks.json has the keys that verify it.'),
+    refresh_token: z
+      .string()
+      .optional()
+      .describe('Opaque and single use: every refresh rotates it. Never for the client_credentials grant.'),
+    token_type: z.literal('Bearer'),
+    expires_in: z.int().min(1).describe('Seconds until the access token expires.'),
+    user: userSchema.optional().describe('The signed-in user; absent for API clients.'),
+  }),
+  'Tokens (RFC 6749 §5.1).',
+);
+
+export type TokenResponse = z.output<typeof tokenResponseSchema>;
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();

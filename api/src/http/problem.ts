@@ -3,6 +3,7 @@
 // logged, never sent.
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
+import { encode, problemSchema } from './responses.js';
 
 export interface FieldError {
   field: string;
@@ -46,19 +47,22 @@ function slug(title: string): string {
 }
 
 export function sendProblem(res: Response, error: ProblemError): void {
+  const requestId = res.getHeader('x-request-id');
   for (const [name, value] of Object.entries(error.extra.headers ?? {})) res.setHeader(name, value);
   res
     .status(error.status)
     .type('application/problem+json')
-    .json({
-      type: error.extra.type ?? `${typeBase}${slug(error.title)}`,
-      title: error.title,
-      status: error.status,
-      detail: error.message,
-      instance: res.req.originalUrl.split('?')[0],
-      request_id: res.getHeader('x-request-id'),
-      ...(error.extra.errors ? { errors: error.extra.errors } : {}),
-    });
+    .json(
+      encode(problemSchema, {
+        type: error.extra.type ?? `${typeBase}${slug(error.title)}`,
+        title: error.title,
+        status: error.status,
+        detail: error.message,
+        instance: res.req.originalUrl.split('?')[0] ?? '/',
+        ...(typeof requestId === 'string' ? { request_id: requestId } : {}),
+        ...(error.extra.errors ? { errors: error.extra.errors } : {}),
+      }),
+    );
 }
 
 /** Zod issues as field errors: the path joined with dots, `body` when the body itself is wrong. */

@@ -4,8 +4,9 @@
 // The statements are in integration-event-store.ts.
 import type { Transaction } from 'sequelize';
 import { z } from 'zod';
-import { eventStatuses, providers } from '../../../lib/integrations/catalog.js';
+import { eventStatuses, providers, type EventStatus } from '../../../lib/integrations/catalog.js';
 import { problems } from '../http/problem.js';
+import { encode, named, pageSchema, timestamp } from '../http/responses.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 import { IntegrationEventStore, type EventRow } from './integration-event-store.js';
 
@@ -24,14 +25,73 @@ export const healthSchema = z.strictObject({
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+export const integrationEventSchema = named(
+  'IntegrationEvent',
+  z.object({
+    id: z.uuid(),
+    event_id: z.string().describe("The provider's event id, or the webhook-id."),
+    provider: z.enum(providers),
+    event_type: z.string(),
+    organization_id: z.string().nullable(),
+    status: z.enum(eventStatuses),
+    attempts: z.int().min(0),
+    last_error: z.string().nullable(),
+    next_attempt_at: timestamp.nullable(),
+    received_at: timestamp,
+    processed_at: timestamp.nullable(),
+    updated_at: timestamp,
+    payload: z.unknown().optional().describe('The event as the provider sent it; only for one event.'),
+  }),
+  'An incoming provider event and how far its processing got.',
+);
+
+export const integrationEventPageSchema = pageSchema('IntegrationEventPage', integrationEventSchema);
+
+const circuitStates = ['closed', 'open', 'half-open'] as const;
+type CircuitState = (typeof circuitStates)[number];
+
+export const integrationHealthSchema = named(
+  'IntegrationHealth',
+  z.object({
+    providers: z.array(
+      z.object({
+        provider: z.enum(providers),
+        configured: z.boolean(),
+        enabled: z.boolean(),
+        circuit: z.object({
+          state: z.enum(circuitStates),
+          open_until: timestamp.nullable(),
+          consecutive_failures: z.int().min(0),
+        }),
+        success_rate: z.object({
+          window_minutes: z.int().min(1),
+          completed: z.int().min(0),
+          failed: z.int().min(0),
+          completed_after_retry: z.int().min(0),
+          rate: z.number().min(0).max(1).nullable(),
+        }),
+        last_error: z.object({ message: z.string().nullable(), at: timestamp.nullable() }).nullable(),
+        lag: z.object({
+          oldest_unprocessed_seconds: z.number().min(0),
+          processing_p50_ms: z.number().nullable(),
+          processing_p99_ms: z.number().nullable(),
+        }),
+        queue_depth: z.int().min(0),
+      }),
+    ),
+  }),
+  'Per provider: circuit state, success rate, last error, lag and queue depth.',
+);
+
 function eventView(row: EventRow) {
-  return {
+  return encode(integrationEventSchema, {
     id: row.id,
     event_id: row.event_id,
     provider: row.provider,
     event_type: row.event_type,
     organization_id: row.organization_id,
-    status: row.status,
+    // The column's CHECK admits only these; encode() verifies it.
+    status: row.status as EventStatus,
     attempts: row.attempts,
     last_error: row.last_error,
     next_attempt_at: iso(row.next_attempt_at),
@@ -39,7 +99,7 @@ function eventView(row: EventRow) {
     processed_at: iso(row.processed_at),
     updated_at: row.updated_at.toISOString(),
     ...(row.payload === undefined ? {} : { payload: row.payload }),
-  };
+  });
 }
 
 const uuid = z.uuid();
@@ -84,8 +144,9 @@ export async function providerHealth(db: TenantDb, windowMinutes: number) {
     const failed = Number(r.failed);
     const openUntil = r.circuit_open_until?.getTime() ?? 0;
     // The worker writes "open" with its deadline; past the deadline the next call is a probe.
-    const circuit =
-      r.circuit_state === 'open' && openUntil <= now ? 'half-open' : (r.circuit_state ?? 'closed');
+    const circuit = (
+      r.circuit_state === 'open' && openUntil <= now ? 'half-open' : (r.circuit_state ?? 'closed')
+    ) as CircuitState;
     // While the circuit is not closed, the provider API's own error explains it best
     // (events then only say that the circuit is open).
     const statusNewer =

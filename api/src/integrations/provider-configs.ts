@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { isProvider, providers, type Provider } from '../../../lib/integrations/catalog.js';
 import { isWebhookSecret } from '../../../lib/webhooks/standard-webhooks.js';
 import { problems } from '../http/problem.js';
+import { encode, named, timestamp } from '../http/responses.js';
 import type { TenantDb } from '../tenancy/tenant-databases.js';
 import { ProviderConfigStore, type ProviderRow } from './provider-store.js';
 
@@ -55,25 +56,36 @@ export type PutProvider = z.infer<typeof putProviderSchema>;
 const defaultOverlapSeconds = 86_400;
 
 /** What the API shows of a configuration: never a secret or credential. */
-export interface ProviderConfigView {
-  provider: Provider;
-  organization_id: string;
-  api_base_url: string | null;
-  enabled: boolean;
-  retry_policy: z.infer<typeof retryPolicySchema>;
-  rate_limit: z.infer<typeof rateLimitSchema>;
-  has_credentials: boolean;
-  credentials_updated_at: string | null;
-  secret_updated_at: string;
-  previous_secret_expires_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+export const providerConfigSchema = named(
+  'ProviderConfig',
+  z.object({
+    provider: z.enum(providers),
+    organization_id: z.string(),
+    api_base_url: z.string().nullable(),
+    enabled: z.boolean(),
+    retry_policy: retryPolicySchema,
+    rate_limit: rateLimitSchema,
+    has_credentials: z.boolean(),
+    credentials_updated_at: timestamp.nullable(),
+    secret_updated_at: timestamp,
+    previous_secret_expires_at: timestamp.nullable(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  }),
+  'A provider configuration. Never its secret or credentials: only whether they exist and when they changed.',
+);
+
+export const providerConfigListSchema = named(
+  'ProviderConfigList',
+  z.object({ results: z.array(providerConfigSchema) }),
+);
+
+export type ProviderConfigView = z.output<typeof providerConfigSchema>;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function providerView(row: ProviderRow): ProviderConfigView {
-  return {
+  return encode(providerConfigSchema, {
     provider: row.provider,
     organization_id: row.organization_id,
     api_base_url: row.api_base_url,
@@ -86,7 +98,7 @@ export function providerView(row: ProviderRow): ProviderConfigView {
     previous_secret_expires_at: iso(row.previous_secret_expires_at),
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
-  };
+  });
 }
 
 export function providerParam(value: string | undefined): Provider {

@@ -11,7 +11,9 @@ import {
   type Provider,
 } from '../../../lib/integrations/catalog.js';
 import { verifyWebhook, WebhookVerificationError } from '../../../lib/webhooks/verification.js';
+import { z } from 'zod';
 import { fieldErrors, problems, ProblemError, type FieldError } from '../http/problem.js';
+import { encode, fieldErrorSchema, named } from '../http/responses.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import type { IntegrationEventIntake, NewEvent } from './integration-event-intake.js';
@@ -37,9 +39,46 @@ export type EventResult =
   | { index: number; event_id: string; status: 'duplicate' }
   | { index: number; event_id: string | null; status: 'rejected'; errors: FieldError[] };
 
+const eventResultSchema = z.discriminatedUnion('status', [
+  z.object({ index: z.int().min(0), event_id: z.string(), status: z.literal('accepted'), id: z.uuid() }),
+  z.object({ index: z.int().min(0), event_id: z.string(), status: z.literal('duplicate') }),
+  z.object({
+    index: z.int().min(0),
+    event_id: z.string().nullable(),
+    status: z.literal('rejected'),
+    errors: z.array(fieldErrorSchema),
+  }),
+]);
+
+/** The answer to one event (not a batch): accepted, or a duplicate of one accepted before. */
+export const intakeEventResultSchema = named(
+  'IntakeEventResult',
+  z.discriminatedUnion('status', [
+    z.object({ tenant: z.string(), event_id: z.string(), status: z.literal('accepted'), id: z.uuid() }),
+    z.object({ tenant: z.string(), event_id: z.string(), status: z.literal('duplicate') }),
+  ]),
+);
+
+export const intakeBatchResultSchema = named(
+  'IntakeBatchResult',
+  z.object({
+    tenant: z.string(),
+    accepted: z.int().min(0),
+    duplicates: z.int().min(0),
+    rejected: z.int().min(0),
+    results: z.array(eventResultSchema),
+  }),
+  'Per event of a batch; 202 when any was accepted, 200 when none but duplicates, 400 when all were rejected.',
+);
+
+export const intakeResultSchema = named(
+  'IntakeResult',
+  z.union([intakeEventResultSchema, intakeBatchResultSchema]),
+);
+
 export interface IntakeResponse {
   httpStatus: 200 | 202 | 400;
-  body: unknown;
+  body: z.output<typeof intakeResultSchema>;
 }
 
 const unauthorized = (detail: string) =>
@@ -159,11 +198,20 @@ export class WebhookIntake {
     const httpStatus = accepted > 0 ? 202 : duplicates > 0 ? 200 : 400;
     if (!batch) {
       const only = results[0]!;
-      return { httpStatus, body: { tenant, ...only, index: undefined } };
+      // A lone rejected event was answered with a problem above.
+      if (only.status === 'rejected') throw new Error('a rejected single event reached the answer');
+      const { index: _index, ...result } = only;
+      return { httpStatus, body: encode(intakeEventResultSchema, { tenant, ...result }) };
     }
     return {
       httpStatus,
-      body: { tenant, accepted, duplicates, rejected: count('rejected'), results },
+      body: encode(intakeBatchResultSchema, {
+        tenant,
+        accepted,
+        duplicates,
+        rejected: count('rejected'),
+        results,
+      }),
     };
   }
 }

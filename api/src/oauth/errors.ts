@@ -6,15 +6,26 @@
 // HTTP 401 must carry a challenge. (openid-client reports such an answer as a
 // WWWAuthenticateChallengeError, whose response still holds the `error`.)
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { z } from 'zod';
+import { named, reply } from '../http/responses.js';
 
-export type OAuthErrorCode =
-  | 'invalid_request'
-  | 'invalid_client'
-  | 'invalid_grant'
-  | 'unauthorized_client'
-  | 'unsupported_grant_type'
-  | 'invalid_scope'
-  | 'unsupported_token_type';
+export const oauthErrorCodes = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'unsupported_token_type',
+] as const;
+
+export type OAuthErrorCode = (typeof oauthErrorCodes)[number];
+
+export const oauthErrorSchema = named(
+  'OAuthError',
+  z.object({ error: z.enum(oauthErrorCodes), error_description: z.string() }),
+  'An OAuth 2.0 error (RFC 6749 §5.2).',
+);
 
 export class OAuthError extends Error {
   constructor(
@@ -43,7 +54,7 @@ export const oauthErrorHandler: ErrorRequestHandler = (error: unknown, _req, res
   if (!(error instanceof OAuthError) || res.headersSent) return next(error);
   const status = error.code === 'invalid_client' ? 401 : 400;
   if (status === 401) res.set('WWW-Authenticate', basicChallenge);
-  res.status(status).json({ error: error.code, error_description: error.message });
+  reply(res, status, oauthErrorSchema, { error: error.code, error_description: error.message });
 };
 
 /** A body the parsers could not read is an invalid_request at the OAuth endpoints; other parser errors (413, 415) stay problems. */

@@ -13,7 +13,9 @@
 // (refresh tokens are users', never a client's).
 import { RefreshTokenStore, type RefreshTokenState } from '../auth/refresh-tokens.js';
 import { InvalidTokenError, type AccessTokenClaims, type TokenService } from '../auth/tokens.js';
+import { z } from 'zod';
 import { ProblemError } from '../http/problem.js';
+import { named } from '../http/responses.js';
 import type { TenantDatabases, TenantDb } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory, TenantEntry } from '../tenancy/tenant-directory.js';
 import type { OAuthClient } from './clients.js';
@@ -21,25 +23,31 @@ import { OAuthError } from './errors.js';
 import type { RevokedAccessTokens } from './revoked-tokens.js';
 
 /** An RFC 7662 answer: `{active: false}` and nothing else, or the token's claims. */
-export type IntrospectionResponse =
-  | { active: false }
-  | {
-      active: true;
-      token_type: 'Bearer' | 'refresh_token';
-      sub: string;
-      iss: string;
-      exp: number;
-      iat: number;
-      /** The tenant (`*` for the platform admin). */
-      tid: string;
-      tenant_uid?: string;
-      aud?: string;
-      jti?: string;
-      scope?: string;
-      client_id?: string;
-      role?: string;
-      platform_admin?: true;
-    };
+export const introspectionResponseSchema = named(
+  'Introspection',
+  z.union([
+    z.object({ active: z.literal(false) }),
+    z.object({
+      active: z.literal(true),
+      token_type: z.enum(['Bearer', 'refresh_token']),
+      sub: z.string(),
+      iss: z.string(),
+      exp: z.int(),
+      iat: z.int(),
+      tid: z.string().describe('The tenant; `*` for the platform admin.'),
+      tenant_uid: z.string().optional(),
+      aud: z.string().optional(),
+      jti: z.string().optional(),
+      scope: z.string().optional(),
+      client_id: z.string().optional(),
+      role: z.string().optional(),
+      platform_admin: z.literal(true).optional(),
+    }),
+  ]),
+  "A token's state (RFC 7662 §2.2); a token the caller may not see is inactive.",
+);
+
+export type IntrospectionResponse = z.output<typeof introspectionResponseSchema>;
 
 const refreshTokenPattern = /^([a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?)\.(rt_[A-Za-z0-9_-]{43})$/;
 const inactive = { active: false } as const;

@@ -1,12 +1,31 @@
 // Every route of the API, for the OpenAPI document. Request bodies and query
 // strings are the schemas the routes parse with; a test walks the Express
 // router and fails when a route is missing here or an entry has no route.
-import { plans, roles } from '../../../lib/tenant/index.js';
-import { apiClientRoles, createApiClientSchema, listApiClientsSchema } from '../auth/api-clients.js';
-import { healthSchema, listEventsSchema } from '../integrations/integration-events.js';
-import { putProviderSchema } from '../integrations/provider-configs.js';
-import { loginSchema } from '../auth/sessions.js';
-import { auditQuerySchema } from '../routes/audit-logs.js';
+import {
+  apiClientPageSchema,
+  createApiClientSchema,
+  listApiClientsSchema,
+  newApiClientSchema,
+} from '../auth/api-clients.js';
+import { loginSchema, tokenResponseSchema } from '../auth/sessions.js';
+import { healthSchema, jwksSchema, livenessSchema, readinessSchema } from '../http/health.js';
+import { acceptedSchema } from '../http/responses.js';
+import {
+  healthSchema as integrationHealthQuery,
+  integrationEventPageSchema,
+  integrationEventSchema,
+  integrationHealthSchema,
+  listEventsSchema,
+} from '../integrations/integration-events.js';
+import {
+  providerConfigListSchema,
+  providerConfigSchema,
+  putProviderSchema,
+} from '../integrations/provider-configs.js';
+import { intakeBatchResultSchema, intakeResultSchema } from '../integrations/webhook-intake.js';
+import { authorizationServerMetadataSchema } from '../oauth/metadata.js';
+import { introspectionResponseSchema } from '../oauth/token-inspection.js';
+import { auditPageSchema, auditQuerySchema, auditVerificationSchema } from '../routes/audit-logs.js';
 import {
   logoutSchema,
   passwordChangeSchema,
@@ -17,160 +36,49 @@ import {
 } from '../routes/auth.js';
 import { introspectionSchema, revocationSchema } from '../routes/oauth.js';
 import { resetConfirmSchema, resetRequestSchema } from '../routes/password-reset.js';
-import { discoverSchema, exchangeSchema, loginQuery } from '../routes/sso.js';
-import { bulkSchema } from '../routes/users.js';
-import { signupSchema } from '../signup/signups.js';
-import { createTenantSchema, listTenantsSchema, updateTenantSchema } from '../tenancy/tenant-admin.js';
-import { createUserSchema, listUsersSchema, updateUserSchema } from '../users/users.js';
 import {
+  discoverSchema,
+  exchangeSchema,
+  loginQuery,
+  samlMetadataSchema,
+  ssoDiscoverySchema,
+} from '../routes/sso.js';
+import { bulkResultSchema, bulkSchema } from '../routes/users.js';
+import { signupAcceptedSchema, signupSchema, signupStatusSchema } from '../signup/signups.js';
+import {
+  createTenantSchema,
+  currentTenantSchema,
+  listTenantsSchema,
+  tenantDeletionSchema,
+  tenantPageSchema,
+  tenantSchema,
+  updateTenantSchema,
+} from '../tenancy/tenant-admin.js';
+import {
+  createUserSchema,
+  listUsersSchema,
+  updateUserSchema,
+  userPageSchema,
+  userSchema,
+} from '../users/users.js';
+import {
+  attemptPageSchema,
   createEndpointSchema,
+  endpointPageSchema,
+  endpointSchema,
+  endpointWithSecretSchema,
   listAttemptsSchema,
   listEndpointsSchema,
   listMessagesSchema,
+  messagePageSchema,
+  messageSchema,
+  replayResultSchema,
   replaySchema,
   rotateSecretSchema,
+  testMessageSchema,
   updateEndpointSchema,
 } from '../webhooks/schemas.js';
-import type { OperationDoc } from './document.js';
-
-const timestamp = { type: 'string', format: 'date-time' };
-const nullableString = { type: ['string', 'null'] };
-
-const user = {
-  type: 'object',
-  required: ['id', 'email', 'role', 'is_active', 'external_id'],
-  properties: {
-    id: { type: 'string', format: 'uuid' },
-    email: { type: 'string', format: 'email' },
-    first_name: nullableString,
-    last_name: nullableString,
-    role: { type: 'string', enum: roles },
-    is_active: { type: 'boolean' },
-    department: nullableString,
-    external_id: nullableString,
-    created_at: timestamp,
-    updated_at: timestamp,
-  },
-};
-
-const tokens = {
-  type: 'object',
-  required: ['access_token', 'token_type', 'expires_in'],
-  properties: {
-    access_token: { type: 'string', description: 'ES256 JWT' },
-    refresh_token: { type: 'string', description: 'Opaque, single use; rotated on every refresh.' },
-    token_type: { const: 'Bearer' },
-    expires_in: { type: 'integer' },
-    user,
-  },
-};
-
-const introspectionResponse = {
-  type: 'object',
-  required: ['active'],
-  properties: {
-    active: { type: 'boolean' },
-    token_type: { type: 'string', enum: ['Bearer', 'refresh_token'] },
-    sub: { type: 'string' },
-    client_id: { type: 'string' },
-    scope: { type: 'string' },
-    iss: { type: 'string' },
-    aud: { type: 'string' },
-    exp: { type: 'integer' },
-    iat: { type: 'integer' },
-    jti: { type: 'string' },
-    tid: { type: 'string', description: 'the tenant; `*` for the platform admin' },
-    tenant_uid: { type: 'string' },
-    role: { type: 'string', enum: roles },
-    platform_admin: { const: true },
-  },
-};
-
-const tenant = {
-  type: 'object',
-  required: ['name', 'plan', 'phase', 'ready'],
-  properties: {
-    name: { type: 'string' },
-    display_name: { type: 'string' },
-    plan: { type: 'string', enum: plans },
-    owner_email: { type: 'string' },
-    domains: { type: 'array', items: { type: 'string' } },
-    suspended: { type: 'boolean' },
-    self_registration: { type: 'boolean' },
-    rate_limit_per_minute: { type: 'integer' },
-    rate_limit_override: { type: 'boolean' },
-    phase: { type: 'string' },
-    ready: { type: 'boolean' },
-  },
-};
-
-const apiClient = {
-  type: 'object',
-  required: ['id', 'client_id', 'name', 'role'],
-  properties: {
-    id: { type: 'string', format: 'uuid' },
-    client_id: { type: 'string' },
-    name: { type: 'string' },
-    role: { type: 'string', enum: apiClientRoles },
-    created_at: timestamp,
-    last_used_at: { type: ['string', 'null'], format: 'date-time' },
-  },
-};
-
-const auditEntry = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    occurred_at: timestamp,
-    actor: { type: ['string', 'null'] },
-    action: { type: 'string' },
-    resource_type: { type: 'string' },
-    resource_id: { type: ['string', 'null'] },
-    changes: { type: ['object', 'null'], description: 'before/after diff, secrets redacted' },
-    ip: { type: ['string', 'null'] },
-    request_id: { type: ['string', 'null'] },
-  },
-};
-
-const endpoint = {
-  type: 'object',
-  required: ['id', 'url', 'event_types', 'enabled'],
-  properties: {
-    id: { type: 'string', format: 'uuid' },
-    url: { type: 'string', format: 'uri' },
-    event_types: { type: 'array', items: { type: 'string' }, description: 'empty: every event' },
-    description: { type: ['string', 'null'] },
-    enabled: { type: 'boolean' },
-    disabled_reason: { type: ['string', 'null'] },
-  },
-};
-const endpointWithSecret = {
-  ...endpoint,
-  required: [...endpoint.required, 'secret'],
-  properties: { ...endpoint.properties, secret: { type: 'string', pattern: '^whsec_' } },
-};
-
-/** The prototype's list shape. */
-function page(item: Record<string, unknown>) {
-  return {
-    type: 'object',
-    required: ['count', 'next', 'previous', 'results'],
-    properties: {
-      count: { type: 'integer' },
-      next: { type: ['string', 'null'] },
-      previous: { type: ['string', 'null'] },
-      results: { type: 'array', items: item },
-    },
-  };
-}
-
-const checks = {
-  type: 'object',
-  additionalProperties: {
-    type: 'object',
-    properties: { ok: { type: 'boolean' }, detail: { type: 'string' } },
-  },
-};
+import { openApiDocumentSchema, type OperationDoc } from './document.js';
 
 export const operations: OperationDoc[] = [
   // ---- operations ----
@@ -181,7 +89,7 @@ export const operations: OperationDoc[] = [
     access: 'public',
     summary: 'Liveness: the process serves requests',
     responses: {
-      200: { description: 'alive', schema: { type: 'object', properties: { status: { const: 'ok' } } } },
+      200: { description: 'alive', schema: livenessSchema },
     },
   },
   {
@@ -193,9 +101,9 @@ export const operations: OperationDoc[] = [
     responses: {
       200: {
         description: 'ready',
-        schema: { type: 'object', properties: { status: { type: 'string' }, checks } },
+        schema: readinessSchema,
       },
-      503: 'not ready; `checks` says which dependency',
+      503: { description: 'not ready; `checks` says which dependency', schema: readinessSchema },
     },
   },
   {
@@ -207,9 +115,9 @@ export const operations: OperationDoc[] = [
     responses: {
       200: {
         description: 'healthy',
-        schema: { type: 'object', properties: { status: { type: 'string' }, components: checks } },
+        schema: healthSchema,
       },
-      503: 'degraded',
+      503: { description: 'degraded', schema: healthSchema },
     },
   },
   {
@@ -219,7 +127,7 @@ export const operations: OperationDoc[] = [
     access: 'public',
     summary: 'Public keys that verify access tokens',
     responses: {
-      200: { description: 'JWK set', schema: { type: 'object', properties: { keys: { type: 'array' } } } },
+      200: { description: 'JWK set', schema: jwksSchema },
     },
   },
   {
@@ -231,20 +139,7 @@ export const operations: OperationDoc[] = [
     responses: {
       200: {
         description: 'metadata',
-        schema: {
-          type: 'object',
-          required: ['issuer', 'token_endpoint', 'jwks_uri', 'response_types_supported'],
-          properties: {
-            issuer: { type: 'string', format: 'uri' },
-            token_endpoint: { type: 'string', format: 'uri' },
-            jwks_uri: { type: 'string', format: 'uri' },
-            grant_types_supported: { type: 'array', items: { type: 'string' } },
-            response_types_supported: { type: 'array', items: { type: 'string' }, maxItems: 0 },
-            token_endpoint_auth_methods_supported: { type: 'array', items: { type: 'string' } },
-            revocation_endpoint: { type: 'string', format: 'uri' },
-            introspection_endpoint: { type: 'string', format: 'uri' },
-          },
-        },
+        schema: authorizationServerMetadataSchema,
       },
     },
   },
@@ -254,7 +149,7 @@ export const operations: OperationDoc[] = [
     tag: 'operations',
     access: 'public',
     summary: 'This document',
-    responses: { 200: { description: 'OpenAPI 3.1', schema: { type: 'object' } } },
+    responses: { 200: { description: 'OpenAPI 3.1', schema: openApiDocumentSchema } },
   },
 
   // ---- authentication ----
@@ -266,9 +161,10 @@ export const operations: OperationDoc[] = [
     summary: 'Sign in with a password',
     body: loginSchema,
     responses: {
-      200: { description: 'tokens', schema: tokens },
+      200: { description: 'tokens', schema: tokenResponseSchema },
       401: 'wrong tenant, email or password',
       403: 'tenant suspended',
+      404: 'no such tenant',
       503: 'tenant not ready',
     },
   },
@@ -287,7 +183,7 @@ export const operations: OperationDoc[] = [
     body: tokenSchema,
     form: true,
     responses: {
-      200: { description: 'tokens', schema: tokens },
+      200: { description: 'tokens', schema: tokenResponseSchema },
       400: 'invalid_request, invalid_grant (wrong password, unusable refresh token, unknown tenant), unauthorized_client, unsupported_grant_type or invalid_scope',
       401: 'invalid_client, with a Basic challenge',
     },
@@ -325,7 +221,7 @@ export const operations: OperationDoc[] = [
     body: introspectionSchema,
     form: true,
     responses: {
-      200: { description: 'the token’s state', schema: introspectionResponse },
+      200: { description: 'the token’s state', schema: introspectionResponseSchema },
       400: 'invalid_request',
       401: 'invalid_client, with a Basic challenge',
     },
@@ -350,7 +246,7 @@ export const operations: OperationDoc[] = [
     responses: {
       202: {
         description: 'accepted; no account exists until the mailed token is verified',
-        schema: { type: 'object' },
+        schema: acceptedSchema,
       },
       400: 'the password is too weak',
       403: 'self-registration is off',
@@ -364,7 +260,7 @@ export const operations: OperationDoc[] = [
     summary: 'Create the member from the mailed token and the password chosen when registering',
     body: registerVerifySchema,
     responses: {
-      201: { description: 'the new member, its address verified; sign in next', schema: user },
+      201: { description: 'the new member, its address verified; sign in next', schema: userSchema },
       400: 'the token is wrong, used or expired, or the password is not the one chosen',
       409: 'the address got an account meanwhile; it is left as it is',
     },
@@ -375,7 +271,7 @@ export const operations: OperationDoc[] = [
     tag: 'auth',
     access: 'tenant',
     summary: 'The signed-in user',
-    responses: { 200: { description: 'the user', schema: user } },
+    responses: { 200: { description: 'the user', schema: userSchema } },
   },
   {
     method: 'patch',
@@ -384,7 +280,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Change your own name or department',
     body: profileSchema,
-    responses: { 200: { description: 'the user', schema: user } },
+    responses: { 200: { description: 'the user', schema: userSchema } },
   },
   {
     method: 'post',
@@ -402,7 +298,7 @@ export const operations: OperationDoc[] = [
     access: 'public',
     summary: 'Mail a one-time reset token; the same answer whether or not the account exists',
     body: resetRequestSchema,
-    responses: { 202: { description: 'accepted', schema: { type: 'object' } } },
+    responses: { 202: { description: 'accepted', schema: acceptedSchema } },
   },
   {
     method: 'post',
@@ -422,7 +318,7 @@ export const operations: OperationDoc[] = [
     access: 'public',
     summary: "Home-realm discovery: how to sign in, from the email's verified domain",
     body: discoverSchema,
-    responses: { 200: { description: 'sign-in options', schema: { type: 'object' } } },
+    responses: { 200: { description: 'sign-in options', schema: ssoDiscoverySchema } },
   },
   {
     method: 'post',
@@ -431,7 +327,7 @@ export const operations: OperationDoc[] = [
     access: 'public',
     summary: 'Exchange the one-time code from an SSO redirect for tokens',
     body: exchangeSchema,
-    responses: { 200: { description: 'tokens', schema: tokens } },
+    responses: { 200: { description: 'tokens', schema: tokenResponseSchema } },
   },
   {
     method: 'get',
@@ -443,7 +339,7 @@ export const operations: OperationDoc[] = [
       200: {
         description: 'SAML metadata',
         contentType: 'application/samlmetadata+xml',
-        schema: { type: 'string' },
+        schema: samlMetadataSchema,
       },
       404: 'no SAML for this tenant',
     },
@@ -469,9 +365,10 @@ export const operations: OperationDoc[] = [
     description:
       'Form fields SAMLResponse and RelayState. Ends in a redirect carrying a one-time code, or JSON tokens for JSON clients.',
     responses: {
-      200: { description: 'tokens', schema: tokens },
+      200: { description: 'tokens', schema: tokenResponseSchema },
       303: { description: 'to the return URL with a one-time code', headers: { Location: 'return URL' } },
       401: 'the response was refused',
+      404: 'no SAML for this tenant',
     },
   },
   {
@@ -494,9 +391,10 @@ export const operations: OperationDoc[] = [
     summary: 'OpenID Connect redirect URI',
     description: 'Query parameters code and state (or error) from the provider.',
     responses: {
-      200: { description: 'tokens', schema: tokens },
+      200: { description: 'tokens', schema: tokenResponseSchema },
       303: { description: 'to the return URL with a one-time code', headers: { Location: 'return URL' } },
       401: 'the callback was refused',
+      404: 'no OIDC for this tenant',
     },
   },
 
@@ -511,10 +409,7 @@ export const operations: OperationDoc[] = [
     responses: {
       202: {
         description: 'provisioning',
-        schema: {
-          type: 'object',
-          properties: { tenant: { type: 'string' }, status_url: { type: 'string' } },
-        },
+        schema: signupAcceptedSchema,
         headers: { Location: 'the status URL' },
       },
       404: 'signup is disabled',
@@ -530,11 +425,9 @@ export const operations: OperationDoc[] = [
     responses: {
       200: {
         description: 'status',
-        schema: {
-          type: 'object',
-          properties: { tenant: { type: 'string' }, phase: { type: 'string' }, ready: { type: 'boolean' } },
-        },
+        schema: signupStatusSchema,
       },
+      404: 'no signup for this tenant',
     },
   },
   {
@@ -543,7 +436,7 @@ export const operations: OperationDoc[] = [
     tag: 'tenants',
     access: 'tenant',
     summary: "The caller's tenant",
-    responses: { 200: { description: 'the tenant', schema: tenant } },
+    responses: { 200: { description: 'the tenant', schema: currentTenantSchema } },
   },
   {
     method: 'get',
@@ -552,7 +445,7 @@ export const operations: OperationDoc[] = [
     access: 'platform',
     summary: 'List Tenants (platform admin)',
     query: listTenantsSchema,
-    responses: { 200: { description: 'a page of tenants', schema: page(tenant) } },
+    responses: { 200: { description: 'a page of tenants', schema: tenantPageSchema } },
   },
   {
     method: 'post',
@@ -562,7 +455,7 @@ export const operations: OperationDoc[] = [
     summary: 'Create a Tenant resource (platform admin)',
     body: createTenantSchema,
     responses: {
-      201: { description: 'created', schema: tenant },
+      201: { description: 'created', schema: tenantSchema },
       409: 'the name is taken: by a Tenant, or by the database and credentials an earlier Tenant of the name left under deletionPolicy Retain (type .../tenant-name-retained)',
     },
   },
@@ -572,7 +465,7 @@ export const operations: OperationDoc[] = [
     tag: 'tenants',
     access: 'platform',
     summary: 'One Tenant (platform admin)',
-    responses: { 200: { description: 'the tenant', schema: tenant }, 404: 'no such tenant' },
+    responses: { 200: { description: 'the tenant', schema: tenantSchema }, 404: 'no such tenant' },
   },
   {
     method: 'patch',
@@ -582,7 +475,7 @@ export const operations: OperationDoc[] = [
     summary:
       'Change plan, display name, suspension, self-registration, rate limit or domains (platform admin)',
     body: updateTenantSchema,
-    responses: { 200: { description: 'the tenant', schema: tenant }, 404: 'no such tenant' },
+    responses: { 200: { description: 'the tenant', schema: tenantSchema }, 404: 'no such tenant' },
   },
   {
     method: 'delete',
@@ -590,7 +483,7 @@ export const operations: OperationDoc[] = [
     tag: 'tenants',
     access: 'platform',
     summary: "Delete a Tenant; its deletionPolicy decides the data's fate (platform admin)",
-    responses: { 202: { description: 'deleting', schema: { type: 'object' } }, 404: 'no such tenant' },
+    responses: { 202: { description: 'deleting', schema: tenantDeletionSchema }, 404: 'no such tenant' },
   },
 
   // ---- users ----
@@ -601,7 +494,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'List users',
     query: listUsersSchema,
-    responses: { 200: { description: 'a page of users', schema: page(user) } },
+    responses: { 200: { description: 'a page of users', schema: userPageSchema } },
   },
   {
     method: 'post',
@@ -610,7 +503,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Create a user (admins: not owners; owners: any role)',
     body: createUserSchema,
-    responses: { 201: { description: 'the user', schema: user }, 409: 'email taken' },
+    responses: { 201: { description: 'the user', schema: userSchema }, 409: 'email taken' },
   },
   {
     method: 'post',
@@ -619,7 +512,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Create up to 100 users, with a result per item',
     body: bulkSchema,
-    responses: { 200: { description: 'per-item results', schema: { type: 'object' } } },
+    responses: { 200: { description: 'per-item results', schema: bulkResultSchema } },
   },
   {
     method: 'get',
@@ -627,7 +520,7 @@ export const operations: OperationDoc[] = [
     tag: 'users',
     access: 'tenant',
     summary: 'One user',
-    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+    responses: { 200: { description: 'the user', schema: userSchema }, 404: 'no such user' },
   },
   {
     method: 'patch',
@@ -636,7 +529,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Change a user',
     body: updateUserSchema,
-    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+    responses: { 200: { description: 'the user', schema: userSchema }, 404: 'no such user' },
   },
   {
     method: 'delete',
@@ -652,7 +545,7 @@ export const operations: OperationDoc[] = [
     tag: 'users',
     access: 'tenant',
     summary: 'Activate a user',
-    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+    responses: { 200: { description: 'the user', schema: userSchema }, 404: 'no such user' },
   },
   {
     method: 'post',
@@ -660,7 +553,7 @@ export const operations: OperationDoc[] = [
     tag: 'users',
     access: 'tenant',
     summary: 'Deactivate a user; their sessions end',
-    responses: { 200: { description: 'the user', schema: user }, 404: 'no such user' },
+    responses: { 200: { description: 'the user', schema: userSchema }, 404: 'no such user' },
   },
 
   // ---- API clients ----
@@ -671,7 +564,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: "List the tenant's API clients (owners and admins)",
     query: listApiClientsSchema,
-    responses: { 200: { description: 'a page of clients', schema: page(apiClient) } },
+    responses: { 200: { description: 'a page of clients', schema: apiClientPageSchema } },
   },
   {
     method: 'post',
@@ -683,7 +576,7 @@ export const operations: OperationDoc[] = [
     responses: {
       201: {
         description: 'the client with its secret',
-        schema: { ...apiClient, properties: { ...apiClient.properties, client_secret: { type: 'string' } } },
+        schema: newApiClientSchema,
       },
     },
   },
@@ -704,7 +597,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Search the audit log (owners and admins)',
     query: auditQuerySchema,
-    responses: { 200: { description: 'a page of entries', schema: page(auditEntry) } },
+    responses: { 200: { description: 'a page of entries', schema: auditPageSchema } },
   },
   {
     method: 'get',
@@ -715,14 +608,7 @@ export const operations: OperationDoc[] = [
     responses: {
       200: {
         description: 'the result',
-        schema: {
-          type: 'object',
-          properties: {
-            intact: { type: 'boolean' },
-            checked: { type: 'integer' },
-            first_bad_id: { type: ['string', 'null'] },
-          },
-        },
+        schema: auditVerificationSchema,
       },
     },
   },
@@ -735,7 +621,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'List webhook endpoints (owners and admins)',
     query: listEndpointsSchema,
-    responses: { 200: { description: 'a page of endpoints', schema: page(endpoint) } },
+    responses: { 200: { description: 'a page of endpoints', schema: endpointPageSchema } },
   },
   {
     method: 'post',
@@ -745,7 +631,7 @@ export const operations: OperationDoc[] = [
     summary: 'Register an endpoint; its signing secret (whsec_...) is shown only in this answer',
     description: 'URLs that resolve to loopback, private or metadata addresses are refused.',
     body: createEndpointSchema,
-    responses: { 201: { description: 'the endpoint with its secret', schema: endpointWithSecret } },
+    responses: { 201: { description: 'the endpoint with its secret', schema: endpointWithSecretSchema } },
   },
   {
     method: 'get',
@@ -753,7 +639,7 @@ export const operations: OperationDoc[] = [
     tag: 'webhooks',
     access: 'tenant',
     summary: 'One endpoint',
-    responses: { 200: { description: 'the endpoint', schema: endpoint }, 404: 'no such endpoint' },
+    responses: { 200: { description: 'the endpoint', schema: endpointSchema }, 404: 'no such endpoint' },
   },
   {
     method: 'patch',
@@ -762,7 +648,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Change URL, event types, description or enabled',
     body: updateEndpointSchema,
-    responses: { 200: { description: 'the endpoint', schema: endpoint }, 404: 'no such endpoint' },
+    responses: { 200: { description: 'the endpoint', schema: endpointSchema }, 404: 'no such endpoint' },
   },
   {
     method: 'delete',
@@ -780,7 +666,7 @@ export const operations: OperationDoc[] = [
     summary: 'New signing secret; the previous one also signs during the overlap',
     body: rotateSecretSchema,
     responses: {
-      200: { description: 'the endpoint with its new secret', schema: endpointWithSecret },
+      200: { description: 'the endpoint with its new secret', schema: endpointWithSecretSchema },
       404: 'no such endpoint',
     },
   },
@@ -791,7 +677,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Send a webhook.test message to this endpoint',
     responses: {
-      202: { description: 'queued', schema: { type: 'object' } },
+      202: { description: 'queued', schema: testMessageSchema },
       404: 'no such endpoint',
       409: 'the endpoint is disabled',
     },
@@ -804,7 +690,7 @@ export const operations: OperationDoc[] = [
     summary: "Deliver this endpoint's messages since a time again",
     query: replaySchema,
     responses: {
-      202: { description: 'how many were queued', schema: { type: 'object' } },
+      202: { description: 'how many were queued', schema: replayResultSchema },
       404: 'no such endpoint',
       409: 'the endpoint is disabled',
     },
@@ -816,7 +702,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Outgoing messages with their delivery status',
     query: listMessagesSchema,
-    responses: { 200: { description: 'a page of messages', schema: page({ type: 'object' }) } },
+    responses: { 200: { description: 'a page of messages', schema: messagePageSchema } },
   },
   {
     method: 'get',
@@ -824,7 +710,7 @@ export const operations: OperationDoc[] = [
     tag: 'webhooks',
     access: 'tenant',
     summary: 'One message and its deliveries',
-    responses: { 200: { description: 'the message', schema: { type: 'object' } }, 404: 'no such message' },
+    responses: { 200: { description: 'the message', schema: messageSchema }, 404: 'no such message' },
   },
   {
     method: 'get',
@@ -834,7 +720,7 @@ export const operations: OperationDoc[] = [
     summary: 'Every delivery attempt of a message',
     query: listAttemptsSchema,
     responses: {
-      200: { description: 'a page of attempts', schema: page({ type: 'object' }) },
+      200: { description: 'a page of attempts', schema: attemptPageSchema },
       404: 'no such message',
     },
   },
@@ -854,9 +740,16 @@ export const operations: OperationDoc[] = [
       "Without {tenant}, the tenant is found from the payload's organization_id. Providers: user-service, " +
       'payment-service, communication-service. Deduplicated on (tenant, provider, event_id or webhook-id).',
     responses: {
-      200: { description: 'a duplicate: already accepted, no second effect', schema: { type: 'object' } },
-      202: { description: 'accepted (per-event results for a batch)', schema: { type: 'object' } },
+      200: { description: 'a duplicate: already accepted, no second effect', schema: intakeResultSchema },
+      202: { description: 'accepted (per-event results for a batch)', schema: intakeResultSchema },
+      400: {
+        description:
+          'the body is not an event (problem), or every event of a batch was rejected (per-event results)',
+        schema: intakeBatchResultSchema,
+      },
       401: 'missing, wrong or stale signature, or unknown organization',
+      404: 'unknown provider or tenant',
+      413: 'the body is too large',
       503: 'the events could not be stored and none of them was; retry after Retry-After',
     },
   })),
@@ -866,7 +759,7 @@ export const operations: OperationDoc[] = [
     tag: 'integrations',
     access: 'tenant',
     summary: "The tenant's provider configurations (never their secrets)",
-    responses: { 200: { description: 'configurations', schema: { type: 'object' } } },
+    responses: { 200: { description: 'configurations', schema: providerConfigListSchema } },
   },
   {
     method: 'get',
@@ -875,7 +768,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'One provider configuration (never its secret)',
     responses: {
-      200: { description: 'the configuration', schema: { type: 'object' } },
+      200: { description: 'the configuration', schema: providerConfigSchema },
       404: 'not configured',
     },
   },
@@ -887,8 +780,9 @@ export const operations: OperationDoc[] = [
     summary: 'Configure a provider (owners and admins); the secret is write-only and rotates with overlap',
     body: putProviderSchema,
     responses: {
-      200: { description: 'updated', schema: { type: 'object' } },
-      201: { description: 'created', schema: { type: 'object' } },
+      404: 'unknown provider',
+      200: { description: 'updated', schema: providerConfigSchema },
+      201: { description: 'created', schema: providerConfigSchema },
       409: 'another tenant claims this organization_id',
     },
   },
@@ -899,7 +793,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Incoming events with status, attempts and last error',
     query: listEventsSchema,
-    responses: { 200: { description: 'a page of events', schema: page({ type: 'object' }) } },
+    responses: { 200: { description: 'a page of events', schema: integrationEventPageSchema } },
   },
   {
     method: 'get',
@@ -907,7 +801,7 @@ export const operations: OperationDoc[] = [
     tag: 'integrations',
     access: 'tenant',
     summary: 'One incoming event',
-    responses: { 200: { description: 'the event', schema: { type: 'object' } }, 404: 'no such event' },
+    responses: { 200: { description: 'the event', schema: integrationEventSchema }, 404: 'no such event' },
   },
   {
     method: 'post',
@@ -916,7 +810,7 @@ export const operations: OperationDoc[] = [
     access: 'tenant',
     summary: 'Process a failed event again',
     responses: {
-      202: { description: 'queued', schema: { type: 'object' } },
+      202: { description: 'queued', schema: integrationEventSchema },
       404: 'no such event',
       409: 'not failed',
     },
@@ -927,7 +821,7 @@ export const operations: OperationDoc[] = [
     tag: 'integrations',
     access: 'tenant',
     summary: 'Per provider: circuit state, success rate, last error, lag and queue depth',
-    query: healthSchema,
-    responses: { 200: { description: 'health per provider', schema: { type: 'object' } } },
+    query: integrationHealthQuery,
+    responses: { 200: { description: 'health per provider', schema: integrationHealthSchema } },
   },
 ];

@@ -6,14 +6,16 @@ import {
   createApiClient,
   createApiClientSchema,
   listApiClients,
+  apiClientPageSchema,
   listApiClientsSchema,
+  newApiClientSchema,
   revokeApiClient,
 } from '../auth/api-clients.js';
 import { requireUser, tenantScope } from '../auth/context.js';
 import { parse } from '../http/problem.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
-import { pageOf } from './users.js';
+import { encode, pageOf, reply } from '../http/responses.js';
 
 export function apiClientRoutes(deps: { directory: TenantDirectory; databases: TenantDatabases }): Router {
   const { directory, databases } = deps;
@@ -26,7 +28,7 @@ export function apiClientRoutes(deps: { directory: TenantDirectory; databases: T
     const scope = scopeOf(res);
     const query = parse(listApiClientsSchema, req.query);
     const { count, results } = await listApiClients(scope, query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, apiClientPageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
 
   router.post('/', async (req, res) => {
@@ -49,7 +51,7 @@ export function apiClientRoutes(deps: { directory: TenantDirectory; databases: T
       .status(201)
       .set('Cache-Control', 'no-store')
       .location(`/api/clients/${client.id}`)
-      .json({ ...client, client_secret: secret });
+      .json(encode(newApiClientSchema, { ...client, client_secret: secret }));
   });
 
   router.delete('/:id', async (req, res) => {

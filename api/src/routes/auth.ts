@@ -6,16 +6,17 @@ import { clientCredentialsToken } from '../auth/api-clients.js';
 import { authenticate, requireUser, tenantScope } from '../auth/context.js';
 import { passwordProblems } from '../auth/passwords.js';
 import type { Registrations } from '../auth/registrations.js';
-import { loginSchema, tenantName, type Sessions } from '../auth/sessions.js';
+import { loginSchema, tenantName, tokenResponseSchema, type Sessions } from '../auth/sessions.js';
 import type { TokenService } from '../auth/tokens.js';
 import { parse, ProblemError, problems } from '../http/problem.js';
+import { acceptedSchema, reply } from '../http/responses.js';
 import { presentedClient } from '../oauth/client-auth.js';
 import { authenticateClient } from '../oauth/clients.js';
 import { OAuthError, oauthErrorHandler } from '../oauth/errors.js';
 import { tokenRequest } from '../oauth/token-request.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
-import { email, getUser, userView } from '../users/users.js';
+import { email, getUser, userSchema, userView } from '../users/users.js';
 
 /**
  * The token endpoint's parameters, for the OpenAPI document. The endpoint reads them one by one
@@ -52,7 +53,7 @@ export const registerVerifySchema = z.strictObject({
 
 /** The one answer to every accepted registration, whether or not the address has an account. */
 const registrationAccepted = {
-  status: 'accepted',
+  status: 'accepted' as const,
   detail: 'a message is on its way to the address; follow it to finish registering',
 };
 
@@ -123,7 +124,7 @@ export function authRoutes(deps: {
   router.post('/login', async (req, res) => {
     const body = parse(loginSchema, req.body);
     const { entry, db, user } = await signIn(req, res, body.tenant, body.email, body.password);
-    res.json(await sessions.issueFor(entry, db, user, context(req)));
+    reply(res, 200, tokenResponseSchema, await sessions.issueFor(entry, db, user, context(req)));
   });
 
   // RFC 6749: form-urlencoded (or JSON) parameters, client authentication by HTTP Basic or in the body,
@@ -140,7 +141,10 @@ export function authRoutes(deps: {
           'invalid_client',
           'authenticate the client: HTTP Basic or client_secret in the body',
         );
-      res.json(
+      reply(
+        res,
+        200,
+        tokenResponseSchema,
         client.kind === 'tenant'
           ? await clientCredentialsToken(deps, client)
           : await sessions.platformClientCredentials(client.clientId, presented.clientSecret),
@@ -152,9 +156,9 @@ export function authRoutes(deps: {
     try {
       if (grant.grantType === 'password') {
         const { entry, db, user } = await signIn(req, res, grant.tenant, grant.username, grant.password);
-        res.json(await sessions.issueFor(entry, db, user, context(req)));
+        reply(res, 200, tokenResponseSchema, await sessions.issueFor(entry, db, user, context(req)));
       } else {
-        res.json(await sessions.refresh(grant.refreshToken, context(req)));
+        reply(res, 200, tokenResponseSchema, await sessions.refresh(grant.refreshToken, context(req)));
       }
     } catch (error) {
       // Wrong password, deactivated user, unknown or suspended tenant, unusable refresh token.
@@ -175,13 +179,15 @@ export function authRoutes(deps: {
   router.post('/register', async (req, res) => {
     const { tenant, ...registration } = parse(registerSchema, req.body);
     await registrations.register(tenant, registration, requestContext(req, res));
-    res.set('Cache-Control', 'no-store').status(202).json(registrationAccepted);
+    res.set('Cache-Control', 'no-store');
+    reply(res, 202, acceptedSchema, registrationAccepted);
   });
 
   router.post('/register/verify', async (req, res) => {
     const body = parse(registerVerifySchema, req.body);
     const user = await registrations.verify(body.tenant, body.token, body.password, requestContext(req, res));
-    res.set('Cache-Control', 'no-store').status(201).json(user);
+    res.set('Cache-Control', 'no-store');
+    reply(res, 201, userSchema, user);
   });
 
   // Profile and password are a user's own: API clients get 403 (auth/api-clients.ts).

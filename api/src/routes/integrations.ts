@@ -9,6 +9,8 @@ import { parse, problems } from '../http/problem.js';
 import {
   getEvent,
   healthSchema,
+  integrationEventPageSchema,
+  integrationHealthSchema,
   listEvents,
   listEventsSchema,
   providerHealth,
@@ -16,6 +18,7 @@ import {
 } from '../integrations/integration-events.js';
 import type { OrganizationMap } from '../integrations/organization-map.js';
 import {
+  providerConfigListSchema,
   providerParam,
   providerView,
   putProviderSchema,
@@ -24,7 +27,7 @@ import {
 import type { WebhookIntake } from '../integrations/webhook-intake.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
-import { pageOf } from './users.js';
+import { pageOf, reply } from '../http/responses.js';
 
 export interface IntegrationDeps {
   directory: TenantDirectory;
@@ -77,7 +80,7 @@ export function integrationRoutes(deps: IntegrationDeps): Router {
 
   router.get('/providers', async (_req, res) => {
     const scope = scopeOf(res);
-    res.json({ results: await integrations.configs.list(scope.db) });
+    reply(res, 200, providerConfigListSchema, { results: await integrations.configs.list(scope.db) });
   });
 
   router.get('/providers/:provider', async (req, res) => {
@@ -121,7 +124,7 @@ export function integrationRoutes(deps: IntegrationDeps): Router {
     const scope = scopeOf(res);
     const query = parse(listEventsSchema, req.query);
     const { count, results } = await listEvents(scope.db, query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, integrationEventPageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
 
   router.get('/events/:id', async (req, res) => {
@@ -150,7 +153,9 @@ export function integrationRoutes(deps: IntegrationDeps): Router {
   router.get('/health', async (req, res) => {
     const scope = scopeOf(res);
     const query = parse(healthSchema, req.query);
-    res.json({ providers: await providerHealth(scope.db, query.window_minutes) });
+    reply(res, 200, integrationHealthSchema, {
+      providers: await providerHealth(scope.db, query.window_minutes),
+    });
   });
   return router;
 }

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { presentedClient } from '../oauth/client-auth.js';
 import { authenticateClient, type ClientDeps, type OAuthClient } from '../oauth/clients.js';
 import { OAuthError, oauthErrorHandler } from '../oauth/errors.js';
-import type { TokenInspection } from '../oauth/token-inspection.js';
+import { introspectionResponseSchema, type TokenInspection } from '../oauth/token-inspection.js';
+import { reply } from '../http/responses.js';
 import { tokenParameter } from '../oauth/token-request.js';
 
 const clientParameters = {
@@ -53,7 +54,12 @@ export function oauthRoutes(deps: ClientDeps & { tokenInspection: TokenInspectio
 
   router.post('/introspect', async (req, res) => {
     const client = await caller(req, res, false);
-    res.json(await deps.tokenInspection.introspect(client, tokenParameter(req)));
+    reply(
+      res,
+      200,
+      introspectionResponseSchema,
+      await deps.tokenInspection.introspect(client, tokenParameter(req)),
+    );
   });
 
   router.use(oauthErrorHandler);

@@ -5,6 +5,7 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { PasswordResets, RequestContext } from '../auth/password-resets.js';
 import { tenantName } from '../auth/sessions.js';
+import { acceptedSchema, reply } from '../http/responses.js';
 import { parse } from '../http/problem.js';
 import { email } from '../users/users.js';
 
@@ -17,7 +18,7 @@ export const resetConfirmSchema = z.strictObject({
 });
 
 const accepted = {
-  status: 'accepted',
+  status: 'accepted' as const,
   detail: 'if the account exists, a message with a one-time token is on its way',
 };
 
@@ -31,7 +32,8 @@ export function passwordResetRoutes(deps: { passwordResets: PasswordResets }): R
   router.post('/reset', async (req, res) => {
     const body = parse(resetRequestSchema, req.body);
     await deps.passwordResets.request(body.tenant, body.email, contextOf(req, res));
-    res.set('Cache-Control', 'no-store').status(202).json(accepted);
+    res.set('Cache-Control', 'no-store');
+    reply(res, 202, acceptedSchema, accepted);
   });
 
   router.post('/reset/confirm', async (req, res) => {

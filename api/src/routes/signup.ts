@@ -2,7 +2,8 @@
 import { Router } from 'express';
 import { tenantName } from '../auth/sessions.js';
 import { parse, problems } from '../http/problem.js';
-import { signupSchema, type Signups } from '../signup/signups.js';
+import { reply } from '../http/responses.js';
+import { signupAcceptedSchema, signupSchema, signupStatusSchema, type Signups } from '../signup/signups.js';
 
 export function signupRoutes(deps: { signups?: Signups | undefined }): Router {
   const router = Router();
@@ -19,13 +20,15 @@ export function signupRoutes(deps: { signups?: Signups | undefined }): Router {
     await signups.start(body);
     const path = `/api/signup/${body.tenant}`;
     const statusUrl = `${req.protocol}://${req.get('host') ?? 'localhost'}${path}`;
-    res.status(202).location(path).json({ tenant: body.tenant, status_url: statusUrl });
+    res.location(path);
+    reply(res, 202, signupAcceptedSchema, { tenant: body.tenant, status_url: statusUrl });
   });
 
   router.get('/:tenant', async (req, res) => {
     const name = tenantName.safeParse(req.params.tenant);
     if (!name.success) throw problems.notFound(`no signup for tenant ${req.params.tenant}`);
-    res.set('Cache-Control', 'no-store').json(await signups.status(name.data));
+    res.set('Cache-Control', 'no-store');
+    reply(res, 200, signupStatusSchema, await signups.status(name.data));
   });
 
   return router;

@@ -16,6 +16,8 @@ import { z } from 'zod';
 import type { Logger } from '../../../lib/logger.js';
 import { tenantName, type Sessions } from '../auth/sessions.js';
 import { parse, ProblemError, problems } from '../http/problem.js';
+import { named, reply } from '../http/responses.js';
+import { tokenResponseSchema } from '../auth/sessions.js';
 import type { ClientSecretSource } from '../sso/client-secrets.js';
 import type { SsoHandoff } from '../sso/handoff.js';
 import { SsoError, type SsoIdentity } from '../sso/identity.js';
@@ -61,6 +63,24 @@ export const loginQuery = z.strictObject({
   return_to: z.string().max(512).optional(),
   login_hint: email.optional(),
 });
+export const ssoDiscoverySchema = named(
+  'SsoDiscovery',
+  z.object({
+    domain: z.string(),
+    tenants: z.array(
+      z.object({
+        tenant: z.string(),
+        display_name: z.string(),
+        methods: z.array(z.object({ protocol: z.enum(['saml', 'oidc']), login_url: z.url() })),
+      }),
+    ),
+  }),
+  "The tenants that claim the email's domain and offer single sign-on; empty when none does.",
+);
+
+/** SAML service provider metadata (XML), for the identity provider's configuration. */
+export const samlMetadataSchema = named('SamlMetadata', z.string(), 'A SAML 2.0 EntityDescriptor (XML).');
+
 export const discoverSchema = z.strictObject({ email });
 export const exchangeSchema = z.strictObject({
   code: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'not a sign-in code'),
@@ -163,7 +183,7 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
     if (tookOver) await sessions.revokeAllForUser(db, user.id);
     res.set('Cache-Control', 'no-store');
     if (req.accepts(['html', 'json']) === 'json') {
-      res.json(await sessions.issueFor(entry, db, user, clientContext(req)));
+      reply(res, 200, tokenResponseSchema, await sessions.issueFor(entry, db, user, clientContext(req)));
       return;
     }
     const code = await sso.handoff.issue({
@@ -300,7 +320,8 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
       const db = databases.for(grant.tenant, entry.credentials);
       const user = await db.models.User.findByPk(grant.userId);
       if (!user?.is_active) throw new SsoError('invalid_code', `user ${grant.userId} is gone or deactivated`);
-      res.set('Cache-Control', 'no-store').json(await sessions.issueFor(entry, db, user, clientContext(req)));
+      res.set('Cache-Control', 'no-store');
+      reply(res, 200, tokenResponseSchema, await sessions.issueFor(entry, db, user, clientContext(req)));
     }),
   );
 
@@ -335,7 +356,8 @@ export function ssoRoutes(deps: SsoRouteDeps): Router {
         display_name: entry.tenant.spec.displayName ?? entry.name,
         methods,
       }));
-    res.set('Cache-Control', 'no-store').json({ domain, tenants });
+    res.set('Cache-Control', 'no-store');
+    reply(res, 200, ssoDiscoverySchema, { domain, tenants });
   });
 
   return router;

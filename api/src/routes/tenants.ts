@@ -8,10 +8,12 @@ import { parse, problems } from '../http/problem.js';
 import {
   createTenantSchema,
   listTenantsSchema,
+  tenantDeletionSchema,
+  tenantPageSchema,
   updateTenantSchema,
   type TenantAdmin,
 } from '../tenancy/tenant-admin.js';
-import { pageOf } from './users.js';
+import { pageOf, reply } from '../http/responses.js';
 
 function nameOf(value: unknown): string {
   const parsed = tenantName.safeParse(value);
@@ -30,7 +32,7 @@ export function tenantRoutes(deps: { tenantAdmin: TenantAdmin; log: Logger }): R
   router.get('/', (req, res) => {
     const query = parse(listTenantsSchema, req.query);
     const { count, results } = tenantAdmin.list(query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, tenantPageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
 
   router.post('/', async (req, res) => {
@@ -62,7 +64,7 @@ export function tenantRoutes(deps: { tenantAdmin: TenantAdmin; log: Logger }): R
     const name = nameOf(req.params.name);
     await tenantAdmin.delete(name);
     log.info({ tenant: name, by: requirePlatformAdmin(res).clientId }, 'platform admin deleted a tenant');
-    res.status(202).json({ name, phase: 'Deleting' });
+    reply(res, 202, tenantDeletionSchema, { name, phase: 'Deleting' });
   });
 
   return router;

@@ -4,6 +4,7 @@ import { audited } from '../audit/audited.js';
 import { z } from 'zod';
 import { tenantScope } from '../auth/context.js';
 import { parse, ProblemError } from '../http/problem.js';
+import { fieldErrorSchema, named, pageOf, reply } from '../http/responses.js';
 import type { TenantDatabases } from '../tenancy/tenant-databases.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import {
@@ -15,27 +16,31 @@ import {
   listUsersSchema,
   updateUser,
   updateUserSchema,
+  userPageSchema,
+  userSchema,
   userView,
   type UpdateUser,
 } from '../users/users.js';
 
 export const bulkSchema = z.strictObject({ users: z.array(z.unknown()).min(1).max(100) });
 
-/** `{count, next, previous, results}`, with next/previous as full URLs like the prototype. */
-export function pageOf<T>(req: Request, page: number, pageSize: number, count: number, results: T[]) {
-  const link = (p: number) => {
-    const url = new URL(req.originalUrl, `${req.protocol}://${req.get('host') ?? 'localhost'}`);
-    url.searchParams.set('page', String(p));
-    url.searchParams.set('page_size', String(pageSize));
-    return url.toString();
-  };
-  return {
-    count,
-    next: page * pageSize < count ? link(page + 1) : null,
-    previous: page > 1 ? link(page - 1) : null,
-    results,
-  };
-}
+export const bulkResultSchema = named(
+  'BulkUserResult',
+  z.object({
+    created: z.int().min(0),
+    failed: z.int().min(0),
+    results: z.array(
+      z.object({
+        index: z.int().min(0),
+        status: z.int(),
+        user: userSchema.optional(),
+        detail: z.string().optional(),
+        errors: z.array(fieldErrorSchema).optional(),
+      }),
+    ),
+  }),
+  'Per item: 201 and the user, or the status and detail of the problem it met.',
+);
 
 export function userRoutes(deps: { directory: TenantDirectory; databases: TenantDatabases }): Router {
   const { directory, databases } = deps;
@@ -47,7 +52,7 @@ export function userRoutes(deps: { directory: TenantDirectory; databases: Tenant
     const scope = scopeOf(res);
     const query = parse(listUsersSchema, req.query);
     const { count, results } = await listUsers(scope, query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, userPageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
 
   router.post('/', async (req, res) => {
@@ -93,7 +98,7 @@ export function userRoutes(deps: { directory: TenantDirectory; databases: Tenant
         });
       }
     }
-    res.json({
+    reply(res, 200, bulkResultSchema, {
       created: results.filter((r) => r.status === 201).length,
       failed: results.filter((r) => r.status !== 201).length,
       results,

@@ -22,15 +22,21 @@ import {
   type WebhookSettings,
 } from '../webhooks/endpoint-service.js';
 import {
+  attemptPageSchema,
   createEndpointSchema,
+  endpointPageSchema,
+  endpointWithSecretSchema,
   listAttemptsSchema,
   listEndpointsSchema,
   listMessagesSchema,
+  messagePageSchema,
+  replayResultSchema,
   replaySchema,
   rotateSecretSchema,
+  testMessageSchema,
   updateEndpointSchema,
 } from '../webhooks/schemas.js';
-import { pageOf } from './users.js';
+import { encode, pageOf, reply } from '../http/responses.js';
 
 export function webhookRoutes(deps: {
   directory: TenantDirectory;
@@ -45,7 +51,7 @@ export function webhookRoutes(deps: {
     const scope = scopeOf(res);
     const query = parse(listEndpointsSchema, req.query);
     const { count, results } = await listEndpoints(scope, query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, endpointPageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
 
   router.post('/endpoints', async (req, res) => {
@@ -67,7 +73,7 @@ export function webhookRoutes(deps: {
       .status(201)
       .set('Cache-Control', 'no-store')
       .location(`/api/webhooks/endpoints/${endpoint.id}`)
-      .json({ ...endpoint, secret });
+      .json(encode(endpointWithSecretSchema, { ...endpoint, secret }));
   });
 
   router.get('/endpoints/:id', async (req, res) => {
@@ -122,7 +128,8 @@ export function webhookRoutes(deps: {
         },
       };
     });
-    res.set('Cache-Control', 'no-store').json({ ...after, secret });
+    res.set('Cache-Control', 'no-store');
+    reply(res, 200, endpointWithSecretSchema, { ...after, secret });
   });
 
   router.post('/endpoints/:id/test', async (req, res) => {
@@ -139,7 +146,8 @@ export function webhookRoutes(deps: {
         },
       };
     });
-    res.status(202).location(`/api/webhooks/messages/${sent.message_id}`).json(sent);
+    res.location(`/api/webhooks/messages/${sent.message_id}`);
+    reply(res, 202, testMessageSchema, sent);
   });
 
   router.post('/endpoints/:id/replay', async (req, res) => {
@@ -157,14 +165,18 @@ export function webhookRoutes(deps: {
         },
       };
     });
-    res.status(202).json({ since: since.toISOString(), limit: settings.replayLimit, ...replayed });
+    reply(res, 202, replayResultSchema, {
+      since: since.toISOString(),
+      limit: settings.replayLimit,
+      ...replayed,
+    });
   });
 
   router.get('/messages', async (req, res) => {
     const scope = scopeOf(res);
     const query = parse(listMessagesSchema, req.query);
     const { count, results } = await listMessages(scope, query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, messagePageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
 
   router.get('/messages/:id', async (req, res) => {
@@ -175,7 +187,7 @@ export function webhookRoutes(deps: {
     const scope = scopeOf(res);
     const query = parse(listAttemptsSchema, req.query);
     const { count, results } = await listAttempts(scope, req.params.id, query);
-    res.json(pageOf(req, query.page, query.page_size, count, results));
+    reply(res, 200, attemptPageSchema, pageOf(req, query.page, query.page_size, count, results));
   });
   return router;
 }

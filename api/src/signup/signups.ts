@@ -11,6 +11,7 @@ import { passwordHashing } from '../auth/password-hashing.js';
 import { passwordProblems } from '../auth/passwords.js';
 import { tenantName } from '../auth/sessions.js';
 import { problems } from '../http/problem.js';
+import { named } from '../http/responses.js';
 import type { TenantDirectory } from '../tenancy/tenant-directory.js';
 import {
   kubeErrorCode,
@@ -48,11 +49,22 @@ export const signupSchema = z.strictObject({
 
 export type SignupInput = z.infer<typeof signupSchema>;
 
-export interface SignupStatus {
-  tenant: string;
-  phase: string;
-  ready: boolean;
-}
+export const signupAcceptedSchema = named(
+  'SignupAccepted',
+  z.object({ tenant: z.string(), status_url: z.url().describe('Poll it until `ready`.') }),
+  'The Tenant is being provisioned.',
+);
+
+export const signupStatusSchema = named(
+  'SignupStatus',
+  z.object({
+    tenant: z.string(),
+    phase: z.string(),
+    ready: z.boolean().describe('Whether the owner exists and can sign in.'),
+  }),
+);
+
+export type SignupStatus = z.output<typeof signupStatusSchema>;
 
 export interface SignupsOptions {
   resources: TenantResources;

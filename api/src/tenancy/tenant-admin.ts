@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { apiVersion, kind, planPolicies, plans, type Tenant } from '../../../lib/tenant/index.js';
 import { problems } from '../http/problem.js';
+import { encode, named, pageSchema, timestamp } from '../http/responses.js';
 import { newTenantName } from '../signup/signups.js';
 import { email } from '../users/users.js';
 import type { TenantDirectory } from './tenant-directory.js';
@@ -56,25 +57,55 @@ export type CreateTenant = z.infer<typeof createTenantSchema>;
 export type UpdateTenant = z.infer<typeof updateTenantSchema>;
 export type ListTenants = z.infer<typeof listTenantsSchema>;
 
-export interface TenantView {
-  name: string;
-  display_name: string;
-  plan: string;
-  owner_email: string;
-  domains: string[];
-  suspended: boolean;
-  self_registration: boolean;
-  rate_limit_per_minute: number;
-  rate_limit_override: boolean;
-  phase: string;
-  ready: boolean;
-  created_at: string | null;
-}
+export const tenantSchema = named(
+  'Tenant',
+  z.object({
+    name: z.string(),
+    display_name: z.string(),
+    plan: z.enum(plans),
+    owner_email: z.string(),
+    domains: z.array(z.string()),
+    suspended: z.boolean(),
+    self_registration: z.boolean(),
+    rate_limit_per_minute: z.int().describe("The Tenant's own limit, or its plan's."),
+    rate_limit_override: z
+      .boolean()
+      .describe('Whether the limit is the Tenant’s own rather than its plan’s.'),
+    phase: z.string(),
+    ready: z.boolean(),
+    created_at: timestamp.nullable(),
+  }),
+  'A Tenant as the platform admin sees it.',
+);
+
+export const tenantPageSchema = pageSchema('TenantPage', tenantSchema);
+
+export const currentTenantSchema = named(
+  'CurrentTenant',
+  z.object({
+    name: z.string(),
+    display_name: z.string(),
+    plan: z.enum(plans),
+    domains: z.array(z.string()),
+    phase: z.string(),
+    ready: z.boolean(),
+    self_registration: z.boolean(),
+    rate_limit_per_minute: z.int(),
+  }),
+  "The caller's own tenant.",
+);
+
+export const tenantDeletionSchema = named(
+  'TenantDeletion',
+  z.object({ name: z.string(), phase: z.literal('Deleting') }),
+);
+
+export type TenantView = z.output<typeof tenantSchema>;
 
 export function tenantView(tenant: Tenant): TenantView {
   const { spec, status, metadata } = tenant;
   const ready = status?.conditions?.find((c) => c.type === 'Ready');
-  return {
+  return encode(tenantSchema, {
     name: metadata.name,
     display_name: spec.displayName ?? metadata.name,
     plan: spec.plan,
@@ -87,7 +118,7 @@ export function tenantView(tenant: Tenant): TenantView {
     phase: metadata.deletionTimestamp ? 'Deleting' : (status?.phase ?? 'Pending'),
     ready: ready?.status === 'True' && status?.observedGeneration === metadata.generation,
     created_at: metadata.creationTimestamp ?? null,
-  };
+  });
 }
 
 /** Kubernetes answers that are the caller's fault become problems; the rest propagate. */

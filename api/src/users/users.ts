@@ -10,35 +10,10 @@ import { problems, type FieldError } from '../http/problem.js';
 import type { UserModel } from '../tenancy/models.js';
 import { recordDomainEvent } from '../webhooks/domain-events.js';
 import { setEmailVerified } from './email-verification.js';
-import { UserStore, type UserViewColumn } from './user-store.js';
+import { userView, type UserView } from './user-schema.js';
+import { UserStore } from './user-store.js';
 
-export interface UserView {
-  id: string;
-  email: string;
-  first_name: string | null;
-  last_name: string | null;
-  role: Role;
-  is_active: boolean;
-  department: string | null;
-  external_id: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export function userView(user: Pick<UserModel, UserViewColumn>): UserView {
-  return {
-    id: user.id,
-    email: user.email,
-    first_name: user.first_name,
-    last_name: user.last_name,
-    role: user.role,
-    is_active: user.is_active,
-    department: user.department,
-    external_id: user.external_id,
-    created_at: user.created_at.toISOString(),
-    updated_at: user.updated_at.toISOString(),
-  };
-}
+export { userPageSchema, userSchema, userView, type UserView } from './user-schema.js';
 
 const name = z.string().trim().max(150);
 export const email = z.string().trim().toLowerCase().max(254).email();

@@ -14,6 +14,7 @@ import { deliveriesRequestedTopic, type DeliveriesRequested } from '../../../lib
 import { generateWebhookSecret, newMessageId } from '../../../lib/webhooks/standard-webhooks.js';
 import type { TenantScope } from '../auth/context.js';
 import { problems } from '../http/problem.js';
+import { eventData } from './domain-events.js';
 import { EndpointStore } from './endpoint-store.js';
 import { appendToOutbox } from './outbox-store.js';
 import {
@@ -181,7 +182,7 @@ export async function sendTestMessage(
     {
       id: messageId,
       eventType: testEventType,
-      payload: { endpoint_id: endpoint.id, requested_by: scope.auth.userId },
+      payload: eventData('webhook.test', { endpoint_id: endpoint.id, requested_by: scope.auth.userId }),
     },
     transaction,
   );

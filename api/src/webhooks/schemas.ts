@@ -2,6 +2,7 @@
 // parsed with, the views it shows, and the mappers from stored rows to views.
 // A view never carries a secret.
 import { z } from 'zod';
+import { encode, named, pageSchema, timestamp } from '../http/responses.js';
 import type { AttemptRow, EndpointRow, MessageRow } from './endpoint-store.js';
 
 // `user.created`, `user.*`, or `*`; lower case, dot-separated.
@@ -84,22 +85,44 @@ export function isMessageId(id: string): boolean {
 }
 
 /** What the API shows of an endpoint: never a secret. */
-export interface EndpointView {
-  id: string;
-  url: string;
-  description: string | null;
-  event_types: string[];
-  enabled: boolean;
-  disabled_reason: string | null;
-  disabled_at: string | null;
-  /** Until when the previous secret still signs, during a rotation. */
-  previous_secret_expires_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+export const endpointSchema = named(
+  'WebhookEndpoint',
+  z.object({
+    id: z.uuid(),
+    url: z.string(),
+    description: z.string().nullable(),
+    event_types: z
+      .array(z.string())
+      .describe('Patterns such as `user.created` or `user.*`; empty means every event.'),
+    enabled: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    disabled_at: timestamp.nullable(),
+    previous_secret_expires_at: timestamp
+      .nullable()
+      .describe('Until when the previous secret still signs, during a rotation.'),
+    created_at: timestamp,
+    updated_at: timestamp,
+  }),
+  'An outgoing webhook endpoint. Never its signing secret.',
+);
+
+export const endpointPageSchema = pageSchema('WebhookEndpointPage', endpointSchema);
+
+export const endpointWithSecretSchema = named(
+  'WebhookEndpointWithSecret',
+  endpointSchema.extend({
+    secret: z
+      .string()
+      .regex(/^whsec_/)
+      .describe('The signing secret (Standard Webhooks); shown in this answer only.'),
+  }),
+  'An endpoint with its new signing secret, which no other answer shows.',
+);
+
+export type EndpointView = z.output<typeof endpointSchema>;
 
 export function endpointView(row: EndpointRow): EndpointView {
-  return {
+  return encode(endpointSchema, {
     id: row.id,
     url: row.url,
     description: row.description,
@@ -110,52 +133,90 @@ export function endpointView(row: EndpointRow): EndpointView {
     previous_secret_expires_at: row.previous_secret_expires_at?.toISOString() ?? null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
-  };
+  });
 }
 
-export interface DeliveryView {
-  id: string;
-  endpoint_id: string;
-  status: (typeof deliveryStatuses)[number];
-  attempts: number;
-  deferrals: number;
-  next_attempt_at: string | null;
-  last_attempt_at: string | null;
-  last_response_status: number | null;
-  last_error: string | null;
-  created_at: string;
-}
+export const deliverySchema = named(
+  'WebhookDelivery',
+  z.object({
+    id: z.string(),
+    endpoint_id: z.uuid(),
+    status: z.enum(deliveryStatuses),
+    attempts: z.int().min(0),
+    deferrals: z.int().min(0),
+    next_attempt_at: timestamp.nullable(),
+    last_attempt_at: timestamp.nullable(),
+    last_response_status: z.int().nullable(),
+    last_error: z.string().nullable(),
+    created_at: timestamp,
+  }),
+  'A message on its way to one endpoint.',
+);
 
-export interface MessageView {
-  id: string;
-  event_type: string;
-  payload: unknown;
-  created_at: string;
-  deliveries: DeliveryView[];
-}
+export type DeliveryView = z.output<typeof deliverySchema>;
+
+export const messageSchema = named(
+  'WebhookMessage',
+  z.object({
+    id: z.string().describe('The webhook-id header of every delivery of this message.'),
+    event_type: z.string(),
+    payload: z.unknown().describe("The event's data: the `data` of the delivered body (see webhooks)."),
+    created_at: timestamp,
+    deliveries: z.array(deliverySchema),
+  }),
+  'An outgoing message and its deliveries.',
+);
+
+export const messagePageSchema = pageSchema('WebhookMessagePage', messageSchema);
+
+export type MessageView = z.output<typeof messageSchema>;
 
 export function messageView(row: MessageRow): MessageView {
-  return {
+  return encode(messageSchema, {
     id: row.id,
     event_type: row.event_type,
     payload: row.payload,
     created_at: row.created_at.toISOString(),
     deliveries: row.deliveries ?? [],
-  };
+  });
 }
 
-export interface AttemptView {
-  id: string;
-  delivery_id: string;
-  endpoint_id: string;
-  attempt: number;
-  started_at: string;
-  duration_ms: number;
-  response_status: number | null;
-  error: string | null;
-  outcome: 'succeeded' | 'failed';
-}
+export const attemptSchema = named(
+  'WebhookAttempt',
+  z.object({
+    id: z.string(),
+    delivery_id: z.string(),
+    endpoint_id: z.uuid(),
+    attempt: z.int().min(1),
+    started_at: timestamp,
+    duration_ms: z.number().min(0),
+    response_status: z.int().nullable(),
+    error: z.string().nullable(),
+    outcome: z.enum(['succeeded', 'failed']),
+  }),
+  'One delivery attempt.',
+);
+
+export const attemptPageSchema = pageSchema('WebhookAttemptPage', attemptSchema);
+
+export type AttemptView = z.output<typeof attemptSchema>;
 
 export function attemptView(row: AttemptRow): AttemptView {
-  return { ...row, started_at: row.started_at.toISOString() };
+  return encode(attemptSchema, { ...row, started_at: row.started_at.toISOString() });
 }
+
+export const testMessageSchema = named(
+  'WebhookTestQueued',
+  z.object({ message_id: z.string(), delivery_id: z.string() }),
+  'The queued webhook.test message and its delivery.',
+);
+
+export const replayResultSchema = named(
+  'WebhookReplayQueued',
+  z.object({
+    since: timestamp,
+    limit: z.int().min(1),
+    enqueued: z.int().min(0),
+    next_since: timestamp.nullable().describe('Where the next call carries on when more messages remain.'),
+  }),
+);
