@@ -6,13 +6,15 @@
 // the tokens of the chart's ServiceAccounts: the release's RBAC is what they live
 // on. The previous release's operator brings the Tenants to Ready; the upgrade
 // replaces it by the current one, as the Deployment rollout would. The API is the
-// current one throughout. While `helm upgrade` (and then `helm rollback`) runs,
-// the API's /readyz, a signed-in request per tenant and the Tenants' Ready
-// condition are polled without pause, and none may fail. The rollback brings the
-// previous operator back. One exception, by the operator's design: an operator
-// of another version rolls every tenant worker to its own template, and a Tenant
-// reports Ready False (Workload RollingOut) until that rollout completes; every
-// other condition must hold meanwhile.
+// current one throughout. While `helm upgrade` runs, the API's /readyz, a
+// signed-in request per tenant and the Tenants' Ready condition are polled
+// without pause, and none may fail: the current operator rolls every tenant
+// worker to its own template and keeps the Tenant Ready while the previous pods
+// serve (Reconciling True until the rollout completes). The rollback brings the
+// previous operator back, which refuses tenant schemas newer than it knows
+// (migrations only go forward): the API process stays ready, the Tenants say
+// why they are Degraded, and rolling forward again recovers them.
+
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,15 +68,7 @@ interface Failure {
   check: string;
   atMs: number;
   detail: string;
-  /** The failure was a WorkerRollout. */
-  workerRollout: boolean;
 }
-
-/**
- * A Tenant is not Ready only because its worker Deployment is rolling to a new template
- * (the Workload step's RollingOut); every other condition holds.
- */
-class WorkerRollout extends Error {}
 
 /**
  * Runs every check in a loop of its own until stop(); a check fails by throwing.
@@ -92,12 +86,7 @@ function keepChecking(checks: Record<string, () => Promise<void>>, intervalMs = 
         await probe();
         passes[check] = (passes[check] ?? 0) + 1;
       } catch (error) {
-        failures.push({
-          check,
-          atMs: Date.now() - started,
-          detail: String(error),
-          workerRollout: error instanceof WorkerRollout,
-        });
+        failures.push({ check, atMs: Date.now() - started, detail: String(error) });
       }
       await new Promise((ok) => setTimeout(ok, intervalMs));
     }
@@ -184,15 +173,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
       const conditions = (t.status?.conditions ?? []) as Condition[];
       const condition = conditions.find((c) => c.type === 'Ready');
       if (condition?.status !== 'True') {
-        const others = conditions.filter((c) => !['Ready', 'Workload'].includes(c.type));
-        const rolling =
-          condition?.reason === 'RollingOut' &&
-          conditions.find((c) => c.type === 'Workload')?.reason === 'RollingOut' &&
-          others.length > 0 &&
-          others.every((c) => c.status === 'True');
-        throw new (rolling ? WorkerRollout : Error)(
-          `${t.metadata.name} is not Ready: ${JSON.stringify(t.status)}`,
-        );
+        throw new Error(`${t.metadata.name} is not Ready: ${JSON.stringify(t.status)}`);
       }
       if (t.status?.observedGeneration !== t.metadata.generation) {
         throw new Error(
@@ -202,6 +183,18 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
       ready.set(t.metadata.name, condition);
     }
     return ready;
+  }
+
+  /** Each named Tenant Ready and no longer Reconciling: its worker rolled, kstatus Current. */
+  async function expectReconciled(names: readonly string[]): Promise<true> {
+    await expectReady(names);
+    for (const t of await getTenants(names)) {
+      const reconciling = (t.status?.conditions ?? []).find((c) => c.type === 'Reconciling');
+      if (reconciling?.status !== 'False' || reconciling.observedGeneration !== t.metadata.generation) {
+        throw new Error(`${t.metadata.name} is still reconciling: ${JSON.stringify(reconciling)}`);
+      }
+    }
+    return true;
   }
 
   /** The current operator's reconciles with `result` (success, requeue, error), from its metrics. */
@@ -214,13 +207,13 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
   }
 
   /** The checks that must keep passing while helm changes the release. */
-  const servingChecks = (): Record<string, () => Promise<void>> => ({
+  const servingChecks = (tenantsServed: boolean): Record<string, () => Promise<void>> => ({
     readyz: async () => {
       const res = await fetch(`${api!.url}/readyz`);
       if (res.status !== 200) throw new Error(`/readyz answered ${res.status}: ${await res.text()}`);
     },
     ...Object.fromEntries(
-      tenants.map((tenant) => [
+      (tenantsServed ? tenants : []).map((tenant) => [
         `GET /api/users of ${tenant}`,
         async () => {
           const res = await api!.call('GET', '/api/users', { token: access.get(tenant)! });
@@ -228,21 +221,19 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
         },
       ]),
     ),
-    'Tenants Ready': async () => {
-      await expectReady(tenants);
-    },
+    ...(tenantsServed ? { 'Tenants Ready': () => expectReady(tenants).then(() => undefined) } : {}),
   });
 
   /**
-   * Runs a helm operation while the serving checks poll; asserts that none failed, except,
-   * with `allowWorkerRollout`, Tenants that are not Ready only while their workers roll.
+   * Runs a helm operation while the serving checks poll (/readyz, and unless `tenantsServed`
+   * is false a signed-in request of each tenant and the Tenants' Ready); asserts none failed.
    */
   async function withoutInterruption(
     what: string,
     operation: () => Promise<unknown>,
-    { allowWorkerRollout = false } = {},
+    { tenantsServed = true } = {},
   ): Promise<void> {
-    const watch = keepChecking(servingChecks());
+    const watch = keepChecking(servingChecks(tenantsServed));
     const started = Date.now();
     try {
       await operation();
@@ -252,13 +243,8 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
     }
     const { passes, failures } = await watch.stop();
     console.log(`      ${what}: ${Date.now() - started} ms, polls ${JSON.stringify(passes)}`);
-    const rollouts = failures.filter((f) => allowWorkerRollout && f.workerRollout);
-    if (rollouts.length > 0) {
-      const window = `${rollouts[0]!.atMs}-${rollouts.at(-1)!.atMs} ms`;
-      console.log(`      Tenants not Ready while their workers rolled: ${rollouts.length} polls, ${window}`);
-    }
     expect(
-      failures.filter((f) => !rollouts.includes(f)),
+      failures.map((f) => `${f.atMs} ms ${f.check}: ${f.detail}`),
       `failed polls during ${what}`,
     ).to.deep.equal([]);
     for (const [check, count] of Object.entries(passes)) {
@@ -382,7 +368,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
     }
   });
 
-  it('upgrades chart and operator while the API serves; Tenants stay Ready but for their workers rolling', async function () {
+  it('upgrades chart and operator while the API serves and every Tenant stays Ready', async function () {
     this.timeout(150_000);
     if (!api) throw new Error('the previous release was not running');
     // The other way the upgrade notes give: the values stored in the release, on the new defaults.
@@ -397,32 +383,31 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
     expect(reused).to.include(`helm.sh/chart: tenantry-${currentVersion}`);
     // The user's values file again, as the upgrade notes say; helm checks it against the new schema.
     // The operator's rollout: the previous one stops, the current one starts and reconciles every Tenant.
-    await withoutInterruption(
-      'helm upgrade and the operator rollout',
-      async () => {
-        await platform!.restartOperator(async () => {
-          await helm([
-            'upgrade',
-            release,
-            chartDir,
-            ...releaseArgs(),
-            '-f',
-            previousValues,
-            '--wait',
-            '--timeout',
-            '90s',
-          ]);
-        });
-        await eventually(
-          'the current operator to reconcile every Tenant',
-          async () => ((await reconciles('success')) >= tenants.length ? true : undefined),
-          { timeoutMs: 60_000 },
-        );
-        // It rolls every worker to its template (and retires logins it rotated); then all are Ready.
-        await eventually('every Tenant Ready again', () => expectReady(tenants), { timeoutMs: 60_000 });
-      },
-      { allowWorkerRollout: true },
-    );
+    await withoutInterruption('helm upgrade and the operator rollout', async () => {
+      await platform!.restartOperator(async () => {
+        await helm([
+          'upgrade',
+          release,
+          chartDir,
+          ...releaseArgs(),
+          '-f',
+          previousValues,
+          '--wait',
+          '--timeout',
+          '90s',
+        ]);
+      });
+      await eventually(
+        'the current operator to reconcile every Tenant',
+        async () => ((await reconciles('success')) >= tenants.length ? true : undefined),
+        { timeoutMs: 60_000 },
+      );
+      // It rolls every worker to its template (and retires logins it rotated); the previous
+      // pods serve meanwhile, so every Tenant stays Ready while Reconciling, then is Current.
+      await eventually('every Tenant rolled and Reconciled', () => expectReconciled(tenants), {
+        timeoutMs: 60_000,
+      });
+    });
     expect(await reconciles('error'), 'reconciles that failed after the upgrade').to.equal(0);
     const history = JSON.parse(await helm(['history', release, ...releaseArgs(), '-o', 'json'])) as {
       revision: number;
@@ -483,27 +468,39 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
     expectNoPermissionErrors();
   });
 
-  it('rolls chart and operator back the same way', async function () {
-    this.timeout(150_000);
+  it('rolls the chart back: the previous operator refuses Tenants of a newer schema and says why; rolling forward recovers', async function () {
+    this.timeout(240_000);
     if (!upgraded) throw new Error('the release was not upgraded');
-    await expectReady(tenants);
-    // The previous operator comes back with the previous chart, and rolls the workers back.
+    await expectReconciled(tenants);
+    // Tenant schema migrations only go forward. The current release added one, so the previous
+    // operator refuses those databases and says why, rather than run on a schema it does not
+    // know: it marks the Tenants Degraded, and the API answers 503 for them until the release
+    // rolls forward again. The API process itself stays ready.
+    const refused = (tenant: string) =>
+      platform!.operator.logs.some(
+        (line) =>
+          line.includes(`"tenant":"${tenant}"`) && line.includes('it was migrated by a newer version'),
+      );
     await withoutInterruption(
-      'helm rollback and the operator rollout',
+      'helm rollback with the previous operator',
       async () => {
         await platform!.restartOperator(async () => {
           await helm(['rollback', release, '1', ...releaseArgs(), '--wait', '--timeout', '90s']);
         }, previousRoot);
         await eventually(
-          'the previous operator to reconcile every Tenant',
-          async () => ((await reconciles('success')) >= tenants.length ? true : undefined),
+          'the previous operator to refuse every Tenant for its newer schema',
+          async () => (tenants.every(refused) ? true : undefined),
           { timeoutMs: 60_000 },
         );
-        await eventually('every Tenant Ready again', () => expectReady(tenants), { timeoutMs: 60_000 });
       },
-      { allowWorkerRollout: true },
+      { tenantsServed: false },
     );
-    expect(await reconciles('error'), 'reconciles that failed after the rollback').to.equal(0);
+    expect(await reconciles('success'), 'reconciles the previous operator completed').to.equal(0);
+    for (const t of await getTenants(tenants)) {
+      const ready = t.status?.conditions?.find((c) => c.type === 'Ready');
+      expect(ready?.status, `${t.metadata.name} Ready`).to.equal('False');
+      expect(ready?.message, `${t.metadata.name} Ready`).to.include('migrated by a newer version');
+    }
     const history = JSON.parse(await helm(['history', release, ...releaseArgs(), '-o', 'json'])) as {
       revision: number;
       status: string;
@@ -520,6 +517,37 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
         expect((t.metadata as { uid?: string }).uid, key).to.equal(uidsBefore.get(key));
     }
     expect(await uid('crd', 'tenants.tenantry.io')).to.equal(uidsBefore.get('crd/tenants.tenantry.io'));
+    expectNoPermissionErrors();
+
+    // Forward again, as the upgrade notes advise: the current chart and operator bring every
+    // Tenant back to Ready and Reconciled.
+    await withoutInterruption(
+      'helm upgrade after the rollback',
+      async () => {
+        await platform!.restartOperator(async () => {
+          await helm([
+            'upgrade',
+            release,
+            chartDir,
+            ...releaseArgs(),
+            '-f',
+            previousValues,
+            '--wait',
+            '--timeout',
+            '90s',
+          ]);
+        });
+        await eventually('every Tenant rolled and Reconciled', () => expectReconciled(tenants), {
+          timeoutMs: 60_000,
+        });
+      },
+      { tenantsServed: false },
+    );
+    expect(await reconciles('error'), 'reconciles that failed after rolling forward').to.equal(0);
+    for (const tenant of tenants) {
+      const res = await api!.call('GET', '/api/users', { token: access.get(tenant)! });
+      expect(res.status, `GET /api/users of ${tenant} after rolling forward`).to.equal(200);
+    }
     expectNoPermissionErrors();
   });
 });

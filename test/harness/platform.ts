@@ -17,7 +17,13 @@ export interface TenantObject {
   status?: {
     phase?: string;
     observedGeneration?: number;
-    conditions?: { type: string; status: string; reason: string; message: string }[];
+    conditions?: {
+      type: string;
+      status: string;
+      reason: string;
+      message: string;
+      observedGeneration?: number;
+    }[];
   };
 }
 

@@ -125,11 +125,16 @@ export interface ReconcileContext {
   amqpSecretData?: Record<string, string>;
 }
 
-/** What a step reports; `pending` means "not done yet, look again later", not an error. */
+/**
+ * What a step reports; `pending` means "not done yet, look again later", not an error.
+ * A pending step that is `serving` still provides what it stands for (a worker rolling
+ * to a new template while the previous pods stay available): its condition stays True,
+ * the later steps run, and the Tenant stays Ready while Reconciling.
+ */
 export interface StepOutcome {
   reason: string;
   message: string;
-  pending?: { requeueAfterMs: number };
+  pending?: { requeueAfterMs: number; serving?: boolean };
 }
 
 export interface Step {

@@ -152,7 +152,8 @@ export class TenantReconciler {
       }
       try {
         const outcome = await step.run(ctx);
-        const status = outcome.pending ? 'False' : 'True';
+        const serving = outcome.pending?.serving === true;
+        const status = outcome.pending && !serving ? 'False' : 'True';
         conditions = setCondition(
           conditions,
           step.condition,
@@ -162,9 +163,9 @@ export class TenantReconciler {
         );
         if (outcome.pending) {
           pending = outcome.pending.requeueAfterMs;
-          blockedBy = step.condition;
+          if (!serving) blockedBy = step.condition;
           progress = {
-            state: 'working',
+            state: serving ? 'serving' : 'working',
             step: step.condition,
             reason: outcome.reason,
             message: outcome.message,
@@ -187,8 +188,10 @@ export class TenantReconciler {
       }
     }
 
-    // Every step ran and reported True for this generation exactly when progress is 'done'.
-    const ready = progress.state === 'done' && allStepsTrue(conditions, generation);
+    // Every step ran and reported True for this generation exactly when progress is 'done'
+    // or 'serving' (a step still completing while what it provides keeps working).
+    const ready =
+      (progress.state === 'done' || progress.state === 'serving') && allStepsTrue(conditions, generation);
     conditions = setSummaryConditions(conditions, progress, generation, now);
     const wasStalled = tenant.status?.conditions?.find((c) => c.type === 'Stalled');
     if (

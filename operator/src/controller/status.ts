@@ -47,12 +47,15 @@ function conditionOrder(type: ConditionType): number {
 }
 
 /**
- * Where one reconcile got to: every step done; still working (a step pending,
- * or failing on something that may pass by itself); or stalled (a step failing
- * on something only a change to the Tenant can get past).
+ * Where one reconcile got to: every step done; serving (every step provides what it
+ * stands for, one is still completing, such as a worker rollout with the previous
+ * pods available); still working (a step pending, or failing on something that may
+ * pass by itself); or stalled (a step failing on something only a change to the
+ * Tenant can get past).
  */
 export type Progress =
-  { state: 'done' } | { state: 'working' | 'stalled'; step: StepCondition; reason: string; message: string };
+  | { state: 'done' }
+  | { state: 'serving' | 'working' | 'stalled'; step: StepCondition; reason: string; message: string };
 
 /** Sets Ready, Reconciling and Stalled from the reconcile's progress. */
 export function setSummaryConditions(
@@ -70,6 +73,20 @@ export function setSummaryConditions(
     return set(conditions, 'Stalled', { status: 'False', reason: 'Reconciled', message });
   }
   const detail = `${progress.step}: ${progress.message}`;
+  if (progress.state === 'serving') {
+    // kstatus reads Ready=True with Reconciling=True as InProgress: serving, not yet Current.
+    conditions = set(conditions, 'Ready', {
+      status: 'True',
+      reason: progress.reason,
+      message: `serving while ${detail}`,
+    });
+    conditions = set(conditions, 'Reconciling', { status: 'True', reason: progress.reason, message: detail });
+    return set(conditions, 'Stalled', {
+      status: 'False',
+      reason: 'Reconciling',
+      message: 'the operator is still working towards the spec',
+    });
+  }
   conditions = set(conditions, 'Ready', { status: 'False', reason: progress.reason, message: detail });
   if (progress.state === 'working') {
     conditions = set(conditions, 'Reconciling', { status: 'True', reason: progress.reason, message: detail });

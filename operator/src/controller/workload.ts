@@ -19,17 +19,19 @@ export const workloadStep: Step = {
     const want = workerReplicas(tenant);
     const s = deployment.status ?? {};
     ctx.status.worker = { replicas: want, availableReplicas: s.availableReplicas ?? 0 };
-    const rolled =
-      (s.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0) &&
-      (s.updatedReplicas ?? 0) >= want &&
-      (s.availableReplicas ?? 0) >= want &&
-      (s.replicas ?? 0) === want;
+    // Until the Deployment controller has seen the new template, its counts are of the old one.
+    const observed = (s.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
+    const updated = observed ? (s.updatedReplicas ?? 0) : 0;
+    const available = s.availableReplicas ?? 0;
+    const rolled = observed && updated >= want && available >= want && (s.replicas ?? 0) === want;
     if (!rolled) {
       return {
         reason: 'RollingOut',
-        message: `worker has ${s.availableReplicas ?? 0}/${want} available replicas on the current template`,
+        message: `worker has ${updated}/${want} replicas on the current template, ${available} available`,
         // The worker watch queues the Tenant as the rollout moves; this is only a fallback.
-        pending: { requeueAfterMs: 30_000 },
+        // The rollout keeps the previous pods until new ones are available (maxUnavailable 0,
+        // and they keep their login until it completes), so an existing worker goes on serving.
+        pending: { requeueAfterMs: 30_000, serving: want > 0 && available >= want },
       };
     }
     const db = (ctx.status.database ??= {});

@@ -39,7 +39,9 @@ describe('operator reconcile through every step', () => {
     expect(first.error).to.equal(undefined);
     expect(first.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
     expect(first.condition('Reconciling')).to.include({ status: 'True', reason: 'RollingOut' });
-    expect(first.condition('Reconciling')?.message).to.match(/^Workload: worker has 0\/1 available/);
+    expect(first.condition('Reconciling')?.message).to.equal(
+      'Workload: worker has 0/1 replicas on the current template, 0 available',
+    );
     expect(first.condition('Stalled')).to.include({ status: 'False', reason: 'Reconciling' });
     expect(first.condition('Ready')).to.include({ status: 'False', reason: 'RollingOut' });
     for (const c of first.tenant.status?.conditions ?? []) expect(c.observedGeneration).to.equal(1);

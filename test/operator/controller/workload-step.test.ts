@@ -37,7 +37,7 @@ describe('operator step Workload', () => {
     tenant.metadata.generation = 2;
     fx.kube.addTenant(tenant);
     const rotated = await reconcile(fx);
-    expect(rotated.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
+    expect(rotated.condition('Workload')).to.include({ status: 'True', reason: 'RollingOut' });
     expect(checksumOf(deployment(fx))).not.to.deep.equal(before);
 
     const suspended = fx.kube.tenant('acme')!;
@@ -54,6 +54,48 @@ describe('operator step Workload', () => {
       message: 'worker scaled to zero',
     });
     expect(zero.tenant.status?.phase).to.equal('Suspended');
+  });
+
+  it('stays Ready and Reconciling while an available worker rolls, and is not Ready once no replica is available', async () => {
+    const fx = fakes();
+    withTenant(fx);
+    await provisioned(fx);
+    const tenant = fx.kube.tenant('acme')!;
+    tenant.spec.database = { passwordRotation: { trigger: 'now' } };
+    tenant.metadata.generation = 2;
+    fx.kube.addTenant(tenant);
+    const rolling = await reconcile(fx);
+    expect(rolling.error).to.equal(undefined);
+    expect(rolling.result?.requeueAfterMs).to.equal(30_000);
+    expect(rolling.condition('Workload')).to.include({
+      status: 'True',
+      reason: 'RollingOut',
+      message: 'worker has 0/1 replicas on the current template, 1 available',
+    });
+    expect(rolling.condition('Ready')).to.include({
+      status: 'True',
+      reason: 'RollingOut',
+      observedGeneration: 2,
+      message: 'serving while Workload: worker has 0/1 replicas on the current template, 1 available',
+    });
+    expect(rolling.condition('Reconciling')).to.include({ status: 'True', reason: 'RollingOut' });
+    expect(rolling.condition('Stalled')).to.include({ status: 'False' });
+    expect(rolling.tenant.status?.phase).to.equal('Ready');
+    expect(fx.events.reasons().filter((r) => r === 'Ready')).to.have.length(1);
+
+    // The previous pods are gone before new ones are available: the worker is not serving.
+    const stuck = deployment(fx)!;
+    stuck.status = { ...stuck.status, availableReplicas: 0 };
+    fx.kube.seed(stuck);
+    const down = await reconcile(fx);
+    expect(down.condition('Workload')).to.include({ status: 'False', reason: 'RollingOut' });
+    expect(down.condition('Ready')).to.include({ status: 'False', reason: 'RollingOut' });
+    expect(down.tenant.status?.phase).to.equal('Degraded');
+
+    fx.kube.rollOut('tenant-acme', 'tenantry-worker');
+    const done = await reconcile(fx);
+    expect(done.condition('Ready')).to.include({ status: 'True', reason: 'Provisioned' });
+    expect(done.condition('Reconciling')).to.include({ status: 'False', reason: 'Reconciled' });
   });
 
   it('is Stalled with Invalid when the Deployment is refused as invalid (a spec that cannot work)', async () => {
