@@ -489,7 +489,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
         }, previousRoot);
         await eventually(
           'the previous operator to refuse every Tenant for its newer schema',
-          async () => (tenants.every(refused) ? true : undefined),
+          () => Promise.resolve(tenants.every(refused) ? true : undefined),
           { timeoutMs: 60_000 },
         );
       },

@@ -18,6 +18,8 @@ export function apiDocument(): Record<string, unknown> {
           'The shared multi-tenant API. Errors are RFC 9457 problem+json, except the client errors of the OAuth ' +
           'endpoints (token, revoke, introspect), which are RFC 6749 §5.2 JSON.',
         license: { name: 'Apache 2.0', identifier: 'Apache-2.0' },
+        // The project's issue tracker, as the chart's `sources` names it.
+        contact: { name: 'Tenantry maintainers', url: 'https://github.com/tenantry/tenantry/issues' },
       },
       {
         operations: 'Health, keys, metadata and this document.',

@@ -225,6 +225,7 @@ export interface DocumentInfo {
   version: string;
   description: string;
   license: { name: string; identifier: string };
+  contact: { name: string; url: string };
 }
 
 export function openApiDocument(
