@@ -107,7 +107,13 @@ describe('response schemas', () => {
   });
 
   it('will not document an answer whose schema has no name', () => {
-    const info = { title: 't', version: '1', description: 'd', license: { name: 'x', identifier: 'MIT' } };
+    const info = {
+      title: 't',
+      version: '1',
+      description: 'd',
+      license: { name: 'x', identifier: 'MIT' },
+      contact: { name: 'c', url: 'https://example.com' },
+    };
     const op = {
       method: 'get' as const,
       path: '/x',
