@@ -80,21 +80,26 @@ interface Overview {
 
 /** The node's own figures, then its CPU over `idleSeconds` with nothing asked of it. */
 async function nodeFigures(node: RabbitMqNode): Promise<NodeFigures> {
-  // The management API refreshes its node figures every few seconds; let them catch up.
+  // The management API refreshes its node figures every few seconds (and has none just after start).
   await sleep(6_000);
-  const n = await node.management<ManagementNode>(`/nodes/${encodeURIComponent(node.nodeName)}`, 60_000);
+  const path = `/nodes/${encodeURIComponent(node.nodeName)}`;
+  let n = await node.management<Partial<ManagementNode>>(path, 60_000);
+  for (let i = 0; i < 30 && n.fd_used === undefined; i++) {
+    await sleep(1_000);
+    n = await node.management<Partial<ManagementNode>>(path, 60_000);
+  }
   const before = cpuSeconds(node.beamPid) ?? 0;
   const t0 = performance.now();
   await sleep(settings.idleSeconds * 1000);
   const cpu = (cpuSeconds(node.beamPid) ?? 0) - before;
   const elapsed = (performance.now() - t0) / 1000;
   return {
-    memMiB: n.mem_used / 2 ** 20,
+    memMiB: (n.mem_used ?? NaN) / 2 ** 20,
     rssMiB: (memoryKiB(node.beamPid)?.rss ?? NaN) / 1024,
-    fdUsed: n.fd_used,
-    fdTotal: n.fd_total,
-    sockets: n.sockets_used,
-    processes: n.proc_used,
+    fdUsed: n.fd_used ?? NaN,
+    fdTotal: n.fd_total ?? NaN,
+    sockets: n.sockets_used ?? NaN,
+    processes: n.proc_used ?? NaN,
     idleCpuPercent: (100 * cpu) / elapsed,
   };
 }
@@ -350,12 +355,18 @@ async function runOne(variant: MessagingVariant, n: number): Promise<boolean> {
     const appUp = performance.now();
     const deadline = Date.now() + settings.restartBudgetSeconds * 1000;
     let consumers = 0;
+    let clientsReady: number | undefined;
     while (Date.now() < deadline) {
+      if (clientsReady === undefined && outcome.held.every((t) => t.ready)) clientsReady = performance.now();
       consumers = await consumersOnNode(node).catch(() => 0);
       if (consumers >= expected) break;
       await sleep(500);
     }
     const seconds = (performance.now() - t0) / 1000;
+    if (clientsReady !== undefined) {
+      // The workers' own view; the management API's count trails it by up to its statistics interval.
+      emit(bench, 'restart_until_workers_ready_seconds', (clientsReady - t0) / 1000, 's', null);
+    }
     emit(bench, 'restart_stop_app_seconds', (stopped - t0) / 1000, 's', null);
     emit(bench, 'restart_start_app_seconds', (appUp - stopped) / 1000, 's', null);
     if (consumers >= expected) {

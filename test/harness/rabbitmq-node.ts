@@ -103,7 +103,8 @@ export class RabbitMqNode {
     readonly managementPort: number,
     /** The open-file limit the node runs with. */
     readonly fileLimit: number,
-    private readonly dir: string,
+    /** Data, logs, configuration and pid file; removed by stop(). */
+    readonly dir: string,
     private readonly pidFile: string,
     private readonly env: Record<string, string>,
     private readonly user: RunAs,
