@@ -348,7 +348,8 @@ async function runOne(variant: MessagingVariant, n: number): Promise<boolean> {
 
     const sampleTenant = outcome.held.find((t) => t.index === sample);
     if (outcome.stalled || !sampleTenant?.ready) {
-      progress(`${bench}: the node stalled; no latency or restart measurement`);
+      progress(`${bench}: the node stalled; no latency or restart measurement. The end of its log:`);
+      process.stderr.write(`${node.logTail()}\n`);
       return false;
     }
     progress(`${bench}: latency through tenant ${sample}'s work queue`);

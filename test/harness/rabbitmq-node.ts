@@ -275,6 +275,15 @@ export class RabbitMqNode {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** The last `bytes` of the node's own log, for diagnosing a node that stopped answering. */
+  logTail(bytes = 4000): string {
+    try {
+      return readFileSync(join(this.dir, 'log', `${this.nodeName}.log`), 'utf8').slice(-bytes);
+    } catch {
+      return '';
+    }
+  }
+
   private consoleTail(): string {
     try {
       return readFileSync(join(this.dir, 'console.log'), 'utf8').slice(-2000);
