@@ -24,6 +24,7 @@ import {
   trace,
   type Attributes,
   type Context,
+  type Span,
   type Tracer,
 } from '@opentelemetry/api';
 import type * as SdkNode from '@opentelemetry/sdk-node';
@@ -165,31 +166,24 @@ export function inOutboxSpan<T>(
         'db.collection.name': 'app.outbox',
       },
     },
-    async (span) => {
-      try {
-        return await write(activeTraceCarrier());
-      } catch (error) {
-        span.recordException(error as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        throw error;
-      } finally {
-        span.end();
-      }
-    },
+    (span) => endWith(span, write(activeTraceCarrier())),
   );
 }
 
 /** Runs `work` in an internal span of its own, ended with its outcome. */
 export function inSpan<T>(name: string, attributes: Attributes, work: () => Promise<T>): Promise<T> {
-  return tracer().startActiveSpan(name, { attributes }, async (span) => {
-    try {
-      return await work();
-    } catch (error) {
-      span.recordException(error as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
+  return tracer().startActiveSpan(name, { attributes }, (span) => endWith(span, work()));
+}
+
+/** Ends a span with the outcome of `work`: an error is recorded on it and rethrown. */
+export async function endWith<T>(span: Span, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    span.recordException(error as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    throw error;
+  } finally {
+    span.end();
+  }
 }

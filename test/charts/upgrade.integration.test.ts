@@ -185,6 +185,20 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
     return ready;
   }
 
+  /** `helm upgrade` to the current chart with the user's values file again, as the upgrade notes say. */
+  const upgradeToCurrent = () =>
+    helm([
+      'upgrade',
+      release,
+      chartDir,
+      ...releaseArgs(),
+      '-f',
+      previousValues,
+      '--wait',
+      '--timeout',
+      '90s',
+    ]);
+
   /** Each named Tenant Ready and no longer Reconciling: its worker rolled, kstatus Current. */
   async function expectReconciled(names: readonly string[]): Promise<true> {
     await expectReady(names);
@@ -385,17 +399,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
     // The operator's rollout: the previous one stops, the current one starts and reconciles every Tenant.
     await withoutInterruption('helm upgrade and the operator rollout', async () => {
       await platform!.restartOperator(async () => {
-        await helm([
-          'upgrade',
-          release,
-          chartDir,
-          ...releaseArgs(),
-          '-f',
-          previousValues,
-          '--wait',
-          '--timeout',
-          '90s',
-        ]);
+        await upgradeToCurrent();
       });
       await eventually(
         'the current operator to reconcile every Tenant',
@@ -525,17 +529,7 @@ describe(`Helm chart upgrade from the previous version to ${currentVersion}`, fu
       'helm upgrade after the rollback',
       async () => {
         await platform!.restartOperator(async () => {
-          await helm([
-            'upgrade',
-            release,
-            chartDir,
-            ...releaseArgs(),
-            '-f',
-            previousValues,
-            '--wait',
-            '--timeout',
-            '90s',
-          ]);
+          await upgradeToCurrent();
         });
         await eventually('every Tenant rolled and Reconciled', () => expectReconciled(tenants), {
           timeoutMs: 60_000,

@@ -9,7 +9,8 @@ import type { ConfirmChannel } from 'amqplib';
 import { exponentialDelay } from '../../lib/backoff.js';
 import type { Logger } from '../../lib/logger.js';
 import { BrokerSession, errorText, publishConfirmed } from './broker-session.js';
-import { endWith, startPublishSpan } from './message-tracing.js';
+import { endWith } from '../../lib/telemetry/index.js';
+import { startPublishSpan } from './message-tracing.js';
 import { Pause } from './pause.js';
 
 /** Claims rows, calls `publish` with them inside its transaction, commits only if it resolves. */

@@ -5,8 +5,8 @@
 // span whose parent is what the headers carry. Republished retries keep the
 // headers, so every attempt of a delivery joins the same trace. With tracing
 // off these are the OpenTelemetry API's no-ops and no header is added.
-import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
-import { activeTraceCarrier, contextFromCarrier, tracer } from '../../lib/telemetry/index.js';
+import { context, SpanKind, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { activeTraceCarrier, contextFromCarrier, endWith, tracer } from '../../lib/telemetry/index.js';
 
 export interface MessageTarget {
   exchange: string;
@@ -46,19 +46,6 @@ export function startPublishSpan(
     parent,
   );
   return { span, traceHeaders: activeTraceCarrier(trace.setSpan(parent, span)) ?? {} };
-}
-
-/** Ends a span with the outcome of `work`. */
-export async function endWith<T>(span: Span, work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    span.recordException(error as Error);
-    span.setStatus({ code: SpanStatusCode.ERROR });
-    throw error;
-  } finally {
-    span.end();
-  }
 }
 
 /**
